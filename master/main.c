@@ -1,0 +1,394 @@
+/*
+ * main.c — hftpd's entry point: options, configuration, the checks that
+ * make startup errors clear, daemonizing with honest readiness, the pid
+ * file, and `-s` to signal a running master.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "master.h"
+#include "privsep.h"
+
+#define HFTPD_VERSION       "1.0.0"
+#define HFTPD_DEFAULT_PID   "/run/hftpd.pid"
+
+static void
+main_usage(FILE *fp)
+{
+	fprintf(fp,
+	    "usage: hftpd [-c FILE] [-d DIR] [-p PORT] [-a ADDR] [-w N] [-n N] [-f] [-t] [-h] [-V]\n"
+	    "       hftpd -s reload|quit|stop|reopen [-c FILE]\n"
+	    "  -c FILE  configuration file (key = value lines)\n"
+	    "  -d DIR   directory to serve (default: %s)\n"
+	    "  -p PORT  port to listen on (default: %d)\n"
+	    "  -a ADDR  address to listen on (default: %s; [::] or ::1 for IPv6)\n"
+	    "  -w N     worker processes (default: online CPUs)\n"
+	    "  -n N     clients per worker (default: %d)\n"
+	    "  -f       stay in the foreground, log to stderr\n"
+	    "  -t       check the configuration and exit 0 (good) or 1 (bad)\n"
+	    "  -s SIG   send reload, quit (graceful), stop (fast) or reopen (logs)\n"
+	    "           to the running master named by the pid file\n"
+	    "  -h       this help;  -V  version\n",
+	    CONFIG_DEFAULT_DIRECTORY, CONFIG_DEFAULT_PORT, CONFIG_DEFAULT_ADDR,
+	    CONFIG_DEFAULT_CLIENTS_PER_WORKER);
+}
+
+static int
+main_positive(const char *s, int max, int *out)
+{
+	char *end;
+	long  v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < 1 || v > max)
+		return -1;
+	*out = (int)v;
+	return 0;
+}
+
+int
+master_config_build(const struct master_options *o, struct config *c, char *err, size_t errlen)
+{
+	config_defaults(c);
+	if (o->config_file != NULL && config_load(c, o->config_file, err, errlen) == -1)
+		return -1;
+	if (o->directory != NULL)
+		snprintf(c->directory, sizeof(c->directory), "%s", o->directory);
+	if (o->address != NULL || o->port != NULL) {
+		char text[128];
+		const char *addr = o->address ? o->address : CONFIG_DEFAULT_ADDR;
+		const char *port = o->port ? o->port : "19500";
+		if (strchr(addr, ':') != NULL && addr[0] != '[')
+			snprintf(text, sizeof(text), "[%s]:%s", addr, port);
+		else
+			snprintf(text, sizeof(text), "%s:%s", addr, port);
+		if (config_parse_listen(text, &c->listen[0], err, errlen) == -1)
+			return -1;
+		c->nlisten = 1;
+	}
+	if (o->workers > 0)
+		c->workers = o->workers;
+	if (o->clients > 0)
+		c->clients_per_worker = o->clients;
+	if (!o->foreground && c->pid_file[0] == '\0')
+		snprintf(c->pid_file, sizeof(c->pid_file), "%s", HFTPD_DEFAULT_PID);
+	return config_finish(c, err, errlen);
+}
+
+int
+master_config_check(const struct config *c, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (stat(c->directory, &st) == -1) {
+		snprintf(err, errlen, "directory %s: %s", c->directory, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "directory %s: not a directory", c->directory);
+		return -1;
+	}
+	if (access(c->directory, R_OK | X_OK) == -1) {
+		snprintf(err, errlen, "directory %s: %s", c->directory, strerror(errno));
+		return -1;
+	}
+	return privsep_check(c, err, errlen);
+}
+
+/* Who holds the pid file's lock: its pid, 0 when nobody, -1 on error. */
+static long
+main_pidfile_holder(const char *path)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	int          fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return errno == ENOENT ? 0 : -1;
+	if (fcntl(fd, F_GETLK, &fl) == -1) {
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return fl.l_type == F_UNLCK ? 0 : (long)fl.l_pid;
+}
+
+/* Writes the pid file atomically and keeps it locked; 0 / -1 with err. */
+static int
+main_pidfile_write(struct master *m, char *err, size_t errlen)
+{
+	char         tmp[PATH_MAX + 16], text[32];
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	int          fd, n;
+	long         holder;
+
+	if (m->conf->pid_file[0] == '\0')
+		return 0;
+	if ((holder = main_pidfile_holder(m->conf->pid_file)) > 0) {
+		snprintf(err, errlen, "already running as pid %ld (pid file %s)", holder, m->conf->pid_file);
+		return -1;
+	}
+	snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", m->conf->pid_file, (long)getpid());
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) == -1) {
+		snprintf(err, errlen, "pid file %s: %s", tmp, strerror(errno));
+		return -1;
+	}
+	n = snprintf(text, sizeof(text), "%ld\n", (long)getpid());
+	if (fcntl(fd, F_SETLK, &fl) == -1 || write(fd, text, (size_t)n) != n ||
+	    rename(tmp, m->conf->pid_file) == -1) {
+		snprintf(err, errlen, "pid file %s: %s", m->conf->pid_file, strerror(errno));
+		close(fd);
+		unlink(tmp);
+		return -1;
+	}
+	m->pidfile_fd = fd;
+	return 0;
+}
+
+static int
+main_signal(const struct master_options *o, const char *what)
+{
+	static const struct { const char *name; int sig; } names[] = {
+		{ "reload", SIGHUP }, { "quit", SIGQUIT }, { "stop", SIGTERM }, { "reopen", SIGUSR1 },
+	};
+	struct config c;
+	char          err[CONFIG_ERR_MAX];
+	long          pid;
+	int           sig = 0;
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (strcmp(names[i].name, what) == 0)
+			sig = names[i].sig;
+	}
+	if (sig == 0) {
+		fprintf(stderr, "hftpd: -s %s: expected reload, quit, stop or reopen\n", what);
+		return 1;
+	}
+	if (master_config_build(o, &c, err, sizeof(err)) == -1) {
+		fprintf(stderr, "hftpd: %s\n", err);
+		return 1;
+	}
+	if ((pid = main_pidfile_holder(c.pid_file)) <= 0) {
+		fprintf(stderr, "hftpd: no running hftpd holds the pid file %s\n", c.pid_file);
+		return 1;
+	}
+	if (kill((pid_t)pid, sig) == -1) {
+		fprintf(stderr, "hftpd: signal pid %ld: %s\n", pid, strerror(errno));
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * Forks into the background.  The launcher waits on a pipe and exits 0
+ * only once the master reports "OK" (listening, every worker up); any
+ * other report is the startup error, printed before exiting 1.
+ */
+static int
+main_daemonize(struct master *m)
+{
+	int   pfd[2], devnull;
+	pid_t pid;
+
+	if (pipe2(pfd, O_CLOEXEC) == -1)
+		return -1;
+	if ((pid = fork()) == -1)
+		return -1;
+	if (pid > 0) {
+		char    msg[CONFIG_ERR_MAX + 16];
+		size_t  got = 0;
+		ssize_t r;
+
+		close(pfd[1]);
+		while (got < sizeof(msg) - 1 &&
+		    ((r = read(pfd[0], msg + got, sizeof(msg) - 1 - got)) > 0 || (r == -1 && errno == EINTR)))
+			got += r > 0 ? (size_t)r : 0;
+		msg[got] = '\0';
+		if (strcmp(msg, "OK\n") == 0)
+			_exit(0);
+		if (got == 0)
+			fprintf(stderr, "hftpd: startup failed (see the error log)\n");
+		else
+			fprintf(stderr, "hftpd: %s\n", msg);
+		_exit(1);
+	}
+	close(pfd[0]);
+	if (setsid() == -1)
+		return -1;
+	if ((pid = fork()) == -1)
+		return -1;
+	if (pid > 0)
+		_exit(0);
+	if (chdir("/") == -1)
+		return -1;
+	umask(022);
+	if ((devnull = open("/dev/null", O_RDWR | O_CLOEXEC)) == -1)
+		return -1;
+	dup2(devnull, STDIN_FILENO);
+	dup2(devnull, STDOUT_FILENO);
+	close(devnull);
+	m->ready_fd = pfd[1];
+	return 0;
+}
+
+static void
+main_raise_nofile(const struct config *c)
+{
+	struct rlimit rl;
+	rlim_t        want = (rlim_t)c->clients_per_worker + 64;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		return;
+	if (rl.rlim_cur < want) {
+		rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur < want)
+		log_warnx("open file limit %llu is below clients_per_worker + 64 = %llu",
+		    (unsigned long long)rl.rlim_cur, (unsigned long long)want);
+}
+
+static void
+main_fail(struct master *m, const char *msg)
+{
+	if (m->ready_fd != -1) {
+		log_error("%s", msg);
+		master_ready_report(m, msg);
+	} else
+		fprintf(stderr, "hftpd: %s\n", msg);
+	exit(1);
+}
+
+int
+main(int argc, char **argv)
+{
+	static struct master  m;
+	struct master_options o = { 0 };
+	const char           *signal_name = NULL;
+	char                  err[CONFIG_ERR_MAX];
+	int                   ch, test = 0, rc;
+
+	while ((ch = getopt(argc, argv, "c:d:p:a:w:n:fts:hV")) != -1) {
+		switch (ch) {
+		case 'c': o.config_file = optarg; break;
+		case 'd': o.directory = optarg; break;
+		case 'p': o.port = optarg; break;
+		case 'a': o.address = optarg; break;
+		case 'w':
+			if (main_positive(optarg, 1024, &o.workers) == -1) {
+				fprintf(stderr, "hftpd: -w %s: expected a number from 1 to 1024\n", optarg);
+				return 1;
+			}
+			break;
+		case 'n':
+			if (main_positive(optarg, 1000000, &o.clients) == -1) {
+				fprintf(stderr, "hftpd: -n %s: expected a number from 1 to 1000000\n", optarg);
+				return 1;
+			}
+			break;
+		case 'f': o.foreground = true; break;
+		case 't': test = 1; break;
+		case 's': signal_name = optarg; break;
+		case 'h': main_usage(stdout); return 0;
+		case 'V': printf("hftpd %s\n", HFTPD_VERSION); return 0;
+		default: main_usage(stderr); return 1;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "hftpd: unexpected argument '%s'\n", argv[optind]);
+		main_usage(stderr);
+		return 1;
+	}
+	if (signal_name != NULL)
+		return main_signal(&o, signal_name);
+
+	m.pending_fd = -1;
+	m.ready_fd = -1;
+	m.pidfile_fd = -1;
+	m.options = &o;
+	if ((m.conf = malloc(sizeof(*m.conf))) == NULL) {
+		fprintf(stderr, "hftpd: out of memory\n");
+		return 1;
+	}
+	if (master_config_build(&o, m.conf, err, sizeof(err)) == -1 ||
+	    master_config_check(m.conf, err, sizeof(err)) == -1) {
+		fprintf(stderr, "hftpd: %s\n", err);
+		return 1;
+	}
+	if (test) {
+		printf("hftpd: configuration %s is ok\n", o.config_file ? o.config_file : "(defaults)");
+		free(m.conf);
+		return 0;
+	}
+	log_init("master", (enum log_level)m.conf->log_level);
+	m.gen = 1;
+	log_set_role("master", m.gen);
+	if (m.conf->pid_file[0] != '\0' && main_pidfile_holder(m.conf->pid_file) > 0) {
+		fprintf(stderr, "hftpd: already running as pid %ld (pid file %s)\n",
+		    main_pidfile_holder(m.conf->pid_file), m.conf->pid_file);
+		return 1;
+	}
+	if (master_listeners_open(&m, m.conf, err, sizeof(err)) == -1) {
+		fprintf(stderr, "hftpd: %s\n", err);
+		return 1;
+	}
+	if (!o.foreground && main_daemonize(&m) == -1) {
+		fprintf(stderr, "hftpd: daemonize: %s\n", strerror(errno));
+		return 1;
+	}
+	/* From here on, errors reach the launcher through the readiness pipe. */
+	if (strcmp(m.conf->error_log, "stderr") != 0 || !o.foreground) {
+		const char *target = m.conf->error_log;
+		if (!o.foreground && strcmp(target, "stderr") == 0)
+			target = "syslog";
+		if (log_open(target) == -1) {
+			snprintf(err, sizeof(err), "error_log %s: %s", target, strerror(errno));
+			main_fail(&m, err);
+		}
+	}
+	if (!o.foreground) {
+		int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+		if (devnull != -1) {
+			dup2(devnull, STDERR_FILENO);
+			close(devnull);
+		}
+	}
+	if (main_pidfile_write(&m, err, sizeof(err)) == -1)
+		main_fail(&m, err);
+	main_raise_nofile(m.conf);
+	m.fails = calloc((size_t)m.conf->workers, sizeof(*m.fails));
+	m.respawn_at = calloc((size_t)m.conf->workers, sizeof(*m.respawn_at));
+	if (m.fails == NULL || m.respawn_at == NULL)
+		main_fail(&m, "out of memory");
+	if (signals_init() == -1) {
+		snprintf(err, sizeof(err), "signals: %s", strerror(errno));
+		main_fail(&m, err);
+	}
+	log_info("hftpd %s starting: %d workers x %d clients, directory %s",
+	    HFTPD_VERSION, m.conf->workers, m.conf->clients_per_worker, m.conf->directory);
+	if (spawn_pool(&m) == -1)
+		main_fail(&m, "cannot start the workers");
+
+	rc = master_run(&m);
+
+	if (m.pidfile_fd != -1) {
+		unlink(m.conf->pid_file);
+		close(m.pidfile_fd);
+	}
+	for (int i = 0; i < m.nslots; i++)
+		spawn_forget(&m, &m.slots[i]);
+	master_free_for_child(&m);
+	log_close();
+	return rc;
+}

@@ -1,0 +1,80 @@
+/*
+ * signals.c — the master's signal handlers: they only set a bit and write a
+ * byte to a self-pipe; the poll loop wakes on the pipe and acts.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "master.h"
+
+static volatile sig_atomic_t signals_seen;
+static int                   signals_pipe[2] = { -1, -1 };
+
+static void
+signals_handler(int sig)
+{
+	int saved = errno;
+
+	signals_seen |= (sig_atomic_t)SIGNALS_BIT(sig);
+	if (write(signals_pipe[1], "", 1) == -1) {
+		/* pipe full: a wake-up is already pending */
+	}
+	errno = saved;
+}
+
+int
+signals_init(void)
+{
+	static const int sigs[] = { SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGCHLD };
+	struct sigaction sa;
+
+	if (pipe2(signals_pipe, O_NONBLOCK | O_CLOEXEC) == -1)
+		return -1;
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = signals_handler;
+	sa.sa_flags = SA_RESTART;
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		if (sigaction(sigs[i], &sa, NULL) == -1)
+			return -1;
+	}
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	sigaction(SIGUSR2, &sa, NULL);
+	return 0;
+}
+
+int
+signals_fd(void)
+{
+	return signals_pipe[0];
+}
+
+unsigned
+signals_take(void)
+{
+	char     drain[64];
+	unsigned seen;
+	sigset_t all, old;
+
+	while (read(signals_pipe[0], drain, sizeof(drain)) > 0)
+		;
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &old);
+	seen = (unsigned)signals_seen;
+	signals_seen = 0;
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	return seen;
+}
+
+/* In a freshly forked worker: the master's pipe is not its business. */
+void
+signals_close(void)
+{
+	close(signals_pipe[0]);
+	close(signals_pipe[1]);
+	signals_pipe[0] = signals_pipe[1] = -1;
+}

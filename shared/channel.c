@@ -1,0 +1,167 @@
+/*
+ * channel.c — typed messages between master and workers, and the only code
+ * in hftpd that passes descriptors (SCM_RIGHTS).  A message is one
+ * SOCK_SEQPACKET datagram: struct channel_hdr, then hdr.len payload bytes,
+ * optionally with one descriptor attached.  Anything malformed is dropped
+ * whole, its descriptor (if any) closed, and reported as EBADMSG.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "channel.h"
+
+struct channel_rule {
+	const char *name;
+	size_t      len;        /* exact payload length */
+	int         has_fd;     /* 1: must carry one fd, 0: must carry none */
+};
+
+static const struct channel_rule channel_rules[CHANNEL_TYPE_MAX] = {
+	[CHANNEL_CONN]   = { "CONN",   sizeof(struct channel_conn), 1 },
+	[CHANNEL_DRAIN]  = { "DRAIN",  0, 0 },
+	[CHANNEL_STOP]   = { "STOP",   0, 0 },
+	[CHANNEL_REOPEN] = { "REOPEN", 0, 0 },
+	[CHANNEL_READY]  = { "READY",  0, 0 },
+	[CHANNEL_LOAD]   = { "LOAD",   sizeof(struct channel_load), 0 },
+};
+
+const char *
+channel_type_name(uint32_t type)
+{
+	if (type == 0 || type >= CHANNEL_TYPE_MAX)
+		return "unknown";
+	return channel_rules[type].name;
+}
+
+int
+channel_pair(int sv[2])
+{
+	return socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv);
+}
+
+int
+channel_send(int sock, enum channel_type type, uint32_t gen,
+    const void *payload, size_t len, int fd)
+{
+	struct channel_hdr hdr = { .type = (uint32_t)type, .len = (uint32_t)len, .gen = gen };
+	struct iovec       iov[2];
+	struct msghdr      msg;
+	union {
+		struct cmsghdr hdr;
+		char           buf[CMSG_SPACE(sizeof(int))];
+	} cmsgbuf;
+	ssize_t            n;
+
+	if (len > CHANNEL_PAYLOAD_MAX) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	memset(&msg, 0, sizeof(msg));
+	iov[0].iov_base = &hdr;
+	iov[0].iov_len = sizeof(hdr);
+	iov[1].iov_base = (void *)(uintptr_t)payload;
+	iov[1].iov_len = len;
+	msg.msg_iov = iov;
+	msg.msg_iovlen = len ? 2 : 1;
+	if (fd >= 0) {
+		struct cmsghdr *cmsg;
+		memset(&cmsgbuf, 0, sizeof(cmsgbuf));
+		msg.msg_control = cmsgbuf.buf;
+		msg.msg_controllen = sizeof(cmsgbuf.buf);
+		cmsg = CMSG_FIRSTHDR(&msg);
+		cmsg->cmsg_level = SOL_SOCKET;
+		cmsg->cmsg_type = SCM_RIGHTS;
+		cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
+	}
+	do
+		n = sendmsg(sock, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (n == -1 && errno == EINTR);
+	if (n == -1)
+		return -1;
+	if ((size_t)n != sizeof(hdr) + len) {   /* cannot happen on SEQPACKET */
+		errno = EMSGSIZE;
+		return -1;
+	}
+	return 0;
+}
+
+/* Closes every descriptor a control buffer carries. */
+static void
+channel_close_fds(struct msghdr *msg)
+{
+	struct cmsghdr *cmsg;
+
+	for (cmsg = CMSG_FIRSTHDR(msg); cmsg != NULL; cmsg = CMSG_NXTHDR(msg, cmsg)) {
+		if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS) {
+			size_t n = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			for (size_t i = 0; i < n; i++) {
+				int fd;
+				memcpy(&fd, CMSG_DATA(cmsg) + i * sizeof(int), sizeof(int));
+				close(fd);
+			}
+		}
+	}
+}
+
+int
+channel_recv(int sock, struct channel_hdr *hdr, void *payload,
+    size_t payload_max, int *fd)
+{
+	unsigned char data[sizeof(struct channel_hdr) + CHANNEL_PAYLOAD_MAX + 1];
+	struct iovec  iov = { .iov_base = data, .iov_len = sizeof(data) };
+	struct msghdr msg;
+	union {
+		struct cmsghdr hdr;
+		/* room for more than one fd, so a bad peer's extras are seen and closed */
+		char           buf[CMSG_SPACE(4 * sizeof(int))];
+	} cmsgbuf;
+	struct cmsghdr *cmsg;
+	ssize_t       n;
+	int           nfds = 0, got = -1;
+
+	*fd = -1;
+	memset(&msg, 0, sizeof(msg));
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = cmsgbuf.buf;
+	msg.msg_controllen = sizeof(cmsgbuf.buf);
+	do
+		n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+	while (n == -1 && errno == EINTR);
+	if (n == -1)
+		return -1;
+	if (n == 0 && msg.msg_controllen == 0)
+		return 0;
+
+	for (cmsg = CMSG_FIRSTHDR(&msg); cmsg != NULL; cmsg = CMSG_NXTHDR(&msg, cmsg)) {
+		if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS) {
+			size_t k = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			if (k > 0 && got == -1)
+				memcpy(&got, CMSG_DATA(cmsg), sizeof(int));
+			nfds += (int)k;
+		}
+	}
+	if ((msg.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) || nfds > 1)
+		goto bad;
+	if ((size_t)n < sizeof(*hdr))
+		goto bad;
+	memcpy(hdr, data, sizeof(*hdr));
+	if (hdr->type == 0 || hdr->type >= CHANNEL_TYPE_MAX)
+		goto bad;
+	if (hdr->len != (size_t)n - sizeof(*hdr) || hdr->len != channel_rules[hdr->type].len ||
+	    hdr->len > payload_max)
+		goto bad;
+	if (channel_rules[hdr->type].has_fd != (nfds == 1))
+		goto bad;
+	memcpy(payload, data + sizeof(*hdr), hdr->len);
+	*fd = got;
+	return 1;
+bad:
+	channel_close_fds(&msg);
+	errno = EBADMSG;
+	return -1;
+}

@@ -1,0 +1,63 @@
+/*
+ * channel.h — typed messages between the master and its workers over a
+ * SOCK_SEQPACKET socketpair.  channel.c is the only file that touches
+ * SCM_RIGHTS.  Every message: a fixed header, then exactly hdr.len bytes.
+ */
+#ifndef HFTPD_CHANNEL_H
+#define HFTPD_CHANNEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum channel_type {
+	CHANNEL_CONN = 1,   /* master -> worker: one client fd + struct channel_conn */
+	CHANNEL_DRAIN,      /* master -> worker: finish clients, then exit */
+	CHANNEL_STOP,       /* master -> worker: close everything, exit now */
+	CHANNEL_REOPEN,     /* master -> worker: reopen log files */
+	CHANNEL_READY,      /* worker -> master: serving */
+	CHANNEL_LOAD,       /* worker -> master: struct channel_load */
+	CHANNEL_TYPE_MAX
+};
+
+struct channel_hdr {
+	uint32_t type;
+	uint32_t len;       /* payload bytes after the header */
+	uint32_t gen;       /* configuration generation of the sender/target */
+	uint32_t pad;
+};
+
+struct channel_conn {
+	uint64_t id;        /* connection number, for the logs */
+};
+
+struct channel_load {
+	uint64_t received;  /* connections ever received by this worker */
+	uint32_t open;      /* connections open now */
+	uint32_t pad;
+};
+
+#define CHANNEL_PAYLOAD_MAX 64
+
+/* Creates a SOCK_SEQPACKET pair, close-on-exec; 0 / -1. */
+int  channel_pair(int sv[2]);
+
+/*
+ * Sends one message; fd >= 0 is passed along with it (the caller keeps its
+ * copy and closes it after success).  0 on success, -1 on error with errno
+ * set (EAGAIN when the peer's queue is full).
+ */
+int  channel_send(int sock, enum channel_type type, uint32_t gen,
+	    const void *payload, size_t len, int fd);
+
+/*
+ * Receives one message.  Returns 1 with *hdr, payload and *fd filled (fd -1
+ * when none came), 0 on EOF, -1 on error (errno EAGAIN when nothing waits,
+ * EBADMSG for a malformed message, which has been dropped and any fd closed).
+ * The payload length is checked against the type's expected size.
+ */
+int  channel_recv(int sock, struct channel_hdr *hdr, void *payload,
+	    size_t payload_max, int *fd);
+
+const char *channel_type_name(uint32_t type);
+
+#endif

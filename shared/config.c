@@ -1,0 +1,463 @@
+/*
+ * config.c — hftpd's configuration file: defaults, one table that describes
+ * every key, and errors that name FILE:LINE.
+ *
+ * Format: one "key = value" per line; '#' starts a comment at the start of
+ * a line or after white space; blank lines are ignored.  Single-valued keys
+ * may appear once; "listen" may repeat.  Relative paths resolve against the
+ * folder of the config file.
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+
+enum config_type {
+	CONFIG_LISTEN,      /* repeatable listen address */
+	CONFIG_PATH,        /* a path; relative resolves against the file's folder */
+	CONFIG_LOGPATH,     /* "stderr" | "syslog" | path */
+	CONFIG_OFFPATH,     /* "off" | path */
+	CONFIG_WORKERS,     /* "auto" | integer */
+	CONFIG_INT,         /* integer in [min, max] */
+	CONFIG_SIZE,        /* bytes with K/M/G suffix, in [min, max] */
+	CONFIG_DURATION,    /* seconds with s/m/h suffix, in [min, max] */
+	CONFIG_ENCODING,    /* "base64" | "fragments" */
+	CONFIG_LOGLEVEL,    /* "error" | "warn" | "info" | "debug" */
+	CONFIG_NAME         /* a user or group name */
+};
+
+struct config_key {
+	const char       *name;
+	enum config_type  type;
+	size_t            offset;
+	size_t            size;     /* of the field, for strings */
+	uint64_t          min;
+	uint64_t          max;
+};
+
+#define KEY(n, t, field, lo, hi) \
+	{ n, t, offsetof(struct config, field), sizeof(((struct config *)0)->field), lo, hi }
+
+static const struct config_key config_keys[] = {
+	KEY("listen",             CONFIG_LISTEN,   listen,             0, 0),
+	KEY("directory",          CONFIG_PATH,     directory,          0, 0),
+	KEY("workers",            CONFIG_WORKERS,  workers,            1, 1024),
+	KEY("clients_per_worker", CONFIG_INT,      clients_per_worker, 1, 1000000),
+	KEY("slice_encoding",     CONFIG_ENCODING, slice_encoding,     0, 0),
+	KEY("request_line_max",   CONFIG_SIZE,     request_line_max,   1, 1ull << 40),
+	KEY("client_timeout",     CONFIG_DURATION, client_timeout,     0, 86400 * 7),
+	KEY("pid_file",           CONFIG_PATH,     pid_file,           0, 0),
+	KEY("error_log",          CONFIG_LOGPATH,  error_log,          0, 0),
+	KEY("access_log",         CONFIG_OFFPATH,  access_log,         0, 0),
+	KEY("log_level",          CONFIG_LOGLEVEL, log_level,          0, 0),
+	KEY("user",               CONFIG_NAME,     user,               0, 0),
+	KEY("group",              CONFIG_NAME,     group,              0, 0),
+	KEY("shutdown_timeout",   CONFIG_DURATION, shutdown_timeout,   0, 86400),
+};
+#define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
+
+void
+config_defaults(struct config *c)
+{
+	memset(c, 0, sizeof(*c));
+	snprintf(c->directory, sizeof(c->directory), "%s", CONFIG_DEFAULT_DIRECTORY);
+	c->workers = 0;
+	c->clients_per_worker = CONFIG_DEFAULT_CLIENTS_PER_WORKER;
+	c->slice_encoding = SLICE_BASE64;
+	c->request_line_max = CONFIG_DEFAULT_REQUEST_LINE_MAX;
+	c->client_timeout = CONFIG_DEFAULT_CLIENT_TIMEOUT;
+	c->shutdown_timeout = CONFIG_DEFAULT_SHUTDOWN_TIMEOUT;
+	snprintf(c->error_log, sizeof(c->error_log), "stderr");
+	snprintf(c->access_log, sizeof(c->access_log), "off");
+	c->log_level = LOG_LEVEL_INFO;
+}
+
+static void
+config_error(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* Digits only, then an optional suffix from units; *out = value * unit. */
+static int
+config_parse_scaled(const char *s, const char *units, const uint64_t *mult,
+    uint64_t *out)
+{
+	uint64_t v = 0, m = 1;
+	const char *p = s;
+
+	if (!isdigit((unsigned char)*p))
+		return -1;
+	for (; isdigit((unsigned char)*p); p++) {
+		unsigned d = (unsigned)(*p - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return -1;
+		v = v * 10 + d;
+	}
+	if (*p != '\0') {
+		const char *u = strchr(units, tolower((unsigned char)*p));
+		if (u == NULL || p[1] != '\0')
+			return -1;
+		m = mult[u - units];
+	}
+	if (m != 1 && v > UINT64_MAX / m)
+		return -1;
+	*out = v * m;
+	return 0;
+}
+
+int
+config_parse_size(const char *s, uint64_t *out)
+{
+	static const uint64_t mult[] = { 1024, 1024 * 1024, 1024 * 1024 * 1024 };
+	return config_parse_scaled(s, "kmg", mult, out);
+}
+
+int
+config_parse_duration(const char *s, int *out)
+{
+	static const uint64_t mult[] = { 1, 60, 3600, 86400 };
+	uint64_t v;
+
+	if (config_parse_scaled(s, "smhd", mult, &v) == -1 || v > INT32_MAX)
+		return -1;
+	*out = (int)v;
+	return 0;
+}
+
+int
+config_parse_listen(const char *value, struct config_listen *out,
+    char *err, size_t errlen)
+{
+	char        host[64];
+	const char *port_text;
+	uint64_t    port;
+	int         is_v6 = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (value[0] == '[') {
+		const char *close = strchr(value, ']');
+		if (close == NULL || close[1] != ':' || (size_t)(close - value - 1) >= sizeof(host)) {
+			config_error(err, errlen, "listen '%s': expected [IPV6]:PORT", value);
+			return -1;
+		}
+		memcpy(host, value + 1, (size_t)(close - value - 1));
+		host[close - value - 1] = '\0';
+		port_text = close + 2;
+		is_v6 = 1;
+	} else {
+		const char *colon = strrchr(value, ':');
+		if (colon == NULL) {
+			snprintf(host, sizeof(host), "%s", CONFIG_DEFAULT_ADDR);
+			port_text = value;
+		} else {
+			if (strchr(value, ':') != colon) {
+				config_error(err, errlen,
+				    "listen '%s': write IPv6 addresses as [ADDR]:PORT", value);
+				return -1;
+			}
+			if ((size_t)(colon - value) >= sizeof(host)) {
+				config_error(err, errlen, "listen '%s': address too long", value);
+				return -1;
+			}
+			memcpy(host, value, (size_t)(colon - value));
+			host[colon - value] = '\0';
+			port_text = colon + 1;
+		}
+	}
+	if (config_parse_scaled(port_text, "", NULL, &port) == -1 || port < 1 || port > 65535) {
+		config_error(err, errlen, "listen '%s': port must be a number from 1 to 65535", value);
+		return -1;
+	}
+	if (is_v6) {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&out->addr;
+		if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1) {
+			config_error(err, errlen, "listen '%s': '%s' is not an IPv6 address", value, host);
+			return -1;
+		}
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)port);
+		out->addrlen = sizeof(*sin6);
+		snprintf(out->text, sizeof(out->text), "[%s]:%u", host, (unsigned)port);
+	} else {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&out->addr;
+		if (strcmp(host, "*") == 0)
+			snprintf(host, sizeof(host), "0.0.0.0");
+		if (inet_pton(AF_INET, host, &sin->sin_addr) != 1) {
+			config_error(err, errlen, "listen '%s': '%s' is not a numeric IPv4 address", value, host);
+			return -1;
+		}
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)port);
+		out->addrlen = sizeof(*sin);
+		snprintf(out->text, sizeof(out->text), "%s:%u", host, (unsigned)port);
+	}
+	return 0;
+}
+
+/* Makes path absolute against base (a folder); 0 / -1 when too long. */
+static int
+config_resolve_path(char *dst, size_t dstlen, const char *base, const char *path)
+{
+	int n;
+
+	if (path[0] == '/' || base[0] == '\0')
+		n = snprintf(dst, dstlen, "%s", path);
+	else
+		n = snprintf(dst, dstlen, "%s/%s", base, path);
+	return (n < 0 || (size_t)n >= dstlen) ? -1 : 0;
+}
+
+static int
+config_set(struct config *c, const struct config_key *k, const char *value,
+    const char *base, char *err, size_t errlen)
+{
+	char      *field = (char *)c + k->offset;
+	uint64_t   v;
+	int        iv;
+
+	switch (k->type) {
+	case CONFIG_LISTEN:
+		if (c->nlisten == CONFIG_LISTEN_MAX) {
+			config_error(err, errlen, "too many listen lines (at most %d)", CONFIG_LISTEN_MAX);
+			return -1;
+		}
+		if (config_parse_listen(value, &c->listen[c->nlisten], err, errlen) == -1)
+			return -1;
+		for (int i = 0; i < c->nlisten; i++) {
+			if (strcmp(c->listen[i].text, c->listen[c->nlisten].text) == 0) {
+				config_error(err, errlen, "listen '%s' given twice", value);
+				return -1;
+			}
+		}
+		c->nlisten++;
+		return 0;
+	case CONFIG_LOGPATH:
+		if (strcmp(value, "stderr") == 0 || strcmp(value, "syslog") == 0) {
+			snprintf(field, k->size, "%s", value);
+			return 0;
+		}
+		goto path;
+	case CONFIG_OFFPATH:
+		if (strcmp(value, "off") == 0) {
+			snprintf(field, k->size, "%s", value);
+			return 0;
+		}
+		/* FALLTHROUGH */
+	case CONFIG_PATH:
+	path:
+		if (config_resolve_path(field, k->size, base, value) == -1) {
+			config_error(err, errlen, "%s: path too long", k->name);
+			return -1;
+		}
+		return 0;
+	case CONFIG_WORKERS:
+		if (strcmp(value, "auto") == 0) {
+			*(int *)field = 0;
+			return 0;
+		}
+		/* FALLTHROUGH */
+	case CONFIG_INT:
+		if (config_parse_scaled(value, "", NULL, &v) == -1 || v < k->min || v > k->max) {
+			config_error(err, errlen, "%s: '%s' is not %s%s from %llu to %llu",
+			    k->name, value, k->type == CONFIG_WORKERS ? "'auto' or " : "",
+			    "a whole number", (unsigned long long)k->min, (unsigned long long)k->max);
+			return -1;
+		}
+		*(int *)field = (int)v;
+		return 0;
+	case CONFIG_SIZE:
+		if (config_parse_size(value, &v) == -1 || v < k->min || v > k->max) {
+			config_error(err, errlen, "%s: '%s' is not a size from %llu bytes to %lluG "
+			    "(digits with an optional K, M or G)", k->name, value,
+			    (unsigned long long)k->min, (unsigned long long)(k->max >> 30));
+			return -1;
+		}
+		*(uint64_t *)field = v;
+		return 0;
+	case CONFIG_DURATION:
+		if (config_parse_duration(value, &iv) == -1 || (uint64_t)iv < k->min || (uint64_t)iv > k->max) {
+			config_error(err, errlen, "%s: '%s' is not a duration from %llus to %llus "
+			    "(digits with an optional s, m, h or d)", k->name, value,
+			    (unsigned long long)k->min, (unsigned long long)k->max);
+			return -1;
+		}
+		*(int *)field = iv;
+		return 0;
+	case CONFIG_ENCODING:
+		if (strcmp(value, "base64") == 0)
+			*(enum slice_encoding *)field = SLICE_BASE64;
+		else if (strcmp(value, "fragments") == 0)
+			*(enum slice_encoding *)field = SLICE_FRAGMENTS;
+		else {
+			config_error(err, errlen, "%s: '%s' is not 'base64' or 'fragments'", k->name, value);
+			return -1;
+		}
+		return 0;
+	case CONFIG_LOGLEVEL: {
+		enum log_level level;
+		if (log_level_parse(value, &level) == -1) {
+			config_error(err, errlen, "%s: '%s' is not error, warn, info or debug", k->name, value);
+			return -1;
+		}
+		*(int *)field = (int)level;
+		return 0;
+	}
+	case CONFIG_NAME:
+		if (strlen(value) >= k->size) {
+			config_error(err, errlen, "%s: '%s' is too long", k->name, value);
+			return -1;
+		}
+		for (const char *p = value; *p; p++) {
+			if (!isalnum((unsigned char)*p) && *p != '_' && *p != '-' && *p != '.') {
+				config_error(err, errlen, "%s: '%s' is not a valid name", k->name, value);
+				return -1;
+			}
+		}
+		snprintf(field, k->size, "%s", value);
+		return 0;
+	}
+	config_error(err, errlen, "%s: internal error (type %d)", k->name, (int)k->type);
+	return -1;
+}
+
+static char *
+config_trim(char *s)
+{
+	char *end;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	end = s + strlen(s);
+	while (end > s && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r' || end[-1] == '\n'))
+		*--end = '\0';
+	return s;
+}
+
+int
+config_load(struct config *c, const char *file, char *err, size_t errlen)
+{
+	FILE       *fp;
+	char       *line = NULL, *key, *value, *eq, *hash, base[PATH_MAX];
+	size_t      linecap = 0;
+	unsigned    lineno = 0, seen[CONFIG_NKEYS] = { 0 };
+	int         nlisten_file = 0, rc = -1;
+	const char *slash;
+	char        msg[CONFIG_ERR_MAX];
+
+	if ((fp = fopen(file, "re")) == NULL) {
+		config_error(err, errlen, "%s: %s", file, strerror(errno));
+		return -1;
+	}
+	slash = strrchr(file, '/');
+	if (slash == NULL) {
+		if (getcwd(base, sizeof(base)) == NULL)
+			base[0] = '\0';
+	} else if (file[0] != '/') {
+		char cwd[PATH_MAX];
+		if (getcwd(cwd, sizeof(cwd)) == NULL)
+			cwd[0] = '\0';
+		snprintf(base, sizeof(base), "%s/%.*s", cwd, (int)(slash - file), file);
+	} else
+		snprintf(base, sizeof(base), "%.*s", (int)(slash - file), file);
+	if (base[0] == '\0' && slash == file)
+		snprintf(base, sizeof(base), "/");
+
+	while (getline(&line, &linecap, fp) != -1) {
+		const struct config_key *k = NULL;
+
+		lineno++;
+		for (hash = line; (hash = strchr(hash, '#')) != NULL; hash++) {
+			if (hash == line || hash[-1] == ' ' || hash[-1] == '\t') {
+				*hash = '\0';
+				break;
+			}
+		}
+		key = config_trim(line);
+		if (*key == '\0')
+			continue;
+		if ((eq = strchr(key, '=')) == NULL) {
+			config_error(msg, sizeof(msg), "expected 'key = value', got '%s'", key);
+			goto fail;
+		}
+		*eq = '\0';
+		key = config_trim(key);
+		value = config_trim(eq + 1);
+		for (size_t i = 0; i < CONFIG_NKEYS; i++) {
+			if (strcmp(config_keys[i].name, key) == 0) {
+				k = &config_keys[i];
+				break;
+			}
+		}
+		if (k == NULL) {
+			config_error(msg, sizeof(msg), "unknown key '%s'", key);
+			goto fail;
+		}
+		if (*value == '\0') {
+			config_error(msg, sizeof(msg), "%s: missing value", key);
+			goto fail;
+		}
+		if (k->type != CONFIG_LISTEN && seen[k - config_keys]) {
+			config_error(msg, sizeof(msg), "%s: duplicate key (first set on line %u)",
+			    key, seen[k - config_keys]);
+			goto fail;
+		}
+		seen[k - config_keys] = lineno;
+		if (k->type == CONFIG_LISTEN && nlisten_file++ == 0)
+			c->nlisten = 0;     /* the file's listen lines replace earlier ones */
+		if (config_set(c, k, value, base, msg, sizeof(msg)) == -1)
+			goto fail;
+	}
+	if (ferror(fp)) {
+		config_error(err, errlen, "%s: %s", file, strerror(errno));
+		lineno = 0;
+		goto done;
+	}
+	snprintf(c->path, sizeof(c->path), "%s", file);
+	rc = 0;
+	goto done;
+fail:
+	config_error(err, errlen, "%s:%u: %s", file, lineno, msg);
+done:
+	free(line);
+	fclose(fp);
+	return rc;
+}
+
+int
+config_finish(struct config *c, char *err, size_t errlen)
+{
+	if (c->nlisten == 0) {
+		char text[32];
+		snprintf(text, sizeof(text), "%s:%d", CONFIG_DEFAULT_ADDR, CONFIG_DEFAULT_PORT);
+		if (config_parse_listen(text, &c->listen[0], err, errlen) == -1)
+			return -1;
+		c->nlisten = 1;
+	}
+	if (c->workers == 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		c->workers = n < 1 ? 1 : (n > 1024 ? 1024 : (int)n);
+	}
+	if (c->directory[0] != '/') {
+		char cwd[PATH_MAX], abs[PATH_MAX];
+		if (getcwd(cwd, sizeof(cwd)) == NULL ||
+		    config_resolve_path(abs, sizeof(abs), cwd, c->directory) == -1) {
+			config_error(err, errlen, "directory '%s': cannot make the path absolute", c->directory);
+			return -1;
+		}
+		snprintf(c->directory, sizeof(c->directory), "%s", abs);
+	}
+	return 0;
+}

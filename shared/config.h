@@ -1,0 +1,76 @@
+/*
+ * config.h — hftpd's configuration: defaults, the key = value file format
+ * and command-line overrides.  One table in config.c describes every key.
+ */
+#ifndef HFTPD_CONFIG_H
+#define HFTPD_CONFIG_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define CONFIG_LISTEN_MAX   16
+#define CONFIG_ERR_MAX      (PATH_MAX + 256)
+
+#define CONFIG_DEFAULT_PORT                 19500
+#define CONFIG_DEFAULT_ADDR                 "0.0.0.0"
+#define CONFIG_DEFAULT_DIRECTORY            "testdata"
+#define CONFIG_DEFAULT_CLIENTS_PER_WORKER   512
+#define CONFIG_DEFAULT_REQUEST_LINE_MAX     (16u * 1024 * 1024)
+#define CONFIG_DEFAULT_CLIENT_TIMEOUT       300
+#define CONFIG_DEFAULT_SHUTDOWN_TIMEOUT     60
+
+enum slice_encoding { SLICE_BASE64, SLICE_FRAGMENTS };
+
+struct config_listen {
+	struct sockaddr_storage addr;
+	socklen_t               addrlen;
+	char                    text[80];     /* "127.0.0.1:19500", "[::1]:19500" */
+};
+
+struct config {
+	char                 path[PATH_MAX];  /* config file, "" when none */
+	struct config_listen listen[CONFIG_LISTEN_MAX];
+	int                  nlisten;
+	char                 directory[PATH_MAX];   /* absolute */
+	int                  workers;               /* 0 = auto (online CPUs) */
+	int                  clients_per_worker;
+	enum slice_encoding  slice_encoding;
+	uint64_t             request_line_max;      /* bytes */
+	int                  client_timeout;        /* seconds */
+	/* operations (daemon) */
+	char                 pid_file[PATH_MAX];
+	char                 error_log[PATH_MAX];   /* "stderr", "syslog" or a path */
+	char                 access_log[PATH_MAX];  /* "off" or a path */
+	int                  log_level;             /* enum log_level */
+	char                 user[64];
+	char                 group[64];
+	int                  shutdown_timeout;      /* seconds */
+};
+
+/* Fills c with the built-in defaults (no listener yet: see config_finish). */
+void config_defaults(struct config *c);
+
+/*
+ * Reads FILE into c (on top of what c holds).  On error returns -1 and writes
+ * "FILE:LINE: what is wrong" (or "FILE: ..." when the file cannot be read)
+ * into err.
+ */
+int  config_load(struct config *c, const char *file, char *err, size_t errlen);
+
+/* Parses one listen value ("ADDR:PORT", "[V6]:PORT", "PORT"); 0 / -1. */
+int  config_parse_listen(const char *value, struct config_listen *out,
+	    char *err, size_t errlen);
+
+/* Number parsers shared with the command line: 0 / -1. */
+int  config_parse_size(const char *s, uint64_t *out);      /* 16M, 4K, 1G */
+int  config_parse_duration(const char *s, int *out);       /* 30s, 5m, 1h */
+
+/*
+ * Completes c after file and overrides: default listener when none, workers
+ * "auto" resolved, relative directory made absolute against cwd.  0 / -1.
+ */
+int  config_finish(struct config *c, char *err, size_t errlen);
+
+#endif

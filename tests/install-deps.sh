@@ -1,0 +1,18 @@
+#!/bin/sh
+# Installs what the test suites need and is missing: cmocka, pytest (for the
+# system python3), valgrind.  Debian packages only; runs apt-get as root, or
+# through sudo when not root.  Safe to run again: it installs nothing present.
+set -eu
+missing=""
+[ -f /usr/include/cmocka.h ] || missing="$missing libcmocka-dev"
+/usr/bin/python3 -c 'import pytest' 2>/dev/null || missing="$missing python3-pytest"
+command -v valgrind >/dev/null 2>&1 || missing="$missing valgrind"
+command -v cc >/dev/null 2>&1 || missing="$missing gcc"
+command -v make >/dev/null 2>&1 || missing="$missing make"
+[ -z "$missing" ] && { echo "test dependencies present"; exit 0; }
+echo "installing:$missing"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo -n"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq < /dev/null
+$SUDO apt-get install -y -qq --no-install-recommends $missing < /dev/null

@@ -1,0 +1,107 @@
+/*
+ * client.h — one client connection inside a worker, and the worker itself.
+ */
+#ifndef HFTPD_CLIENT_H
+#define HFTPD_CLIENT_H
+
+#include <poll.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "buffer.h"
+#include "config.h"
+#include "files.h"
+#include "request.h"
+
+#define CLIENT_IN_CAP       (64 * 1024)
+#define CLIENT_OUT_CAP      (256 * 1024)
+/* Requests are read only while less than this is queued for the client. */
+#define CLIENT_OUT_HIGH     (CLIENT_OUT_CAP - 4096)
+/* File bytes per framing step (a multiple of 3 for base64). */
+#define CLIENT_CHUNK        (144 * 1024)
+
+enum client_state {
+	CLIENT_READING,     /* parsing requests (idle or mid-line) */
+	CLIENT_STREAMING,   /* a response body is being produced */
+	CLIENT_CLOSING,     /* flush what is owed, then close (quit, fatal, EOF) */
+	CLIENT_CLOSED       /* to be freed by the worker */
+};
+
+enum stream_kind { STREAM_NONE, STREAM_BASE64, STREAM_RAW, STREAM_FRAGMENTS, STREAM_MEMORY };
+
+struct stream {
+	enum stream_kind kind;
+	int              fd;
+	uint64_t         offset;
+	uint64_t         remaining;
+	char            *mem;       /* STREAM_MEMORY: owned block */
+	size_t           memlen;
+	size_t           mempos;
+};
+
+struct worker;
+
+struct client {
+	int                   fd;
+	int                   slot;         /* index in the worker's poll set */
+	enum client_state     state;
+	bool                  peer_eof;     /* the client shut down its side */
+	bool                  fatal_queued; /* a 1xx / quit: close after flush */
+	uint64_t              id;
+	time_t                last_active;
+	struct buffer         in;           /* allocated while holding bytes */
+	struct buffer         out;
+	struct stream         stream;
+	struct request_parser parser;
+	struct worker        *worker;
+};
+
+struct worker {
+	const struct config  *conf;
+	unsigned              gen;
+	int                   chan;
+	struct pollfd        *pfd;          /* [0] channel, [1..n] clients */
+	struct client       **clients;      /* parallel to pfd */
+	int                   nclients;
+	int                   maxclients;
+	uint64_t              received;
+	bool                  load_dirty;
+	bool                  draining;
+	bool                  stopping;
+	struct files          files;
+	unsigned char        *scratch;      /* CLIENT_CHUNK bytes */
+	char                **in_pool;      /* free input blocks */
+	int                   in_pooled;
+	char                **out_pool;     /* free output blocks */
+	int                   out_pooled;
+	time_t                now;
+};
+
+/* client.c */
+struct client *client_new(struct worker *w, int fd, uint64_t id);
+void client_free(struct client *c);
+/* One poll turn for c given its revents; afterwards c->state may be CLOSED. */
+void client_turn(struct client *c, short revents);
+short client_events(const struct client *c);
+void client_set_state(struct client *c, enum client_state state);
+int  client_out_reserve(struct client *c);
+void client_idle_check(struct client *c);
+
+/* commands.c */
+void commands_dispatch(struct client *c);
+void commands_fatal(struct client *c, int status);
+
+/* framing.c */
+/* Produces more of the body into c->out: 0 progress/done, -1 broken. */
+int  framing_fill(struct client *c);
+void framing_end(struct stream *s);
+/* Raw bodies past the first chunk go by sendfile: bytes sent / -1. */
+long framing_sendfile(struct client *c);
+
+/* worker.c */
+#include "worker.h"
+char *worker_block_get(struct worker *w, int out);
+void  worker_block_put(struct worker *w, int out, char *block);
+
+#endif

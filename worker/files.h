@@ -1,0 +1,31 @@
+/*
+ * files.h — the served directory, as a worker sees it: a directory
+ * descriptor kept in step with the configured path, the openat/fstat rules
+ * for what is servable, and the listing.
+ */
+#ifndef HFTPD_FILES_H
+#define HFTPD_FILES_H
+
+#include <stddef.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+struct files {
+	char   path[4096];
+	int    dirfd;       /* -1 while the path names no directory */
+	dev_t  dev;
+	ino_t  ino;
+};
+
+void files_init(struct files *f, const char *path);
+void files_close(struct files *f);
+/* Re-checks the path and reopens the directory when it changed. */
+void files_refresh(struct files *f);
+/* A servable (regular, not a symlink) file named name: 0 with *st, -1 if none. */
+int  files_stat(struct files *f, const char *name, struct stat *st);
+/* Opens a servable file for reading: fd; -1 with errno (ENOENT: not servable). */
+int  files_open(struct files *f, const char *name, struct stat *st);
+/* A malloc'd "0 OK\r\n" + sorted names + "\r\n" listing; NULL on ENOMEM. */
+char *files_listing(struct files *f, size_t *len);
+
+#endif

@@ -1,0 +1,205 @@
+/*
+ * framing.c — slice and listing bodies as producers for the output queue.
+ * Each call makes as much of the body as fits in the client's output buffer
+ * and no more, so memory per connection stays bounded whatever SIZE is:
+ *
+ *   base64     file chunk (a multiple of 3 bytes) -> encoder -> queue; "\r\n"
+ *   fragments  "LEN " + file chunk + "\r\n" per chunk; "0 \r\n" to end
+ *   raw        the first chunk rides in the queue behind the header (one
+ *              send for both); the rest goes by sendfile from the file
+ *   memory     a prepared block (the listing) copied out piece by piece
+ *
+ * A file that shrinks under a slice cannot take back its "0 OK": the
+ * producer reports it broken and the connection is closed.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sendfile.h>
+#include <unistd.h>
+
+#include "base64.h"
+#include "client.h"
+#include "log.h"
+
+void
+framing_end(struct stream *s)
+{
+	if (s->fd != -1)
+		close(s->fd);
+	free(s->mem);
+	s->kind = STREAM_NONE;
+	s->fd = -1;
+	s->mem = NULL;
+	s->remaining = 0;
+}
+
+/* pread exactly n bytes at the stream's offset; -1 on error or a short file. */
+static int
+framing_read(struct client *c, void *dst, size_t n)
+{
+	struct stream *s = &c->stream;
+	size_t         done = 0;
+
+	while (done < n) {
+		ssize_t r = pread(s->fd, (char *)dst + done, n - done, (off_t)(s->offset + done));
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r == -1) {
+			log_warn("client %" PRIu64 ": read", c->id);
+			return -1;
+		}
+		if (r == 0) {
+			log_error("client %" PRIu64 ": file shrank while being sent; "
+			    "closing the connection", c->id);
+			return -1;
+		}
+		done += (size_t)r;
+	}
+	s->offset += n;
+	s->remaining -= n;
+	return 0;
+}
+
+static int
+framing_fill_base64(struct client *c)
+{
+	struct stream *s = &c->stream;
+
+	while (s->remaining > 0) {
+		size_t room = buffer_room(&c->out), n;
+
+		/* Whole groups of 3 until the end; the tail may be shorter. */
+		n = (room / 4) * 3;
+		if (n > CLIENT_CHUNK)
+			n = CLIENT_CHUNK;
+		if (n >= s->remaining)
+			n = (size_t)s->remaining;
+		else if (n < 3 * 1024 && room < CLIENT_OUT_CAP / 4)
+			return 0;   /* wait for a useful amount of room */
+		if (n == 0)
+			return 0;
+		if (framing_read(c, c->worker->scratch, n) == -1)
+			return -1;
+		buffer_commit(&c->out, base64_encode(buffer_tail(&c->out), c->worker->scratch, n));
+	}
+	if (buffer_room(&c->out) < 2)
+		return 0;
+	buffer_append(&c->out, "\r\n", 2);
+	framing_end(s);
+	return 0;
+}
+
+static int
+framing_fill_fragments(struct client *c)
+{
+	struct stream *s = &c->stream;
+	char           head[24];
+
+	while (s->remaining > 0) {
+		size_t room = buffer_room(&c->out), n;
+		int    hl;
+
+		if (room < sizeof(head) + 2 + 1024)
+			return 0;
+		n = room - sizeof(head) - 2;
+		if (n > CLIENT_CHUNK)
+			n = CLIENT_CHUNK;
+		if (n > s->remaining)
+			n = (size_t)s->remaining;
+		hl = snprintf(head, sizeof(head), "%zu ", n);
+		buffer_append(&c->out, head, (size_t)hl);
+		if (framing_read(c, buffer_tail(&c->out), n) == -1)
+			return -1;
+		buffer_commit(&c->out, n);
+		buffer_append(&c->out, "\r\n", 2);
+	}
+	if (buffer_room(&c->out) < 4)
+		return 0;
+	buffer_append(&c->out, "0 \r\n", 4);
+	framing_end(s);
+	return 0;
+}
+
+static int
+framing_fill_raw(struct client *c)
+{
+	struct stream *s = &c->stream;
+	size_t         n;
+
+	/* Only the first piece goes through the queue, behind the header. */
+	if (buffer_len(&c->out) == 0)
+		return 0;
+	n = buffer_room(&c->out);
+	if (n > CLIENT_CHUNK)
+		n = CLIENT_CHUNK;
+	if (n > s->remaining)
+		n = (size_t)s->remaining;
+	if (n == 0)
+		return 0;
+	if (framing_read(c, buffer_tail(&c->out), n) == -1)
+		return -1;
+	buffer_commit(&c->out, n);
+	if (s->remaining == 0)
+		framing_end(s);
+	return 0;
+}
+
+static int
+framing_fill_memory(struct client *c)
+{
+	struct stream *s = &c->stream;
+	size_t         n = buffer_room(&c->out);
+
+	if (n > s->memlen - s->mempos)
+		n = s->memlen - s->mempos;
+	buffer_append(&c->out, s->mem + s->mempos, n);
+	s->mempos += n;
+	if (s->mempos == s->memlen)
+		framing_end(s);
+	return 0;
+}
+
+int
+framing_fill(struct client *c)
+{
+	switch (c->stream.kind) {
+	case STREAM_NONE:
+		return 0;
+	case STREAM_BASE64:
+		return framing_fill_base64(c);
+	case STREAM_FRAGMENTS:
+		return framing_fill_fragments(c);
+	case STREAM_RAW:
+		return framing_fill_raw(c);
+	case STREAM_MEMORY:
+		return framing_fill_memory(c);
+	}
+	return -1;
+}
+
+long
+framing_sendfile(struct client *c)
+{
+	struct stream *s = &c->stream;
+	off_t          off = (off_t)s->offset;
+	size_t         n = s->remaining > (1u << 20) ? (1u << 20) : (size_t)s->remaining;
+	ssize_t        r;
+
+	r = sendfile(c->fd, s->fd, &off, n);
+	if (r == -1)
+		return -1;
+	if (r == 0) {
+		log_error("client %" PRIu64 ": file shrank while being sent; "
+		    "closing the connection", c->id);
+		errno = EIO;
+		return -1;
+	}
+	s->offset += (uint64_t)r;
+	s->remaining -= (uint64_t)r;
+	if (s->remaining == 0)
+		framing_end(s);
+	return r;
+}

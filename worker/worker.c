@@ -1,0 +1,284 @@
+/*
+ * worker.c — a worker process: one poll loop over its channel to the master
+ * and at most clients_per_worker client sockets.  Clients arrive as
+ * descriptors on the channel (CONN); the worker reports its load back (LOAD)
+ * so the master can pick the least-loaded worker and pause accepting when
+ * every worker is full.  DRAIN finishes the clients and exits; STOP exits now.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "channel.h"
+#include "client.h"
+#include "log.h"
+
+#define WORKER_POOL_MAX 64
+
+static volatile sig_atomic_t worker_got_term;
+
+static void
+worker_on_signal(int sig)
+{
+	(void)sig;
+	worker_got_term = 1;
+}
+
+char *
+worker_block_get(struct worker *w, int out)
+{
+	if (out && w->out_pooled > 0)
+		return w->out_pool[--w->out_pooled];
+	if (!out && w->in_pooled > 0)
+		return w->in_pool[--w->in_pooled];
+	return malloc(out ? CLIENT_OUT_CAP : CLIENT_IN_CAP);
+}
+
+void
+worker_block_put(struct worker *w, int out, char *block)
+{
+	if (out && w->out_pooled < WORKER_POOL_MAX)
+		w->out_pool[w->out_pooled++] = block;
+	else if (!out && w->in_pooled < WORKER_POOL_MAX)
+		w->in_pool[w->in_pooled++] = block;
+	else
+		free(block);
+}
+
+static time_t
+worker_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+static void
+worker_add_client(struct worker *w, int fd, uint64_t id)
+{
+	struct client *c;
+
+	w->received++;
+	w->load_dirty = true;
+	if (w->nclients >= w->maxclients || w->draining) {
+		/* The master's books say we had room; they are wrong. */
+		log_warnx("client %" PRIu64 ": no free slot (%d open); closing", id, w->nclients);
+		close(fd);
+		return;
+	}
+	if ((c = client_new(w, fd, id)) == NULL) {
+		log_warnx("client %" PRIu64 ": out of memory; closing", id);
+		close(fd);
+		return;
+	}
+	c->slot = ++w->nclients;
+	w->clients[c->slot] = c;
+	w->pfd[c->slot].fd = fd;
+	w->pfd[c->slot].events = POLLIN;
+	w->pfd[c->slot].revents = 0;
+	log_debug("client %" PRIu64 ": accepted, %d open", id, w->nclients);
+}
+
+/* Removes the client at slot i, moving the last one into its place. */
+static void
+worker_remove_client(struct worker *w, int i)
+{
+	struct client *c = w->clients[i];
+
+	log_debug("client %" PRIu64 ": closed", c->id);
+	client_free(c);
+	if (i != w->nclients) {
+		w->clients[i] = w->clients[w->nclients];
+		w->pfd[i] = w->pfd[w->nclients];
+		w->clients[i]->slot = i;
+	}
+	w->clients[w->nclients] = NULL;
+	w->nclients--;
+	w->load_dirty = true;
+}
+
+static void
+worker_report_load(struct worker *w)
+{
+	struct channel_load load = { .received = w->received, .open = (uint32_t)w->nclients };
+
+	if (!w->load_dirty)
+		return;
+	if (channel_send(w->chan, CHANNEL_LOAD, w->gen, &load, sizeof(load), -1) == 0)
+		w->load_dirty = false;
+	else if (errno != EAGAIN)
+		log_warn("channel: send LOAD");
+}
+
+/* Handles every message waiting on the channel; -1 when the master is gone. */
+static int
+worker_dispatch(struct worker *w)
+{
+	struct channel_hdr hdr;
+	unsigned char      payload[CHANNEL_PAYLOAD_MAX];
+	int                fd, r;
+
+	for (;;) {
+		r = channel_recv(w->chan, &hdr, payload, sizeof(payload), &fd);
+		if (r == 0)
+			return -1;
+		if (r == -1) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return 0;
+			if (errno == EBADMSG) {
+				log_warnx("channel: malformed message dropped");
+				continue;
+			}
+			log_warn("channel: recv");
+			return -1;
+		}
+		switch (hdr.type) {
+		case CHANNEL_CONN: {
+			struct channel_conn conn;
+			memcpy(&conn, payload, sizeof(conn));
+			worker_add_client(w, fd, conn.id);
+			break;
+		}
+		case CHANNEL_DRAIN:
+			log_info("draining: %d clients left", w->nclients);
+			w->draining = true;
+			break;
+		case CHANNEL_STOP:
+			w->stopping = true;
+			break;
+		case CHANNEL_REOPEN:
+			if (log_reopen() == -1)
+				log_warn("reopening the log");
+			break;
+		default:
+			log_warnx("channel: unexpected %s message dropped", channel_type_name(hdr.type));
+			if (fd != -1)
+				close(fd);
+			break;
+		}
+	}
+}
+
+static int
+worker_setup(struct worker *w, const struct config *conf, unsigned gen, int chan)
+{
+	memset(w, 0, sizeof(*w));
+	w->files.dirfd = -1;
+	w->conf = conf;
+	w->gen = gen;
+	w->chan = chan;
+	w->maxclients = conf->clients_per_worker;
+	w->now = worker_now();
+	w->pfd = calloc((size_t)w->maxclients + 1, sizeof(*w->pfd));
+	w->clients = calloc((size_t)w->maxclients + 1, sizeof(*w->clients));
+	w->scratch = malloc(CLIENT_CHUNK);
+	w->in_pool = calloc(WORKER_POOL_MAX, sizeof(char *));
+	w->out_pool = calloc(WORKER_POOL_MAX, sizeof(char *));
+	if (w->pfd == NULL || w->clients == NULL || w->scratch == NULL ||
+	    w->in_pool == NULL || w->out_pool == NULL)
+		return -1;
+	w->pfd[0].fd = chan;
+	w->pfd[0].events = POLLIN;
+	files_init(&w->files, conf->directory);
+	return 0;
+}
+
+static void
+worker_teardown(struct worker *w)
+{
+	while (w->nclients > 0)
+		worker_remove_client(w, w->nclients);
+	for (int i = 0; i < w->in_pooled; i++)
+		free(w->in_pool[i]);
+	for (int i = 0; i < w->out_pooled; i++)
+		free(w->out_pool[i]);
+	files_close(&w->files);
+	free(w->in_pool);
+	free(w->out_pool);
+	free(w->scratch);
+	free(w->clients);
+	free(w->pfd);
+	close(w->chan);
+}
+
+int
+worker_main(const struct config *conf, unsigned gen, int chan)
+{
+	struct worker    w;
+	struct sigaction sa;
+	time_t           last_sweep;
+	int              rc = 1;
+
+	log_set_role("worker", gen);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = worker_on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGQUIT, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
+	sa.sa_handler = SIG_DFL;
+	sigaction(SIGCHLD, &sa, NULL);
+
+	if (worker_setup(&w, conf, gen, chan) == -1) {
+		log_warnx("out of memory at start");
+		goto done;
+	}
+	if (channel_send(chan, CHANNEL_READY, gen, NULL, 0, -1) == -1)
+		log_warn("channel: send READY");
+	log_debug("serving %s, up to %d clients", conf->directory, w.maxclients);
+	last_sweep = w.now;
+
+	while (!w.stopping && !worker_got_term) {
+		int n;
+
+		if (w.draining && w.nclients == 0)
+			break;
+		for (int i = 1; i <= w.nclients; i++)
+			w.pfd[i].events = client_events(w.clients[i]);
+		n = poll(w.pfd, (nfds_t)w.nclients + 1, 1000);
+		if (n == -1 && errno != EINTR) {
+			log_warn("poll");
+			goto done;
+		}
+		w.now = worker_now();
+		if (n > 0 && w.pfd[0].revents) {
+			if (worker_dispatch(&w) == -1) {
+				log_info("master gone; exiting");
+				break;
+			}
+		}
+		/* Walk backwards: removal moves the last client into the hole. */
+		for (int i = w.nclients; i >= 1 && n > 0; i--) {
+			struct client *c = w.clients[i];
+			if (w.pfd[i].revents == 0)
+				continue;
+			client_turn(c, w.pfd[i].revents);
+			w.pfd[i].revents = 0;
+			if (c->state == CLIENT_CLOSED)
+				worker_remove_client(&w, i);
+		}
+		if (w.now != last_sweep) {
+			last_sweep = w.now;
+			for (int i = w.nclients; i >= 1; i--) {
+				client_idle_check(w.clients[i]);
+				if (w.clients[i]->state == CLIENT_CLOSED)
+					worker_remove_client(&w, i);
+			}
+		}
+		worker_report_load(&w);
+	}
+	rc = 0;
+done:
+	worker_teardown(&w);
+	log_close();
+	return rc;
+}
