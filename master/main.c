@@ -259,6 +259,48 @@ main_raise_nofile(const struct config *c)
 		    (unsigned long long)rl.rlim_cur, (unsigned long long)want);
 }
 
+/* Log files are created here, owned by `user` so workers can reopen them. */
+static int
+main_log_file_create(const struct config *c, const char *path, char *err, size_t errlen)
+{
+	uid_t uid;
+	gid_t gid;
+	int   fd;
+
+	if ((fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640)) == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (geteuid() == 0 && privsep_ids(c, &uid, &gid) == 0 && fchown(fd, uid, gid) == -1) {
+		snprintf(err, errlen, "%s: chown: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+static int
+main_logs_open(struct master *m, bool foreground, char *err, size_t errlen)
+{
+	const char *target = m->conf->error_log;
+
+	/* A daemon has no terminal: "stderr" means syslog there. */
+	if (!foreground && strcmp(target, "stderr") == 0)
+		target = "syslog";
+	if (strcmp(target, "stderr") != 0 && strcmp(target, "syslog") != 0 &&
+	    main_log_file_create(m->conf, target, err, errlen) == -1)
+		return -1;
+	if (strcmp(m->conf->access_log, "off") != 0 &&
+	    main_log_file_create(m->conf, m->conf->access_log, err, errlen) == -1)
+		return -1;
+	if (log_open(target) == -1) {
+		snprintf(err, errlen, "error_log %s: %s", target, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 static void
 main_fail(struct master *m, const char *msg)
 {
@@ -339,7 +381,8 @@ main(int argc, char **argv)
 		    main_pidfile_holder(m.conf->pid_file), m.conf->pid_file);
 		return 1;
 	}
-	if (master_listeners_open(&m, m.conf, err, sizeof(err)) == -1) {
+	if (main_logs_open(&m, o.foreground, err, sizeof(err)) == -1 ||
+	    master_listeners_open(&m, m.conf, err, sizeof(err)) == -1) {
 		fprintf(stderr, "hftpd: %s\n", err);
 		return 1;
 	}
@@ -348,15 +391,6 @@ main(int argc, char **argv)
 		return 1;
 	}
 	/* From here on, errors reach the launcher through the readiness pipe. */
-	if (strcmp(m.conf->error_log, "stderr") != 0 || !o.foreground) {
-		const char *target = m.conf->error_log;
-		if (!o.foreground && strcmp(target, "stderr") == 0)
-			target = "syslog";
-		if (log_open(target) == -1) {
-			snprintf(err, sizeof(err), "error_log %s: %s", target, strerror(errno));
-			main_fail(&m, err);
-		}
-	}
 	if (!o.foreground) {
 		int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
 		if (devnull != -1) {

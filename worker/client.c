@@ -65,7 +65,7 @@ client_release_out(struct client *c)
 void
 client_free(struct client *c)
 {
-	framing_end(&c->stream);
+	framing_end(c);
 	client_release_in(c);
 	client_release_out(c);
 	if (c->fd != -1)
@@ -84,7 +84,7 @@ client_set_state(struct client *c, enum client_state state)
 	if (state == CLIENT_CLOSED || state == CLIENT_CLOSING) {
 		client_release_in(c);
 		if (state == CLIENT_CLOSED)
-			framing_end(&c->stream);
+			framing_end(c);
 	}
 	log_debug("client %" PRIu64 ": state %d -> %d", c->id, c->state, state);
 	c->state = state;

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "access.h"
 #include "buffer.h"
 #include "config.h"
 #include "files.h"
@@ -32,12 +33,22 @@ enum stream_kind { STREAM_NONE, STREAM_BASE64, STREAM_RAW, STREAM_FRAGMENTS, STR
 
 struct stream {
 	enum stream_kind kind;
+	bool             done;      /* body complete: end it after accounting */
 	int              fd;
 	uint64_t         offset;
 	uint64_t         remaining;
 	char            *mem;       /* STREAM_MEMORY: owned block */
 	size_t           memlen;
 	size_t           mempos;
+	struct access_pending *access;  /* while logging: the request it answers */
+};
+
+/* A streamed response's access-log line, completed when the body ends. */
+struct access_pending {
+	struct timespec start;
+	uint64_t        bytes;
+	char            peer[80];
+	char            request[ACCESS_REQUEST_MAX + 1];
 };
 
 struct worker;
@@ -47,7 +58,7 @@ struct client {
 	int                   slot;         /* index in the worker's poll set */
 	enum client_state     state;
 	bool                  peer_eof;     /* the client shut down its side */
-	bool                  fatal_queued; /* a 1xx / quit: close after flush */
+	int                   status;       /* of the last response begun */
 	uint64_t              id;
 	time_t                last_active;
 	struct buffer         in;           /* allocated while holding bytes */
@@ -95,7 +106,7 @@ void commands_fatal(struct client *c, int status);
 /* framing.c */
 /* Produces more of the body into c->out: 0 progress/done, -1 broken. */
 int  framing_fill(struct client *c);
-void framing_end(struct stream *s);
+void framing_end(struct client *c);
 /* Raw bodies past the first chunk go by sendfile: bytes sent / -1. */
 long framing_sendfile(struct client *c);
 

@@ -8,12 +8,15 @@
  * (201) -> file exists and is servable (202) -> range (203) -> readable (199).
  */
 #include <errno.h>
+#include <stdlib.h>
+#include <time.h>
 #include <inttypes.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "client.h"
 #include "log.h"
+#include "net.h"
 
 struct command {
 	const char *name;
@@ -56,29 +59,58 @@ commands_status_text(int status)
 static void
 commands_status(struct client *c, int status)
 {
+	c->status = status;
 	if (buffer_printf(&c->out, "%d %s\r\n", status, commands_status_text(status)) == -1)
 		log_warnx("client %" PRIu64 ": output queue full", c->id);
+}
+
+/*
+ * The access-log line of the response just begun: written now, or when its
+ * body ends if one is streaming.
+ */
+static void
+commands_account(struct client *c, size_t queued_before, const struct timespec *start)
+{
+	struct access_pending *a;
+	uint64_t               bytes = buffer_len(&c->out) - queued_before;
+
+	if ((a = malloc(sizeof(*a))) == NULL)
+		return;
+	a->start = *start;
+	a->bytes = bytes;
+	net_peer_text(c->fd, a->peer, sizeof(a->peer));
+	access_request_text(&c->parser, a->request, sizeof(a->request));
+	if (c->stream.kind != STREAM_NONE) {
+		c->stream.access = a;
+		return;
+	}
+	access_record(a->peer, a->request, c->status, a->bytes, &a->start);
+	free(a);
 }
 
 void
 commands_fatal(struct client *c, int status)
 {
-	if (client_out_reserve(c) == 0)
+	struct timespec start;
+	size_t          before;
+
+	if (client_out_reserve(c) == 0) {
+		before = buffer_len(&c->out);
+		clock_gettime(CLOCK_MONOTONIC, &start);
 		commands_status(c, status);
+		if (access_enabled())
+			commands_account(c, before, &start);
+	}
 	client_set_state(c, CLIENT_CLOSING);
 }
 
-void
-commands_dispatch(struct client *c)
+static void
+commands_run(struct client *c)
 {
 	const struct request_parser *p = &c->parser;
 	const struct request_elem   *cmd = &p->elem[0];
 	int                          nargs = p->argc - 1;
 
-	if (client_out_reserve(c) == -1) {
-		client_set_state(c, CLIENT_CLOSED);
-		return;
-	}
 	if (cmd->len > 0 && !cmd->truncated) {
 		for (size_t i = 0; i < sizeof(commands_table) / sizeof(commands_table[0]); i++) {
 			const struct command *k = &commands_table[i];
@@ -93,6 +125,27 @@ commands_dispatch(struct client *c)
 		}
 	}
 	commands_status(c, 200);
+}
+
+void
+commands_dispatch(struct client *c)
+{
+	struct timespec start;
+	size_t          before;
+
+	if (client_out_reserve(c) == -1) {
+		client_set_state(c, CLIENT_CLOSED);
+		return;
+	}
+	if (!access_enabled()) {
+		commands_run(c);
+		return;
+	}
+	before = buffer_len(&c->out);
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	commands_run(c);
+	if (c->state != CLIENT_CLOSED && c->out.data != NULL)
+		commands_account(c, before, &start);
 }
 
 static void

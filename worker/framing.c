@@ -24,13 +24,24 @@
 #include "client.h"
 #include "log.h"
 
+/* Ends the body, finished or not, and writes its access-log line. */
 void
-framing_end(struct stream *s)
+framing_end(struct client *c)
 {
+	struct stream *s = &c->stream;
+
+	if (s->access != NULL) {
+		access_record(s->access->peer, s->access->request,
+		    c->status,
+		    s->access->bytes, &s->access->start);
+		free(s->access);
+		s->access = NULL;
+	}
 	if (s->fd != -1)
 		close(s->fd);
 	free(s->mem);
 	s->kind = STREAM_NONE;
+	s->done = false;
 	s->fd = -1;
 	s->mem = NULL;
 	s->remaining = 0;
@@ -88,7 +99,7 @@ framing_fill_base64(struct client *c)
 	if (buffer_room(&c->out) < 2)
 		return 0;
 	buffer_append(&c->out, "\r\n", 2);
-	framing_end(s);
+	s->done = true;
 	return 0;
 }
 
@@ -119,7 +130,7 @@ framing_fill_fragments(struct client *c)
 	if (buffer_room(&c->out) < 4)
 		return 0;
 	buffer_append(&c->out, "0 \r\n", 4);
-	framing_end(s);
+	s->done = true;
 	return 0;
 }
 
@@ -143,7 +154,7 @@ framing_fill_raw(struct client *c)
 		return -1;
 	buffer_commit(&c->out, n);
 	if (s->remaining == 0)
-		framing_end(s);
+		s->done = true;
 	return 0;
 }
 
@@ -158,12 +169,12 @@ framing_fill_memory(struct client *c)
 	buffer_append(&c->out, s->mem + s->mempos, n);
 	s->mempos += n;
 	if (s->mempos == s->memlen)
-		framing_end(s);
+		s->done = true;
 	return 0;
 }
 
-int
-framing_fill(struct client *c)
+static int
+framing_produce(struct client *c)
 {
 	switch (c->stream.kind) {
 	case STREAM_NONE:
@@ -178,6 +189,20 @@ framing_fill(struct client *c)
 		return framing_fill_memory(c);
 	}
 	return -1;
+}
+
+int
+framing_fill(struct client *c)
+{
+	size_t before = c->out.data ? buffer_len(&c->out) : 0;
+	int    rc;
+
+	rc = framing_produce(c);
+	if (c->stream.access != NULL && c->out.data != NULL)
+		c->stream.access->bytes += buffer_len(&c->out) - before;
+	if (c->stream.done)
+		framing_end(c);
+	return rc;
 }
 
 long
@@ -199,7 +224,9 @@ framing_sendfile(struct client *c)
 	}
 	s->offset += (uint64_t)r;
 	s->remaining -= (uint64_t)r;
+	if (s->access != NULL)
+		s->access->bytes += (uint64_t)r;
 	if (s->remaining == 0)
-		framing_end(s);
+		framing_end(c);
 	return r;
 }

@@ -154,6 +154,7 @@ worker_dispatch(struct worker *w)
 		case CHANNEL_REOPEN:
 			if (log_reopen() == -1)
 				log_warn("reopening the log");
+			access_reopen();
 			break;
 		default:
 			log_warnx("channel: unexpected %s message dropped", channel_type_name(hdr.type));
@@ -182,6 +183,7 @@ worker_setup(struct worker *w, const struct config *conf, unsigned gen, int chan
 	if (w->pfd == NULL || w->clients == NULL || w->scratch == NULL ||
 	    w->in_pool == NULL || w->out_pool == NULL)
 		return -1;
+	access_open(conf->access_log);
 	w->pfd[0].fd = chan;
 	w->pfd[0].events = POLLIN;
 	files_init(&w->files, conf->directory);
@@ -198,6 +200,7 @@ worker_teardown(struct worker *w)
 	for (int i = 0; i < w->out_pooled; i++)
 		free(w->out_pool[i]);
 	files_close(&w->files);
+	access_close();
 	free(w->in_pool);
 	free(w->out_pool);
 	free(w->scratch);
@@ -275,6 +278,7 @@ worker_main(const struct config *conf, unsigned gen, int chan)
 			}
 		}
 		worker_report_load(&w);
+		access_flush(false);
 	}
 	rc = 0;
 done:
