@@ -87,6 +87,7 @@ struct worker {
 	char                **out_pool;     /* free output blocks */
 	int                   out_pooled;
 	time_t                now;
+	uint64_t              turn;         /* poll turns so far */
 };
 
 /* client.c */

@@ -114,7 +114,8 @@ commands_run(struct client *c)
 	if (cmd->len > 0 && !cmd->truncated) {
 		for (size_t i = 0; i < sizeof(commands_table) / sizeof(commands_table[0]); i++) {
 			const struct command *k = &commands_table[i];
-			if (strcmp(k->name, cmd->text) != 0)
+			/* by length too: the text may hold a NUL */
+			if (cmd->len != strlen(k->name) || strcmp(k->name, cmd->text) != 0)
 				continue;
 			if (nargs < k->argc_min || nargs > k->argc_max) {
 				commands_status(c, 201);
@@ -155,7 +156,7 @@ commands_listing(struct client *c, const struct request_parser *p)
 	char  *body;
 
 	(void)p;
-	files_refresh(&c->worker->files);
+	files_refresh_turn(&c->worker->files, c->worker->turn);
 	if ((body = files_listing(&c->worker->files, &len)) == NULL) {
 		log_warnx("client %" PRIu64 ": listing: out of memory", c->id);
 		commands_fatal(c, 199);
@@ -172,7 +173,7 @@ commands_listing(struct client *c, const struct request_parser *p)
 static int
 commands_find(struct client *c, const struct request_elem *name, struct stat *st)
 {
-	files_refresh(&c->worker->files);
+	files_refresh_turn(&c->worker->files, c->worker->turn);
 	/* Longer than any name the filesystem allows: no such file. */
 	if (name->truncated || files_stat(&c->worker->files, name->text, st) == -1) {
 		commands_status(c, 202);
@@ -212,7 +213,7 @@ commands_slice(struct client *c, const struct request_parser *p)
 	int                        fd;
 
 	if (!name->name_ok || !off->digits_ok || !size->digits_ok ||
-	    (p->argc == 5 && (p->elem[4].truncated || strcmp(p->elem[4].text, "raw") != 0))) {
+	    (p->argc == 5 && (p->elem[4].len != 3 || strcmp(p->elem[4].text, "raw") != 0))) {
 		commands_status(c, 201);
 		return;
 	}

@@ -26,6 +26,7 @@ files_init(struct files *f, const char *path)
 	f->dirfd = -1;
 	f->dev = 0;
 	f->ino = 0;
+	f->checked = 0;
 	files_refresh(f);
 }
 
@@ -61,6 +62,15 @@ files_refresh(struct files *f)
 	f->dirfd = fd;
 	f->dev = st.st_dev;
 	f->ino = st.st_ino;
+}
+
+void
+files_refresh_turn(struct files *f, uint64_t turn)
+{
+	if (f->checked == turn && turn != 0)
+		return;
+	f->checked = turn;
+	files_refresh(f);
 }
 
 static int

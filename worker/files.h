@@ -7,6 +7,7 @@
 #define HFTPD_FILES_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -15,12 +16,18 @@ struct files {
 	int    dirfd;       /* -1 while the path names no directory */
 	dev_t  dev;
 	ino_t  ino;
+	uint64_t checked;   /* poll turn of the last check */
 };
 
 void files_init(struct files *f, const char *path);
 void files_close(struct files *f);
 /* Re-checks the path and reopens the directory when it changed. */
 void files_refresh(struct files *f);
+/*
+ * The same, at most once per poll turn: requests answered in one turn
+ * arrived together, so one check of the path serves them all.
+ */
+void files_refresh_turn(struct files *f, uint64_t turn);
 /* A servable (regular, not a symlink) file named name: 0 with *st, -1 if none. */
 int  files_stat(struct files *f, const char *name, struct stat *st);
 /* Opens a servable file for reading: fd; -1 with errno (ENOENT: not servable). */

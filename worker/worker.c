@@ -231,6 +231,13 @@ worker_main(const struct config *conf, unsigned gen, int chan)
 	sa.sa_handler = SIG_DFL;
 	sigaction(SIGCHLD, &sa, NULL);
 
+	/*
+	 * Test hook: a worker that dies at start, to exercise the master's
+	 * crash-loop back-off.  Only read when HFTPD_TEST_HOOKS=1 is also set.
+	 */
+	if (getenv("HFTPD_TEST_HOOKS") != NULL && getenv("HFTPD_TEST_WORKER_EXIT") != NULL &&
+	    strcmp(getenv("HFTPD_TEST_HOOKS"), "1") == 0)
+		_exit(atoi(getenv("HFTPD_TEST_WORKER_EXIT")));
 	if (worker_setup(&w, conf, gen, chan) == -1) {
 		log_warnx("out of memory at start");
 		goto done;
@@ -253,6 +260,7 @@ worker_main(const struct config *conf, unsigned gen, int chan)
 			goto done;
 		}
 		w.now = worker_now();
+		w.turn++;
 		if (n > 0 && w.pfd[0].revents) {
 			if (worker_dispatch(&w) == -1) {
 				log_info("master gone; exiting");
