@@ -361,19 +361,25 @@ config_load(struct config *c, const char *file, char *err, size_t errlen)
 		config_error(err, errlen, "%s: %s", file, strerror(errno));
 		return -1;
 	}
+	/* base: the config file's folder, absolute */
 	slash = strrchr(file, '/');
-	if (slash == NULL) {
-		if (getcwd(base, sizeof(base)) == NULL)
-			base[0] = '\0';
-	} else if (file[0] != '/') {
-		char cwd[PATH_MAX];
-		if (getcwd(cwd, sizeof(cwd)) == NULL)
-			cwd[0] = '\0';
-		snprintf(base, sizeof(base), "%s/%.*s", cwd, (int)(slash - file), file);
-	} else
-		snprintf(base, sizeof(base), "%.*s", (int)(slash - file), file);
-	if (base[0] == '\0' && slash == file)
-		snprintf(base, sizeof(base), "/");
+	base[0] = '\0';
+	if (file[0] != '/' && getcwd(base, sizeof(base)) == NULL)
+		base[0] = '\0';
+	if (slash != NULL) {
+		size_t used = strlen(base), dirlen = (size_t)(slash - file);
+		if (used + 1 + dirlen >= sizeof(base)) {
+			config_error(err, errlen, "%s: path too long", file);
+			fclose(fp);
+			return -1;
+		}
+		if (used > 0)
+			base[used++] = '/';
+		memcpy(base + used, file, dirlen);
+		base[used + dirlen] = '\0';
+		if (base[0] == '\0')
+			snprintf(base, sizeof(base), "/");
+	}
 
 	while (getline(&line, &linecap, fp) != -1) {
 		const struct config_key *k = NULL;
