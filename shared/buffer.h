@@ -26,6 +26,7 @@ char   *buffer_tail(struct buffer *b);
 void    buffer_commit(struct buffer *b, size_t n);
 /* Appends all of p or nothing: 0, or -1 when it does not fit. */
 int     buffer_append(struct buffer *b, const void *p, size_t n);
+/* Formats at most 511 bytes (status lines, headers); all or nothing. */
 int     buffer_printf(struct buffer *b, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
 

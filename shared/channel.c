@@ -6,6 +6,7 @@
  * whole, its descriptor (if any) closed, and reported as EBADMSG.
  */
 #include <errno.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -134,8 +135,14 @@ channel_recv(int sock, struct channel_hdr *hdr, void *payload,
 	while (n == -1 && errno == EINTR);
 	if (n == -1)
 		return -1;
-	if (n == 0 && msg.msg_controllen == 0)
-		return 0;
+	if (n == 0 && msg.msg_controllen == 0) {
+		/* EOF, or a zero-length datagram from a broken peer? */
+		struct pollfd pfd = { .fd = sock, .events = POLLRDHUP };
+		if (poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLRDHUP | POLLHUP)))
+			return 0;
+		errno = EBADMSG;
+		return -1;
+	}
 
 	for (cmsg = CMSG_FIRSTHDR(&msg); cmsg != NULL; cmsg = CMSG_NXTHDR(&msg, cmsg)) {
 		if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS) {

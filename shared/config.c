@@ -190,6 +190,8 @@ config_parse_listen(const char *value, struct config_listen *out,
 		sin6->sin6_family = AF_INET6;
 		sin6->sin6_port = htons((uint16_t)port);
 		out->addrlen = sizeof(*sin6);
+		/* canonical text: equal addresses compare equal however written */
+		inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
 		snprintf(out->text, sizeof(out->text), "[%s]:%u", host, (unsigned)port);
 	} else {
 		struct sockaddr_in *sin = (struct sockaddr_in *)&out->addr;

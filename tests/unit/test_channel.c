@@ -1,0 +1,704 @@
+/*
+ * test_channel.c — unit tests for shared/channel.c over a real
+ * channel_pair(): descriptor passing (a new number for the same open file,
+ * close-on-exec), payload round trips, EOF, EAGAIN both ways, and malformed
+ * datagrams crafted with raw sendmsg(): each must come back as -1/EBADMSG
+ * with any attached descriptor closed, and the channel must go on working.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "channel.h"
+
+struct pair {
+	int sv[2];
+};
+
+static int setup_pair(void **state)
+{
+	static struct pair p;
+
+	if (channel_pair(p.sv) == -1)
+		return -1;
+	*state = &p;
+	return 0;
+}
+
+static int teardown_pair(void **state)
+{
+	struct pair *p = *state;
+
+	if (p->sv[0] >= 0)
+		close(p->sv[0]);
+	if (p->sv[1] >= 0)
+		close(p->sv[1]);
+	return 0;
+}
+
+/* Number of open descriptors of this process. */
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n - 1;   /* the DIR's own descriptor */
+}
+
+/* One raw datagram with up to 8 descriptors attached. */
+static ssize_t raw_send(int sock, const void *data, size_t len, const int *fds, int nfds)
+{
+	union {
+		struct cmsghdr hdr;
+		char           buf[CMSG_SPACE(8 * sizeof(int))];
+	} cbuf;
+	struct iovec  iov = { .iov_base = (void *)(uintptr_t)data, .iov_len = len };
+	struct msghdr msg;
+
+	memset(&msg, 0, sizeof(msg));
+	memset(&cbuf, 0, sizeof(cbuf));
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	if (nfds > 0) {
+		struct cmsghdr *c;
+		msg.msg_control = cbuf.buf;
+		msg.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
+		c = CMSG_FIRSTHDR(&msg);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
+		memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
+	}
+	return sendmsg(sock, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+static void make_pipe(int p[2])
+{
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+}
+
+/* The write side of pipe p is fully closed: the reader sees EOF at once. */
+static void assert_reader_sees_eof(int rd)
+{
+	char c;
+	int fl = fcntl(rd, F_GETFL);
+
+	assert_int_equal(fcntl(rd, F_SETFL, fl | O_NONBLOCK), 0);
+	errno = 0;
+	ssize_t n = read(rd, &c, 1);
+	if (n == -1 && errno == EAGAIN)
+		fail_msg("a copy of the pipe's write end is still open (fd leaked)");
+	assert_int_equal(n, 0);
+}
+
+/* Sends and receives a good READY, to show the channel still works. */
+static void assert_channel_works(struct pair *p)
+{
+	struct channel_hdr hdr;
+	struct channel_load load = { .received = 42, .open = 3 }, got;
+	int fd = 123;
+
+	assert_int_equal(channel_send(p->sv[1], CHANNEL_READY, 9, NULL, 0, -1), 0);
+	assert_int_equal(channel_recv(p->sv[0], &hdr, &got, sizeof(got), &fd), 1);
+	assert_int_equal(hdr.type, CHANNEL_READY);
+	assert_int_equal(hdr.len, 0);
+	assert_int_equal(hdr.gen, 9);
+	assert_int_equal(fd, -1);
+
+	memset(&got, 0, sizeof(got));
+	assert_int_equal(channel_send(p->sv[1], CHANNEL_LOAD, 10, &load, sizeof(load), -1), 0);
+	assert_int_equal(channel_recv(p->sv[0], &hdr, &got, sizeof(got), &fd), 1);
+	assert_int_equal(hdr.type, CHANNEL_LOAD);
+	assert_int_equal(got.received, 42);
+	assert_int_equal(got.open, 3);
+
+	/* Nothing else is queued. */
+	errno = 0;
+	assert_int_equal(channel_recv(p->sv[0], &hdr, &got, sizeof(got), &fd), -1);
+	assert_int_equal(errno, EAGAIN);
+}
+
+/* Expects the next message on sv[0] to be rejected as EBADMSG. */
+static void assert_badmsg(struct pair *p)
+{
+	struct channel_hdr hdr;
+	unsigned char payload[CHANNEL_PAYLOAD_MAX];
+	int fd = 123, rc;
+
+	errno = 0;
+	rc = channel_recv(p->sv[0], &hdr, payload, sizeof(payload), &fd);
+	if (rc != -1)
+		fail_msg("channel_recv returned %d, expected -1 with EBADMSG", rc);
+	assert_int_equal(errno, EBADMSG);
+	assert_int_equal(fd, -1);
+}
+
+/* ---- the pair itself ---- */
+
+static void test_pair_properties(void **state)
+{
+	struct pair *p = *state;
+	int type;
+	socklen_t len = sizeof(type);
+
+	for (int i = 0; i < 2; i++) {
+		assert_true(fcntl(p->sv[i], F_GETFD) & FD_CLOEXEC);
+		assert_int_equal(getsockopt(p->sv[i], SOL_SOCKET, SO_TYPE, &type, &len), 0);
+		assert_int_equal(type, SOCK_SEQPACKET);
+	}
+}
+
+/* ---- good messages ---- */
+
+static void test_conn_passes_fd(void **state)
+{
+	struct pair *p = *state;
+	struct channel_conn conn = { .id = 0x1122334455667788ull }, got = { 0 };
+	struct channel_hdr hdr;
+	struct stat a, b;
+	int pp[2], fd = -1, before;
+	char buf[16];
+
+	make_pipe(pp);
+	before = count_fds();
+	assert_int_equal(channel_send(p->sv[0], CHANNEL_CONN, 5, &conn, sizeof(conn), pp[0]), 0);
+	assert_int_equal(channel_recv(p->sv[1], &hdr, &got, sizeof(got), &fd), 1);
+	assert_int_equal(hdr.type, CHANNEL_CONN);
+	assert_int_equal(hdr.len, sizeof(struct channel_conn));
+	assert_int_equal(hdr.gen, 5);
+	assert_int_equal(got.id, 0x1122334455667788ull);
+	assert_int_equal(count_fds(), before + 1);
+
+	/* A new descriptor for the same pipe, close-on-exec. */
+	assert_true(fd >= 0);
+	assert_int_not_equal(fd, pp[0]);
+	assert_int_not_equal(fd, pp[1]);
+	assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+	assert_int_equal(fstat(fd, &a), 0);
+	assert_int_equal(fstat(pp[0], &b), 0);
+	assert_true(S_ISFIFO(a.st_mode));
+	assert_int_equal(a.st_dev, b.st_dev);
+	assert_int_equal(a.st_ino, b.st_ino);
+
+	/* Bytes written to the pipe come out of the received descriptor,
+	 * also once the sender's own copy is closed. */
+	close(pp[0]);
+	assert_int_equal(write(pp[1], "hello", 5), 5);
+	assert_int_equal(read(fd, buf, sizeof(buf)), 5);
+	assert_memory_equal(buf, "hello", 5);
+	close(pp[1]);
+	assert_int_equal(read(fd, buf, sizeof(buf)), 0);
+	close(fd);
+}
+
+static void test_conn_passes_socket(void **state)
+{
+	struct pair *p = *state;
+	struct channel_conn conn = { .id = 1 }, got;
+	struct channel_hdr hdr;
+	int sp[2], fd = -1;
+	char buf[8];
+
+	/* A client is a socket in real life: pass one end of a stream pair. */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+	assert_int_equal(channel_send(p->sv[0], CHANNEL_CONN, 1, &conn, sizeof(conn), sp[1]), 0);
+	close(sp[1]);
+	assert_int_equal(channel_recv(p->sv[1], &hdr, &got, sizeof(got), &fd), 1);
+	assert_true(fd >= 0);
+	assert_int_equal(write(sp[0], "quit\r\n", 6), 6);
+	assert_int_equal(read(fd, buf, sizeof(buf)), 6);
+	assert_memory_equal(buf, "quit\r\n", 6);
+	assert_int_equal(write(fd, "0 OK\r\n", 6), 6);
+	assert_int_equal(read(sp[0], buf, sizeof(buf)), 6);
+	assert_memory_equal(buf, "0 OK\r\n", 6);
+	close(fd);
+	close(sp[0]);
+}
+
+static void test_load_round_trip(void **state)
+{
+	struct pair *p = *state;
+	struct channel_load load = { .received = UINT64_MAX - 1, .open = 77, .pad = 0 }, got;
+	struct channel_hdr hdr;
+	int fd = 5;
+
+	memset(&got, 0xee, sizeof(got));
+	assert_int_equal(channel_send(p->sv[1], CHANNEL_LOAD, 0xdeadbeef, &load, sizeof(load), -1), 0);
+	assert_int_equal(channel_recv(p->sv[0], &hdr, &got, sizeof(got), &fd), 1);
+	assert_int_equal(hdr.type, CHANNEL_LOAD);
+	assert_int_equal(hdr.len, sizeof(struct channel_load));
+	assert_int_equal(hdr.gen, 0xdeadbeef);
+	assert_int_equal(fd, -1);
+	assert_int_equal(got.received, UINT64_MAX - 1);
+	assert_int_equal(got.open, 77);
+}
+
+static void test_messages_without_fd(void **state)
+{
+	static const enum channel_type types[] = {
+		CHANNEL_DRAIN, CHANNEL_STOP, CHANNEL_REOPEN, CHANNEL_READY,
+	};
+	struct pair *p = *state;
+	struct channel_hdr hdr;
+	char payload[CHANNEL_PAYLOAD_MAX];
+	int fd;
+
+	/* Both directions; several queued, read back in order. */
+	for (int dir = 0; dir < 2; dir++) {
+		for (unsigned i = 0; i < 4; i++)
+			assert_int_equal(channel_send(p->sv[dir], types[i], 100 + i, NULL, 0, -1), 0);
+		for (unsigned i = 0; i < 4; i++) {
+			fd = 99;
+			assert_int_equal(channel_recv(p->sv[!dir], &hdr, payload, sizeof(payload), &fd), 1);
+			assert_int_equal(hdr.type, types[i]);
+			assert_int_equal(hdr.len, 0);
+			assert_int_equal(hdr.gen, 100 + i);
+			assert_int_equal(fd, -1);
+		}
+	}
+	/* A zero-length payload needs no payload buffer. */
+	assert_int_equal(channel_send(p->sv[0], CHANNEL_STOP, 1, NULL, 0, -1), 0);
+	assert_int_equal(channel_recv(p->sv[1], &hdr, payload, 0, &fd), 1);
+	assert_int_equal(hdr.type, CHANNEL_STOP);
+}
+
+static void test_eof(void **state)
+{
+	struct pair *p = *state;
+	struct channel_hdr hdr;
+	char payload[CHANNEL_PAYLOAD_MAX];
+	int fd;
+
+	/* Queued messages are still delivered, then EOF. */
+	assert_int_equal(channel_send(p->sv[0], CHANNEL_DRAIN, 1, NULL, 0, -1), 0);
+	close(p->sv[0]);
+	p->sv[0] = -1;
+	assert_int_equal(channel_recv(p->sv[1], &hdr, payload, sizeof(payload), &fd), 1);
+	assert_int_equal(hdr.type, CHANNEL_DRAIN);
+	assert_int_equal(channel_recv(p->sv[1], &hdr, payload, sizeof(payload), &fd), 0);
+	assert_int_equal(fd, -1);
+	assert_int_equal(channel_recv(p->sv[1], &hdr, payload, sizeof(payload), &fd), 0);
+
+	/* Sending to a closed peer fails (no SIGPIPE). */
+	errno = 0;
+	assert_int_equal(channel_send(p->sv[1], CHANNEL_READY, 1, NULL, 0, -1), -1);
+	assert_int_equal(errno, EPIPE);
+}
+
+static void test_eagain_recv(void **state)
+{
+	struct pair *p = *state;
+	struct channel_hdr hdr;
+	char payload[CHANNEL_PAYLOAD_MAX];
+	int fd = 7;
+
+	/* The pair is blocking, yet an empty recv must not block. */
+	assert_false(fcntl(p->sv[1], F_GETFL) & O_NONBLOCK);
+	errno = 0;
+	assert_int_equal(channel_recv(p->sv[1], &hdr, payload, sizeof(payload), &fd), -1);
+	assert_int_equal(errno, EAGAIN);
+	assert_int_equal(fd, -1);
+	assert_int_equal(fcntl(p->sv[1], F_SETFL, O_NONBLOCK), 0);
+	errno = 0;
+	assert_int_equal(channel_recv(p->sv[1], &hdr, payload, sizeof(payload), &fd), -1);
+	assert_int_equal(errno, EAGAIN);
+}
+
+static void test_eagain_send_queue_full(void **state)
+{
+	struct pair *p = *state;
+	struct channel_hdr hdr;
+	char payload[CHANNEL_PAYLOAD_MAX];
+	int fd, sent = 0, got = 0, rc;
+
+	/* Fill the peer's queue without blocking. */
+	for (;;) {
+		rc = channel_send(p->sv[0], CHANNEL_READY, (uint32_t)sent, NULL, 0, -1);
+		if (rc == -1)
+			break;
+		sent++;
+		assert_true(sent < 10000000);
+	}
+	assert_int_equal(errno, EAGAIN);
+	assert_true(sent > 0);
+	/* Every one that was accepted arrives, in order. */
+	while ((rc = channel_recv(p->sv[1], &hdr, payload, sizeof(payload), &fd)) == 1) {
+		assert_int_equal(hdr.gen, (uint32_t)got);
+		got++;
+	}
+	assert_int_equal(rc, -1);
+	assert_int_equal(errno, EAGAIN);
+	assert_int_equal(got, sent);
+}
+
+static void test_send_too_long(void **state)
+{
+	struct pair *p = *state;
+	char big[CHANNEL_PAYLOAD_MAX + 1] = { 0 };
+
+	errno = 0;
+	assert_int_equal(channel_send(p->sv[0], CHANNEL_LOAD, 1, big, sizeof(big), -1), -1);
+	assert_int_equal(errno, EMSGSIZE);
+	assert_channel_works(p);
+}
+
+/* ---- malformed messages ---- */
+
+static void test_bad_short_header(void **state)
+{
+	struct pair *p = *state;
+	uint32_t half[2] = { CHANNEL_READY, 0 };
+
+	assert_int_equal(raw_send(p->sv[1], half, sizeof(half), NULL, 0), (ssize_t)sizeof(half));
+	assert_badmsg(p);
+	assert_int_equal(raw_send(p->sv[1], half, 1, NULL, 0), 1);
+	assert_badmsg(p);
+	assert_int_equal(raw_send(p->sv[1], half, sizeof(struct channel_hdr) - 1, NULL, 0),
+	    (ssize_t)sizeof(struct channel_hdr) - 1);
+	assert_badmsg(p);
+	assert_channel_works(p);
+}
+
+static void test_bad_empty_datagram_is_not_eof(void **state)
+{
+	struct pair *p = *state;
+
+	/* A zero-byte datagram is the shortest possible short header; the
+	 * peer is still there, so it must not read as EOF (0). */
+	assert_int_equal(raw_send(p->sv[1], "", 0, NULL, 0), 0);
+	assert_badmsg(p);
+	assert_channel_works(p);
+}
+
+static void test_bad_unknown_type(void **state)
+{
+	static const uint32_t bad_types[] = { 0, CHANNEL_TYPE_MAX, 99, UINT32_MAX };
+	struct pair *p = *state;
+
+	for (size_t i = 0; i < sizeof(bad_types) / sizeof(bad_types[0]); i++) {
+		struct channel_hdr hdr = { .type = bad_types[i], .len = 0, .gen = 1 };
+		assert_int_equal(raw_send(p->sv[1], &hdr, sizeof(hdr), NULL, 0), (ssize_t)sizeof(hdr));
+		assert_badmsg(p);
+	}
+	assert_channel_works(p);
+}
+
+static void test_bad_length_for_type(void **state)
+{
+	struct pair *p = *state;
+	unsigned char msg[sizeof(struct channel_hdr) + CHANNEL_PAYLOAD_MAX] = { 0 };
+	struct channel_hdr hdr = { 0 };
+
+	/* LOAD with 8 payload bytes, header saying 8: wrong size for LOAD. */
+	hdr.type = CHANNEL_LOAD;
+	hdr.len = 8;
+	memcpy(msg, &hdr, sizeof(hdr));
+	assert_int_equal(raw_send(p->sv[1], msg, sizeof(hdr) + 8, NULL, 0), (ssize_t)(sizeof(hdr) + 8));
+	assert_badmsg(p);
+
+	/* LOAD whose header claims the right 16 but only 8 bytes follow. */
+	hdr.len = sizeof(struct channel_load);
+	memcpy(msg, &hdr, sizeof(hdr));
+	assert_int_equal(raw_send(p->sv[1], msg, sizeof(hdr) + 8, NULL, 0), (ssize_t)(sizeof(hdr) + 8));
+	assert_badmsg(p);
+
+	/* LOAD with 16 bytes but a header claiming 0. */
+	hdr.len = 0;
+	memcpy(msg, &hdr, sizeof(hdr));
+	assert_int_equal(raw_send(p->sv[1], msg, sizeof(hdr) + 16, NULL, 0), (ssize_t)(sizeof(hdr) + 16));
+	assert_badmsg(p);
+
+	/* DRAIN with a payload (sent through channel_send, which does not
+	 * validate). */
+	assert_int_equal(channel_send(p->sv[1], CHANNEL_DRAIN, 1, msg, 4, -1), 0);
+	assert_badmsg(p);
+
+	/* LOAD with no payload at all. */
+	assert_int_equal(channel_send(p->sv[1], CHANNEL_LOAD, 1, NULL, 0, -1), 0);
+	assert_badmsg(p);
+
+	/* Longer than the largest message: truncated on receipt. */
+	hdr.type = CHANNEL_READY;
+	hdr.len = CHANNEL_PAYLOAD_MAX + 100;
+	{
+		unsigned char huge[sizeof(struct channel_hdr) + CHANNEL_PAYLOAD_MAX + 100] = { 0 };
+		memcpy(huge, &hdr, sizeof(hdr));
+		assert_int_equal(raw_send(p->sv[1], huge, sizeof(huge), NULL, 0), (ssize_t)sizeof(huge));
+	}
+	assert_badmsg(p);
+	assert_channel_works(p);
+}
+
+static void test_bad_payload_max_too_small(void **state)
+{
+	struct pair *p = *state;
+	struct channel_load load = { .received = 1, .open = 1 };
+	struct channel_hdr hdr;
+	char small[4];
+	int fd = 9;
+
+	assert_int_equal(channel_send(p->sv[1], CHANNEL_LOAD, 1, &load, sizeof(load), -1), 0);
+	errno = 0;
+	assert_int_equal(channel_recv(p->sv[0], &hdr, small, sizeof(small), &fd), -1);
+	assert_int_equal(errno, EBADMSG);
+	assert_int_equal(fd, -1);
+	assert_channel_works(p);
+}
+
+static void test_bad_conn_without_fd(void **state)
+{
+	struct pair *p = *state;
+	struct channel_conn conn = { .id = 7 };
+
+	assert_int_equal(channel_send(p->sv[1], CHANNEL_CONN, 1, &conn, sizeof(conn), -1), 0);
+	assert_badmsg(p);
+	assert_channel_works(p);
+}
+
+static void test_bad_load_with_fd_closes_it(void **state)
+{
+	struct pair *p = *state;
+	struct channel_load load = { .received = 1, .open = 1 };
+	int pp[2], before;
+
+	make_pipe(pp);
+	before = count_fds();
+	/* Send the pipe's write end along with a LOAD, then drop our copy:
+	 * the only write end left is the one in flight. */
+	assert_int_equal(channel_send(p->sv[1], CHANNEL_LOAD, 1, &load, sizeof(load), pp[1]), 0);
+	close(pp[1]);
+	assert_badmsg(p);
+	assert_int_equal(count_fds(), before - 1);
+	assert_reader_sees_eof(pp[0]);
+	close(pp[0]);
+	assert_channel_works(p);
+}
+
+static void test_bad_ready_with_fd_closes_it(void **state)
+{
+	struct pair *p = *state;
+	int pp[2];
+
+	make_pipe(pp);
+	assert_int_equal(channel_send(p->sv[1], CHANNEL_READY, 1, NULL, 0, pp[1]), 0);
+	close(pp[1]);
+	assert_badmsg(p);
+	assert_reader_sees_eof(pp[0]);
+	close(pp[0]);
+	assert_channel_works(p);
+}
+
+static void test_bad_conn_two_fds_closes_both(void **state)
+{
+	struct pair *p = *state;
+	struct { struct channel_hdr hdr; struct channel_conn conn; } m;
+	int a[2], b[2], fds[2], before;
+
+	make_pipe(a);
+	make_pipe(b);
+	memset(&m, 0, sizeof(m));
+	m.hdr.type = CHANNEL_CONN;
+	m.hdr.len = sizeof(struct channel_conn);
+	fds[0] = a[1];
+	fds[1] = b[1];
+	before = count_fds();
+	assert_int_equal(raw_send(p->sv[1], &m, sizeof(m), fds, 2), (ssize_t)sizeof(m));
+	close(a[1]);
+	close(b[1]);
+	assert_badmsg(p);
+	assert_int_equal(count_fds(), before - 2);
+	assert_reader_sees_eof(a[0]);
+	assert_reader_sees_eof(b[0]);
+	close(a[0]);
+	close(b[0]);
+	assert_channel_works(p);
+}
+
+static void test_bad_conn_many_fds_closes_all(void **state)
+{
+	struct pair *p = *state;
+	struct { struct channel_hdr hdr; struct channel_conn conn; } m;
+	int pp[8][2], fds[8], before;
+
+	/* 8 descriptors: more than the receiver's control buffer holds
+	 * (MSG_CTRUNC); none may survive. */
+	memset(&m, 0, sizeof(m));
+	m.hdr.type = CHANNEL_CONN;
+	m.hdr.len = sizeof(struct channel_conn);
+	for (int i = 0; i < 8; i++) {
+		make_pipe(pp[i]);
+		fds[i] = pp[i][1];
+	}
+	before = count_fds();
+	assert_int_equal(raw_send(p->sv[1], &m, sizeof(m), fds, 8), (ssize_t)sizeof(m));
+	for (int i = 0; i < 8; i++)
+		close(pp[i][1]);
+	assert_badmsg(p);
+	assert_int_equal(count_fds(), before - 8);
+	for (int i = 0; i < 8; i++) {
+		assert_reader_sees_eof(pp[i][0]);
+		close(pp[i][0]);
+	}
+	assert_channel_works(p);
+}
+
+static void test_bad_short_header_with_fd_closes_it(void **state)
+{
+	struct pair *p = *state;
+	uint32_t half[2] = { CHANNEL_CONN, 8 };
+	int pp[2];
+
+	make_pipe(pp);
+	assert_int_equal(raw_send(p->sv[1], half, sizeof(half), &pp[1], 1), (ssize_t)sizeof(half));
+	close(pp[1]);
+	assert_badmsg(p);
+	assert_reader_sees_eof(pp[0]);
+	close(pp[0]);
+	assert_channel_works(p);
+}
+
+static void test_bad_empty_with_fd_closes_it(void **state)
+{
+	struct pair *p = *state;
+	int pp[2];
+
+	/* A zero-byte datagram that carries a descriptor is not EOF. */
+	make_pipe(pp);
+	assert_int_equal(raw_send(p->sv[1], "", 0, &pp[1], 1), 0);
+	close(pp[1]);
+	assert_badmsg(p);
+	assert_reader_sees_eof(pp[0]);
+	close(pp[0]);
+	assert_channel_works(p);
+}
+
+static void test_bad_unknown_type_with_fd_closes_it(void **state)
+{
+	struct pair *p = *state;
+	struct { struct channel_hdr hdr; struct channel_conn conn; } m;
+	int pp[2];
+
+	memset(&m, 0, sizeof(m));
+	m.hdr.type = 42;
+	m.hdr.len = sizeof(struct channel_conn);
+	make_pipe(pp);
+	assert_int_equal(raw_send(p->sv[1], &m, sizeof(m), &pp[1], 1), (ssize_t)sizeof(m));
+	close(pp[1]);
+	assert_badmsg(p);
+	assert_reader_sees_eof(pp[0]);
+	close(pp[0]);
+	assert_channel_works(p);
+}
+
+static void test_bad_conn_wrong_length_with_fd_closes_it(void **state)
+{
+	struct pair *p = *state;
+	int pp[2];
+	uint64_t id[2] = { 1, 2 };
+
+	make_pipe(pp);
+	/* CONN with 16 payload bytes instead of 8. */
+	assert_int_equal(channel_send(p->sv[1], CHANNEL_CONN, 1, id, sizeof(id), pp[1]), 0);
+	close(pp[1]);
+	assert_badmsg(p);
+	assert_reader_sees_eof(pp[0]);
+	close(pp[0]);
+	assert_channel_works(p);
+}
+
+static void test_bad_then_good_queued(void **state)
+{
+	struct pair *p = *state;
+	struct channel_conn conn = { .id = 31337 }, got;
+	struct channel_hdr hdr;
+	uint32_t junk = 0xffffffff;
+	int pp[2], fd = -1;
+
+	/* A bad datagram queued in front of a good CONN: the bad one is
+	 * dropped whole, the good one follows intact with its fd. */
+	make_pipe(pp);
+	assert_int_equal(raw_send(p->sv[1], &junk, sizeof(junk), NULL, 0), (ssize_t)sizeof(junk));
+	assert_int_equal(channel_send(p->sv[1], CHANNEL_CONN, 3, &conn, sizeof(conn), pp[0]), 0);
+	assert_badmsg(p);
+	assert_int_equal(channel_recv(p->sv[0], &hdr, &got, sizeof(got), &fd), 1);
+	assert_int_equal(hdr.type, CHANNEL_CONN);
+	assert_int_equal(got.id, 31337);
+	assert_true(fd >= 0);
+	assert_int_equal(write(pp[1], "x", 1), 1);
+	char c;
+	assert_int_equal(read(fd, &c, 1), 1);
+	assert_int_equal(c, 'x');
+	close(fd);
+	close(pp[0]);
+	close(pp[1]);
+}
+
+/* ---- names ---- */
+
+static void test_type_name(void **state)
+{
+	(void)state;
+	assert_string_equal(channel_type_name(CHANNEL_CONN), "CONN");
+	assert_string_equal(channel_type_name(CHANNEL_DRAIN), "DRAIN");
+	assert_string_equal(channel_type_name(CHANNEL_STOP), "STOP");
+	assert_string_equal(channel_type_name(CHANNEL_REOPEN), "REOPEN");
+	assert_string_equal(channel_type_name(CHANNEL_READY), "READY");
+	assert_string_equal(channel_type_name(CHANNEL_LOAD), "LOAD");
+	assert_string_equal(channel_type_name(0), "unknown");
+	assert_string_equal(channel_type_name(CHANNEL_TYPE_MAX), "unknown");
+	assert_string_equal(channel_type_name(1000), "unknown");
+	assert_string_equal(channel_type_name(UINT32_MAX), "unknown");
+}
+
+#define PT(f) cmocka_unit_test_setup_teardown(f, setup_pair, teardown_pair)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		PT(test_pair_properties),
+		PT(test_conn_passes_fd),
+		PT(test_conn_passes_socket),
+		PT(test_load_round_trip),
+		PT(test_messages_without_fd),
+		PT(test_eof),
+		PT(test_eagain_recv),
+		PT(test_eagain_send_queue_full),
+		PT(test_send_too_long),
+		PT(test_bad_short_header),
+		PT(test_bad_empty_datagram_is_not_eof),
+		PT(test_bad_unknown_type),
+		PT(test_bad_length_for_type),
+		PT(test_bad_payload_max_too_small),
+		PT(test_bad_conn_without_fd),
+		PT(test_bad_load_with_fd_closes_it),
+		PT(test_bad_ready_with_fd_closes_it),
+		PT(test_bad_conn_two_fds_closes_both),
+		PT(test_bad_conn_many_fds_closes_all),
+		PT(test_bad_short_header_with_fd_closes_it),
+		PT(test_bad_empty_with_fd_closes_it),
+		PT(test_bad_unknown_type_with_fd_closes_it),
+		PT(test_bad_conn_wrong_length_with_fd_closes_it),
+		PT(test_bad_then_good_queued),
+		cmocka_unit_test(test_type_name),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
