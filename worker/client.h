@@ -41,6 +41,9 @@ struct stream {
 	size_t           memlen;
 	size_t           mempos;
 	struct access_pending *access;  /* while logging: the request it answers */
+	unsigned char   *map;       /* base64: mapped window of the file */
+	size_t           maplen;
+	uint64_t         mapoff;
 };
 
 /* A streamed response's access-log line, completed when the body ends. */
@@ -108,6 +111,7 @@ void commands_fatal(struct client *c, int status);
 /* Produces more of the body into c->out: 0 progress/done, -1 broken. */
 int  framing_fill(struct client *c);
 void framing_end(struct client *c);
+void framing_init(void);
 /* Raw bodies past the first chunk go by sendfile: bytes sent / -1. */
 long framing_sendfile(struct client *c);
 

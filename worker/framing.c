@@ -11,8 +11,17 @@
  *
  * A file that shrinks under a slice cannot take back its "0 OK": the
  * producer reports it broken and the connection is closed.
+ *
+ * base64 reads the file through a mapped window (FRAMING_WINDOW bytes at a
+ * time) so the encoder reads the page cache directly, saving the copy that
+ * pread makes.  A mapped file that shrinks raises SIGBUS on access; the
+ * handler jumps back out of the encoder (only while armed around it), and
+ * the connection is closed as for a short read.  pread is the fallback.
  */
 #include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <sys/mman.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +34,95 @@
 #include "log.h"
 
 /* Ends the body, finished or not, and writes its access-log line. */
+#define FRAMING_WINDOW (4u << 20)
+
+static sigjmp_buf            framing_bus_jmp;
+static volatile sig_atomic_t framing_bus_armed;
+
+static void
+framing_on_sigbus(int sig)
+{
+	if (framing_bus_armed) {
+		framing_bus_armed = 0;
+		siglongjmp(framing_bus_jmp, 1);
+	}
+	/* not ours: die of it as we would have */
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+void
+framing_init(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = framing_on_sigbus;
+	sa.sa_flags = SA_NODEFER;   /* jumping out leaves SIGBUS unblocked */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, NULL);
+}
+
+static void
+framing_unmap(struct stream *s)
+{
+	if (s->map != NULL)
+		munmap(s->map, s->maplen);
+	s->map = NULL;
+	s->maplen = 0;
+}
+
+/* Maps the window holding [offset, offset + n); false: use pread. */
+static bool
+framing_map(struct stream *s, size_t n)
+{
+	static long page;
+	uint64_t    start, end;
+
+	if (s->map != NULL && s->offset >= s->mapoff && s->offset + n <= s->mapoff + s->maplen)
+		return true;
+	framing_unmap(s);
+	if (page == 0)
+		page = sysconf(_SC_PAGESIZE);
+	start = s->offset & ~((uint64_t)page - 1);
+	end = s->offset + s->remaining;
+	if (end - start > FRAMING_WINDOW)
+		end = start + FRAMING_WINDOW;
+	if (end < s->offset + n)
+		return false;
+	s->map = mmap(NULL, (size_t)(end - start), PROT_READ, MAP_SHARED | MAP_POPULATE,
+	    s->fd, (off_t)start);
+	if (s->map == MAP_FAILED) {
+		s->map = NULL;
+		return false;
+	}
+	s->mapoff = start;
+	s->maplen = (size_t)(end - start);
+	return true;
+}
+
+/* Encodes n bytes at the stream's offset from the mapped window; -1: shrank. */
+static int
+framing_encode_mapped(struct client *c, size_t n)
+{
+	struct stream *s = &c->stream;
+	size_t         len;
+
+	if (sigsetjmp(framing_bus_jmp, 0) != 0) {
+		log_error("client %" PRIu64 ": file shrank while being sent; "
+		    "closing the connection", c->id);
+		framing_unmap(s);
+		return -1;
+	}
+	framing_bus_armed = 1;
+	len = base64_encode(buffer_tail(&c->out), s->map + (s->offset - s->mapoff), n);
+	framing_bus_armed = 0;
+	buffer_commit(&c->out, len);
+	s->offset += n;
+	s->remaining -= n;
+	return 0;
+}
+
 void
 framing_end(struct client *c)
 {
@@ -37,6 +135,7 @@ framing_end(struct client *c)
 		free(s->access);
 		s->access = NULL;
 	}
+	framing_unmap(s);
 	if (s->fd != -1)
 		close(s->fd);
 	free(s->mem);
@@ -92,6 +191,11 @@ framing_fill_base64(struct client *c)
 			return 0;   /* wait for a useful amount of room */
 		if (n == 0)
 			return 0;
+		if (framing_map(s, n)) {
+			if (framing_encode_mapped(c, n) == -1)
+				return -1;
+			continue;
+		}
 		if (framing_read(c, c->worker->scratch, n) == -1)
 			return -1;
 		buffer_commit(&c->out, base64_encode(buffer_tail(&c->out), c->worker->scratch, n));

@@ -238,6 +238,7 @@ worker_main(const struct config *conf, unsigned gen, int chan)
 	if (getenv("HFTPD_TEST_HOOKS") != NULL && getenv("HFTPD_TEST_WORKER_EXIT") != NULL &&
 	    strcmp(getenv("HFTPD_TEST_HOOKS"), "1") == 0)
 		_exit(atoi(getenv("HFTPD_TEST_WORKER_EXIT")));
+	framing_init();
 	if (worker_setup(&w, conf, gen, chan) == -1) {
 		log_warnx("out of memory at start");
 		goto done;
