@@ -259,27 +259,6 @@ main_raise_nofile(const struct config *c)
 		    (unsigned long long)rl.rlim_cur, (unsigned long long)want);
 }
 
-/* Log files are created here, owned by `user` so workers can reopen them. */
-static int
-main_log_file_create(const struct config *c, const char *path, char *err, size_t errlen)
-{
-	uid_t uid;
-	gid_t gid;
-	int   fd;
-
-	if ((fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640)) == -1) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
-	}
-	if (geteuid() == 0 && privsep_ids(c, &uid, &gid) == 0 && fchown(fd, uid, gid) == -1) {
-		snprintf(err, errlen, "%s: chown: %s", path, strerror(errno));
-		close(fd);
-		return -1;
-	}
-	close(fd);
-	return 0;
-}
-
 static int
 main_logs_open(struct master *m, bool foreground, char *err, size_t errlen)
 {
@@ -289,10 +268,10 @@ main_logs_open(struct master *m, bool foreground, char *err, size_t errlen)
 	if (!foreground && strcmp(target, "stderr") == 0)
 		target = "syslog";
 	if (strcmp(target, "stderr") != 0 && strcmp(target, "syslog") != 0 &&
-	    main_log_file_create(m->conf, target, err, errlen) == -1)
+	    master_log_file_create(m->conf, target, err, errlen) == -1)
 		return -1;
 	if (strcmp(m->conf->access_log, "off") != 0 &&
-	    main_log_file_create(m->conf, m->conf->access_log, err, errlen) == -1)
+	    master_log_file_create(m->conf, m->conf->access_log, err, errlen) == -1)
 		return -1;
 	if (log_open(target) == -1) {
 		snprintf(err, errlen, "error_log %s: %s", target, strerror(errno));
@@ -351,6 +330,19 @@ main(int argc, char **argv)
 		fprintf(stderr, "hftpd: unexpected argument '%s'\n", argv[optind]);
 		main_usage(stderr);
 		return 1;
+	}
+	/* The daemon runs in /: a relative -c must still name the file on reload. */
+	if (o.config_file != NULL && o.config_file[0] != '/') {
+		static char abs_config[PATH_MAX];
+		char        cwd[PATH_MAX];
+		int         n;
+		if (getcwd(cwd, sizeof(cwd)) == NULL ||
+		    (n = snprintf(abs_config, sizeof(abs_config), "%s/%s", cwd, o.config_file)) < 0 ||
+		    (size_t)n >= sizeof(abs_config)) {
+			fprintf(stderr, "hftpd: %s: cannot make the path absolute\n", o.config_file);
+			return 1;
+		}
+		o.config_file = abs_config;
 	}
 	if (signal_name != NULL)
 		return main_signal(&o, signal_name);

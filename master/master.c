@@ -10,6 +10,7 @@
  * stopped at shutdown_timeout.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -24,6 +25,8 @@
 #include "privsep.h"
 
 #define MASTER_STOP_GRACE_S 1
+
+static int master_log_files(const struct config *c);
 
 void
 master_now(struct timespec *ts)
@@ -62,6 +65,27 @@ master_free_for_child(struct master *m)
 	m->conf = NULL;
 	m->fails = NULL;
 	m->respawn_at = NULL;
+}
+
+/* Log files are created here, owned by `user` so workers can reopen them. */
+int
+master_log_file_create(const struct config *c, const char *path, char *err, size_t errlen)
+{
+	uid_t uid;
+	gid_t gid;
+	int   fd;
+
+	if ((fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640)) == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (geteuid() == 0 && privsep_ids(c, &uid, &gid) == 0 && fchown(fd, uid, gid) == -1) {
+		snprintf(err, errlen, "%s: chown: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
 }
 
 void
@@ -228,6 +252,7 @@ master_reload(struct master *m)
 	}
 	if (master_listeners_open(m, next, err, sizeof(err)) == -1)
 		goto fail;
+	master_log_files(next);
 	if (strcmp(next->error_log, m->conf->error_log) != 0 && log_open(next->error_log) == -1)
 		log_warn("error_log %s: keeping the old log", next->error_log);
 	log_set_level((enum log_level)next->log_level);
@@ -257,10 +282,32 @@ fail:
 	notify_send("READY=1\nSTATUS=reload failed: %s", err);
 }
 
+/* (Re)creates the log files as the master, owned by `user`; 0 / -1 logged. */
+static int
+master_log_files(const struct config *c)
+{
+	char err[CONFIG_ERR_MAX];
+	int  rc = 0;
+
+	if (strcmp(c->error_log, "stderr") != 0 && strcmp(c->error_log, "syslog") != 0 &&
+	    master_log_file_create(c, c->error_log, err, sizeof(err)) == -1) {
+		log_warnx("error_log %s", err);
+		rc = -1;
+	}
+	if (strcmp(c->access_log, "off") != 0 &&
+	    master_log_file_create(c, c->access_log, err, sizeof(err)) == -1) {
+		log_warnx("access_log %s", err);
+		rc = -1;
+	}
+	return rc;
+}
+
 static void
 master_reopen_logs(struct master *m)
 {
 	log_info("reopening log files");
+	/* Workers may not create files where the logs live: the master does. */
+	master_log_files(m->conf);
 	if (log_reopen() == -1)
 		log_warn("reopening %s", m->conf->error_log);
 	for (int i = 0; i < m->nslots; i++) {

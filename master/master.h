@@ -80,6 +80,8 @@ int  master_config_check(const struct config *c, char *err, size_t errlen);
 int  master_run(struct master *m);
 int  master_listeners_open(struct master *m, const struct config *c, char *err, size_t errlen);
 void master_ready_report(struct master *m, const char *msg);
+/* Creates a log file (owned by `user` when root); 0 / -1 with err. */
+int  master_log_file_create(const struct config *c, const char *path, char *err, size_t errlen);
 void master_now(struct timespec *ts);
 double master_elapsed(const struct timespec *since);
 void master_free_for_child(struct master *m);

@@ -39,6 +39,8 @@ client_new(struct worker *w, int fd, uint64_t id)
 	request_init(&c->parser, w->conf->request_line_max);
 	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1 && errno != EOPNOTSUPP)
 		log_debug("client %" PRIu64 ": TCP_NODELAY: %s", id, strerror(errno));
+	if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one)) == -1)
+		log_debug("client %" PRIu64 ": SO_KEEPALIVE: %s", id, strerror(errno));
 	return c;
 }
 
@@ -203,7 +205,7 @@ client_send(struct client *c)
 			c->last_active = c->worker->now;
 		}
 	} else if (c->stream.kind == STREAM_RAW) {
-		n = framing_sendfile(c);
+		n = framing_send_raw(c);
 		if (n >= 0) {
 			c->last_active = c->worker->now;
 			if (c->stream.kind == STREAM_NONE && c->state == CLIENT_STREAMING)
@@ -280,12 +282,13 @@ client_idle_check(struct client *c)
 {
 	int timeout = c->worker->conf->client_timeout;
 
-	if (timeout > 0 && c->worker->now - c->last_active >= timeout) {
-		if (client_owes(c))
-			log_info("client %" PRIu64 ": no progress sending for %ds; closing",
-			    c->id, timeout);
-		else
-			log_debug("client %" PRIu64 ": idle for %ds; closing", c->id, timeout);
+	/*
+	 * Idle means no request bytes and nothing owed (HFTP.md): a client
+	 * that is slow to read what it is owed is not idle.  TCP keepalive
+	 * finds peers that vanished.
+	 */
+	if (timeout > 0 && !client_owes(c) && c->worker->now - c->last_active >= timeout) {
+		log_debug("client %" PRIu64 ": idle for %ds; closing", c->id, timeout);
 		client_set_state(c, CLIENT_CLOSED);
 	}
 }

@@ -112,8 +112,8 @@ void commands_fatal(struct client *c, int status);
 int  framing_fill(struct client *c);
 void framing_end(struct client *c);
 void framing_init(void);
-/* Raw bodies past the first chunk go by sendfile: bytes sent / -1. */
-long framing_sendfile(struct client *c);
+/* Raw bodies past the first chunk: bytes sent / -1. */
+long framing_send_raw(struct client *c);
 
 /* worker.c */
 #include "worker.h"

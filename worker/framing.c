@@ -6,7 +6,7 @@
  *   base64     file chunk (a multiple of 3 bytes) -> encoder -> queue; "\r\n"
  *   fragments  "LEN " + file chunk + "\r\n" per chunk; "0 \r\n" to end
  *   raw        the first chunk rides in the queue behind the header (one
- *              send for both); the rest goes by sendfile from the file
+ *              send for both); the rest is sent from the mapped file
  *   memory     a prepared block (the listing) copied out piece by piece
  *
  * A file that shrinks under a slice cannot take back its "0 OK": the
@@ -26,7 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "base64.h"
@@ -309,23 +309,49 @@ framing_fill(struct client *c)
 	return rc;
 }
 
+/*
+ * Raw bodies past the first chunk: one send straight from the mapped window
+ * (the kernel copies at send time).  Not sendfile: it queues references to
+ * page-cache pages, and a file truncated while they wait in the socket
+ * delivers zeros where a short response is due.  Without a mapping the
+ * chunk goes through the output buffer.
+ */
 long
-framing_sendfile(struct client *c)
+framing_send_raw(struct client *c)
 {
 	struct stream *s = &c->stream;
-	off_t          off = (off_t)s->offset;
 	size_t         n = s->remaining > (1u << 20) ? (1u << 20) : (size_t)s->remaining;
 	ssize_t        r;
 
-	r = sendfile(c->fd, s->fd, &off, n);
+	if (framing_map(s, 1)) {
+		uint64_t window_left = s->mapoff + s->maplen - s->offset;
+		if (n > window_left)
+			n = (size_t)window_left;
+		r = send(c->fd, s->map + (s->offset - s->mapoff), n, MSG_NOSIGNAL);
+		if (r == -1 && errno == EFAULT) {
+			log_error("client %" PRIu64 ": file shrank while being sent; "
+			    "closing the connection", c->id);
+			return -1;
+		}
+	} else {
+		if (client_out_reserve(c) == -1)
+			return -1;
+		if (n > buffer_room(&c->out))
+			n = buffer_room(&c->out);
+		if (framing_read(c, buffer_tail(&c->out), n) == -1)
+			return -1;
+		buffer_commit(&c->out, n);
+		s->offset -= n;     /* counted below, once sent */
+		s->remaining += n;
+		r = send(c->fd, buffer_head(&c->out), buffer_len(&c->out), MSG_NOSIGNAL);
+		if (r > 0)
+			buffer_consume(&c->out, (size_t)r);
+		/* what the buffer still holds is sent by later turns */
+		if (r >= 0)
+			r = (ssize_t)n;
+	}
 	if (r == -1)
 		return -1;
-	if (r == 0) {
-		log_error("client %" PRIu64 ": file shrank while being sent; "
-		    "closing the connection", c->id);
-		errno = EIO;
-		return -1;
-	}
 	s->offset += (uint64_t)r;
 	s->remaining -= (uint64_t)r;
 	if (s->access != NULL)
