@@ -461,8 +461,13 @@ master_run(struct master *m)
 			if (m->fails[i] > 0 || spawn_count(m, m->gen, false) < m->conf->workers)
 				timeout = 50;
 		}
-		if (poll(pfd, (nfds_t)n, timeout) == -1 && errno != EINTR)
-			fatal("poll");
+		if (poll(pfd, (nfds_t)n, timeout) == -1) {
+			if (errno != EINTR)
+				fatal("poll");
+			/* interrupted by a signal: the kernel filled in no revents */
+			for (int i = 0; i < n; i++)
+				pfd[i].revents = 0;
+		}
 
 		sigs = signals_take();
 		if (sigs & SIGNALS_BIT(SIGCHLD))
