@@ -282,7 +282,13 @@ def server_conn_inodes(srv, n, timeout=5):
 def test_client_fds_live_in_workers_not_master(hftpd):
     srv = hftpd(workers=2)
     workers = srv.wait_workers(2)
-    master_socks_before = len(socket_inodes_of(srv.pid))
+    # One listener and one channel per worker.  A worker's pid shows up the
+    # moment it is forked, a moment before the master closes the child's end
+    # of the socketpair, so wait for the settled count rather than sample it.
+    master_socks_before = 1 + 2
+    assert wait_for(lambda: len(socket_inodes_of(srv.pid))
+                    == master_socks_before, 5 * SCALE), \
+        socket_inodes_of(srv.pid)
     clients = [srv.client() for _ in range(6)]
     for c in clients:
         assert c.metadata("ten.txt") == 10
