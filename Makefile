@@ -47,10 +47,10 @@ run: $(BUILD)/hftpd
 test: deps
 	$(MAKE) all
 	$(MAKE) unit
+	$(MAKE) bench-smoke
 	$(MAKE) integration
 	$(MAKE) asan-test
 	$(MAKE) valgrind
-	$(MAKE) bench-smoke
 
 deps:
 	sh tests/install-deps.sh

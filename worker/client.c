@@ -33,7 +33,7 @@ client_new(struct worker *w, int fd, uint64_t id)
 	c->id = id;
 	c->worker = w;
 	c->state = CLIENT_READING;
-	c->last_active = w->now;
+	c->last_active = w->now_ms;
 	c->stream.kind = STREAM_NONE;
 	c->stream.fd = -1;
 	request_init(&c->parser, w->conf->request_line_max);
@@ -130,7 +130,7 @@ client_read(struct client *c)
 	n = recv(c->fd, buffer_tail(&c->in), buffer_room(&c->in), 0);
 	if (n > 0) {
 		buffer_commit(&c->in, (size_t)n);
-		c->last_active = c->worker->now;
+		c->last_active = c->worker->now_ms;
 		return true;
 	}
 	if (n == 0) {
@@ -202,12 +202,12 @@ client_send(struct client *c)
 		n = send(c->fd, buffer_head(&c->out), buffer_len(&c->out), MSG_NOSIGNAL);
 		if (n >= 0) {
 			buffer_consume(&c->out, (size_t)n);
-			c->last_active = c->worker->now;
+			c->last_active = c->worker->now_ms;
 		}
 	} else if (c->stream.kind == STREAM_RAW) {
 		n = framing_send_raw(c);
 		if (n >= 0) {
-			c->last_active = c->worker->now;
+			c->last_active = c->worker->now_ms;
 			if (c->stream.kind == STREAM_NONE && c->state == CLIENT_STREAMING)
 				client_set_state(c, CLIENT_READING);
 		}
@@ -277,6 +277,13 @@ client_events(const struct client *c)
 	return ev;
 }
 
+bool
+client_quiet(const struct client *c, int seconds)
+{
+	return c->state == CLIENT_READING && !client_owes(c) &&
+	    c->worker->now_ms - c->last_active >= (uint64_t)seconds * 1000;
+}
+
 void
 client_idle_check(struct client *c)
 {
@@ -287,7 +294,7 @@ client_idle_check(struct client *c)
 	 * that is slow to read what it is owed is not idle.  TCP keepalive
 	 * finds peers that vanished.
 	 */
-	if (timeout > 0 && !client_owes(c) && c->worker->now - c->last_active >= timeout) {
+	if (timeout > 0 && !client_owes(c) && c->worker->now_ms - c->last_active >= (uint64_t)timeout * 1000) {
 		log_debug("client %" PRIu64 ": idle for %ds; closing", c->id, timeout);
 		client_set_state(c, CLIENT_CLOSED);
 	}

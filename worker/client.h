@@ -63,7 +63,7 @@ struct client {
 	bool                  peer_eof;     /* the client shut down its side */
 	int                   status;       /* of the last response begun */
 	uint64_t              id;
-	time_t                last_active;
+	uint64_t              last_active;  /* worker->now_ms of the last byte */
 	struct buffer         in;           /* allocated while holding bytes */
 	struct buffer         out;
 	struct stream         stream;
@@ -75,9 +75,14 @@ struct worker {
 	const struct config  *conf;
 	unsigned              gen;
 	int                   chan;
-	struct pollfd        *pfd;          /* [0] channel, [1..n] clients */
+	/* [0] channel, [1..nhot] hot clients, [nhot+1..nclients] cold ones */
+	struct pollfd        *pfd;
 	struct client       **clients;      /* parallel to pfd */
 	int                   nclients;
+	int                   nhot;
+	uint64_t              now_ns;       /* the same in nanoseconds */
+	uint64_t              scan_ns;      /* smoothed cost of a full poll */
+	uint64_t              next_scan_ns; /* when the cold clients are due */
 	int                   maxclients;
 	uint64_t              received;
 	bool                  load_dirty;
@@ -89,7 +94,7 @@ struct worker {
 	int                   in_pooled;
 	char                **out_pool;     /* free output blocks */
 	int                   out_pooled;
-	time_t                now;
+	uint64_t              now_ms;       /* monotonic, read once per turn */
 	uint64_t              turn;         /* poll turns so far */
 };
 
@@ -102,6 +107,8 @@ short client_events(const struct client *c);
 void client_set_state(struct client *c, enum client_state state);
 int  client_out_reserve(struct client *c);
 void client_idle_check(struct client *c);
+/* Reading, owed nothing, and no bytes either way for seconds. */
+bool client_quiet(const struct client *c, int seconds);
 
 /* commands.c */
 void commands_dispatch(struct client *c);

@@ -4,6 +4,16 @@
  * descriptors on the channel (CONN); the worker reports its load back (LOAD)
  * so the master can pick the least-loaded worker and pause accepting when
  * every worker is full.  DRAIN finishes the clients and exits; STOP exits now.
+ *
+ * poll() costs the kernel a visit to every descriptor in the set, idle or
+ * not (about half a microsecond each here), so thousands of idle clients
+ * would tax every turn of the busy few.  The poll set is therefore split:
+ * hot clients (active in the last seconds, or owed bytes) are polled every
+ * turn; cold ones (quiet for WORKER_COLD_AFTER seconds) only in a full scan,
+ * which runs whenever no client is hot and otherwise at most every
+ * WORKER_SCAN_SHARE times its own measured cost, so scanning the cold ones
+ * takes a bounded share of the worker's time.  A cold client that wakes up
+ * under load waits at most that interval (WORKER_SCAN_MAX_MS) to be seen.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -18,6 +28,12 @@
 #include "log.h"
 
 #define WORKER_POOL_MAX 64
+
+/* See the header comment: the hot/cold split of the poll set. */
+#define WORKER_COLD_AFTER    2          /* seconds quiet before going cold */
+#define WORKER_SCAN_SHARE    16         /* full scan every 16 x its cost */
+#define WORKER_SCAN_MIN_MS   1
+#define WORKER_SCAN_MAX_MS   100
 
 static volatile sig_atomic_t worker_got_term;
 
@@ -49,13 +65,37 @@ worker_block_put(struct worker *w, int out, char *block)
 		free(block);
 }
 
-static time_t
-worker_now(void)
+static void
+worker_clock(struct worker *w)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
+	w->now_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	w->now_ms = w->now_ns / 1000000;
+}
+
+/* Puts the client at slot from into slot to (its old place is left as is). */
+static void
+worker_move(struct worker *w, int from, int to)
+{
+	if (from == to)
+		return;
+	w->clients[to] = w->clients[from];
+	w->pfd[to] = w->pfd[from];
+	w->clients[to]->slot = to;
+}
+
+static void
+worker_swap(struct worker *w, int i, int j)
+{
+	struct client *c = w->clients[i];
+	struct pollfd  p = w->pfd[i];
+
+	worker_move(w, j, i);
+	w->clients[j] = c;
+	w->pfd[j] = p;
+	c->slot = j;
 }
 
 static void
@@ -76,7 +116,10 @@ worker_add_client(struct worker *w, int fd, uint64_t id)
 		close(fd);
 		return;
 	}
-	c->slot = ++w->nclients;
+	/* New clients start hot: the first cold one makes room at the end. */
+	w->nclients++;
+	worker_move(w, w->nhot + 1, w->nclients);
+	c->slot = ++w->nhot;
 	w->clients[c->slot] = c;
 	w->pfd[c->slot].fd = fd;
 	w->pfd[c->slot].events = POLLIN;
@@ -84,7 +127,11 @@ worker_add_client(struct worker *w, int fd, uint64_t id)
 	log_debug("client %" PRIu64 ": accepted, %d open", id, w->nclients);
 }
 
-/* Removes the client at slot i, moving the last one into its place. */
+/*
+ * Removes the client at slot i: the last hot client fills a hole among the
+ * hot ones, the last client the hole that leaves.  Only clients from slots
+ * above i move, so a walk from the top down visits each client once.
+ */
 static void
 worker_remove_client(struct worker *w, int i)
 {
@@ -92,14 +139,73 @@ worker_remove_client(struct worker *w, int i)
 
 	log_debug("client %" PRIu64 ": closed", c->id);
 	client_free(c);
-	if (i != w->nclients) {
-		w->clients[i] = w->clients[w->nclients];
-		w->pfd[i] = w->pfd[w->nclients];
-		w->clients[i]->slot = i;
+	if (i <= w->nhot) {
+		worker_move(w, w->nhot, i);
+		i = w->nhot--;
 	}
+	worker_move(w, w->nclients, i);
 	w->clients[w->nclients] = NULL;
+	memset(&w->pfd[w->nclients], 0, sizeof(w->pfd[0]));
 	w->nclients--;
 	w->load_dirty = true;
+}
+
+/* Cold clients that had events in a full scan become hot. */
+static void
+worker_promote(struct worker *w)
+{
+	for (int i = w->nhot + 1; i <= w->nclients; i++) {
+		if (w->pfd[i].revents == 0)
+			continue;
+		w->pfd[i].revents = 0;
+		worker_swap(w, i, ++w->nhot);
+	}
+}
+
+/* Hot clients quiet for WORKER_COLD_AFTER seconds become cold. */
+static void
+worker_demote(struct worker *w)
+{
+	for (int i = w->nhot; i >= 1; i--) {
+		if (client_quiet(w->clients[i], WORKER_COLD_AFTER))
+			worker_swap(w, i, w->nhot--);
+	}
+}
+
+/*
+ * Polls the hot clients, or everyone when a full scan is due; returns
+ * poll's result and sets *npolled to the clients it covered.
+ */
+static int
+worker_poll(struct worker *w, int *npolled)
+{
+	bool     full = w->nhot == 0 || w->now_ns >= w->next_scan_ns;
+	uint64_t start = 0, interval;
+	int      n, timeout;
+
+	*npolled = full ? w->nclients : w->nhot;
+	for (int i = 1; i <= *npolled; i++)
+		w->pfd[i].events = client_events(w->clients[i]);
+	if (w->nhot == 0)
+		timeout = 1000;
+	else if (full) {
+		timeout = 0;    /* a measured scan; the hot turns do the waiting */
+		worker_clock(w);
+		start = w->now_ns;
+	} else
+		timeout = (int)((w->next_scan_ns - w->now_ns + 999999) / 1000000);
+	n = poll(w->pfd, (nfds_t)*npolled + 1, timeout);
+	worker_clock(w);
+	if (full && timeout == 0) {
+		w->scan_ns = (w->scan_ns * 3 + (w->now_ns - start)) / 4;
+		interval = w->scan_ns * WORKER_SCAN_SHARE;
+		if (interval < WORKER_SCAN_MIN_MS * 1000000u)
+			interval = WORKER_SCAN_MIN_MS * 1000000u;
+		if (interval > WORKER_SCAN_MAX_MS * 1000000u)
+			interval = WORKER_SCAN_MAX_MS * 1000000u;
+		w->next_scan_ns = w->now_ns + interval;
+	}
+	return n;
 }
 
 static void
@@ -174,7 +280,7 @@ worker_setup(struct worker *w, const struct config *conf, unsigned gen, int chan
 	w->gen = gen;
 	w->chan = chan;
 	w->maxclients = conf->clients_per_worker;
-	w->now = worker_now();
+	worker_clock(w);
 	w->pfd = calloc((size_t)w->maxclients + 1, sizeof(*w->pfd));
 	w->clients = calloc((size_t)w->maxclients + 1, sizeof(*w->clients));
 	w->scratch = malloc(CLIENT_CHUNK);
@@ -214,7 +320,7 @@ worker_main(const struct config *conf, unsigned gen, int chan)
 {
 	struct worker    w;
 	struct sigaction sa;
-	time_t           last_sweep;
+	uint64_t         last_sweep;   /* second of the last idle sweep */
 	int              rc = 1;
 
 	log_set_role("worker", gen);
@@ -246,45 +352,52 @@ worker_main(const struct config *conf, unsigned gen, int chan)
 	if (channel_send(chan, CHANNEL_READY, gen, NULL, 0, -1) == -1)
 		log_warn("channel: send READY");
 	log_debug("serving %s, up to %d clients", conf->directory, w.maxclients);
-	last_sweep = w.now;
+	last_sweep = w.now_ms / 1000;
 
 	while (!w.stopping && !worker_got_term) {
-		int n;
+		int n, npolled;
 
 		if (w.draining && w.nclients == 0)
 			break;
-		for (int i = 1; i <= w.nclients; i++)
-			w.pfd[i].events = client_events(w.clients[i]);
-		n = poll(w.pfd, (nfds_t)w.nclients + 1, 1000);
+		n = worker_poll(&w, &npolled);
 		if (n == -1 && errno != EINTR) {
 			log_warn("poll");
 			goto done;
 		}
-		w.now = worker_now();
 		w.turn++;
+		/*
+		 * Walk down: removal only moves clients from above.  Cold clients
+		 * keep their revents as a mark for worker_promote().
+		 */
+		for (int i = npolled; i >= 1 && n > 0; i--) {
+			struct client *c = w.clients[i];
+			short          revents = w.pfd[i].revents;
+
+			if (revents == 0)
+				continue;
+			if (i <= w.nhot)
+				w.pfd[i].revents = 0;
+			client_turn(c, revents);
+			if (c->state == CLIENT_CLOSED)
+				worker_remove_client(&w, i);
+		}
+		if (npolled > w.nhot)
+			worker_promote(&w);
+		/* The channel after the clients: new ones join the next turn. */
 		if (n > 0 && w.pfd[0].revents) {
 			if (worker_dispatch(&w) == -1) {
 				log_info("master gone; exiting");
 				break;
 			}
 		}
-		/* Walk backwards: removal moves the last client into the hole. */
-		for (int i = w.nclients; i >= 1 && n > 0; i--) {
-			struct client *c = w.clients[i];
-			if (w.pfd[i].revents == 0)
-				continue;
-			client_turn(c, w.pfd[i].revents);
-			w.pfd[i].revents = 0;
-			if (c->state == CLIENT_CLOSED)
-				worker_remove_client(&w, i);
-		}
-		if (w.now != last_sweep) {
-			last_sweep = w.now;
+		if (w.now_ms / 1000 != last_sweep) {
+			last_sweep = w.now_ms / 1000;
 			for (int i = w.nclients; i >= 1; i--) {
 				client_idle_check(w.clients[i]);
 				if (w.clients[i]->state == CLIENT_CLOSED)
 					worker_remove_client(&w, i);
 			}
+			worker_demote(&w);
 		}
 		worker_report_load(&w);
 		access_flush(false);

@@ -178,6 +178,67 @@ def test_concurrent_clients_small(hftpd):
     assert not errors
 
 
+def test_quiet_clients_served_while_others_are_busy(hftpd):
+    # A client quiet for a couple of seconds leaves the poll set that a busy
+    # worker polls every turn (worker.c: hot and cold clients).  It must
+    # still be seen while the worker is busy: its requests answered in
+    # order, requests arriving in pieces assembled, its hang-up noticed.
+    srv = hftpd(files={"ten.txt": b"0123456789", "data": DATA}, workers=1)
+    worker = srv.wait_workers(1)[0]
+    quiet = [srv.client(timeout=10 * SCALE) for _ in range(90)]
+    for c in quiet[::2]:
+        assert c.metadata("ten.txt") == 10
+    sockets_before = len(socket_inodes_of(worker))
+    time.sleep(3.5)     # quiet for 2 s makes a client cold; swept each second
+    stop = threading.Event()
+    busy_done, busy_errors = [0], []
+
+    def busy():
+        try:
+            with hftp.Client(srv.host, srv.port, timeout=10 * SCALE) as b:
+                while not stop.is_set():
+                    assert b.metadata("ten.txt") == 10
+                    busy_done[0] += 1
+        except Exception as e:      # reported below
+            busy_errors.append(repr(e))
+
+    t = threading.Thread(target=busy)
+    t.start()
+    try:
+        assert wait_for(lambda: busy_done[0] >= 50 or busy_errors,
+                        10 * SCALE) and not busy_errors, busy_errors
+        pipelined = b"get_slice data 5 1000\r\nget_metadata ten.txt\r\n"
+        for i, c in enumerate(quiet):
+            if i % 3 == 0:
+                c.close()
+            elif i % 3 == 1:
+                c.send_raw(pipelined)
+            else:
+                c.send_raw(b"get_meta")
+        time.sleep(0.05)
+        for c in quiet[2::3]:
+            c.send_raw(b"data data\r\n")
+        want_pipelined = (expected_for(b"get_slice data 5 1000")
+                          + expected_for(b"get_metadata ten.txt"))
+        want_pieces = b"0 OK\r\n%d\r\n" % len(DATA)
+        for i, c in enumerate(quiet):
+            if i % 3 == 1:
+                assert c.read_exact(len(want_pipelined)) == want_pipelined, i
+            elif i % 3 == 2:
+                assert c.read_exact(len(want_pieces)) == want_pieces, i
+        # The 30 that hung up are closed by the worker: the busy client
+        # came, 30 left.
+        assert wait_for(lambda: len(socket_inodes_of(worker))
+                        == sockets_before + 1 - 30, 10 * SCALE), (
+            sockets_before, len(socket_inodes_of(worker)))
+    finally:
+        stop.set()
+        t.join(30 * SCALE)
+    assert not busy_errors, busy_errors
+    for c in quiet[1::3] + quiet[2::3]:
+        assert_usable(c)
+
+
 def worker_rss_kib(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
