@@ -27,6 +27,8 @@
 #define HDR_MAX       16384u          /* longest HTTP response head accepted */
 #define SAMPLE_EVERY  64u             /* verify one payload in this many */
 #define OPEN_QCAP     1024u           /* open loop: most requests in flight per connection */
+#define QUIT_OK       "0 OK\r\n"   /* HFTP's answer to quit */
+#define QUIT_OK_LEN   (sizeof(QUIT_OK) - 1)
 #define RETRY_NS      10000000ull     /* wait after an error before reconnecting */
 #define TICK_NS       5000000ull      /* housekeeping period */
 #define SCRATCH_CHARS 65536u          /* base64 characters decoded at once */
@@ -73,6 +75,12 @@ struct conn {
     int resp_bad;
     int is_b64;
     int http_close;
+    /* HFTP connect mode: the request went with "quit"; after its answer the
+     * server's "0 OK" and its close (the server closes first, as nginx does
+     * for Connection: close) end the connection */
+    int quitting;
+    size_t quit_seen;       /* bytes of QUIT_OK read so far */
+    uint64_t quit_t0;
     int list_found;
     char carry[4];
     int ncarry;
@@ -155,6 +163,8 @@ static void epoll_set(struct loop *L, struct conn *c, int op, uint32_t events)
  * back after a pause when it failed, at once when it closed cleanly. */
 static void conn_down(struct loop *L, struct conn *c, uint64_t nerr, uint64_t ntmo)
 {
+    c->quitting = 0;
+    c->quit_seen = 0;
     if (c->fd >= 0)
         close(c->fd);
     c->fd = -1;
@@ -287,7 +297,8 @@ static void conn_append(struct loop *L, struct conn *c, uint64_t t0)
     } else if (o->workload == BENCH_LISTING) {
         n = snprintf(p, room, "get_file_listing\r\n");
     } else {
-        n = snprintf(p, room, "get_metadata %s\r\n", o->file);
+        n = snprintf(p, room, "get_metadata %s\r\n%s", o->file,
+                     o->workload == BENCH_CONNECT ? "quit\r\n" : "");
     }
     if (n < 0 || (size_t)n >= room)
         abort();            /* out_cap is sized for qcap requests */
@@ -357,6 +368,12 @@ static int conn_finish(struct loop *L, struct conn *c, int ok)
     }
     c->qhead = (c->qhead + 1) % c->qcap;
     c->qlen--;
+    if (o->workload == BENCH_CONNECT && o->proto == BENCH_HFTP) {
+        c->quitting = 1;
+        c->quit_seen = 0;
+        c->quit_t0 = L->now;
+        return 0;
+    }
     if (o->workload == BENCH_CONNECT) {
         conn_down(L, c, c->qlen, 0);
         conn_start(L, c);
@@ -535,6 +552,19 @@ static int conn_parse(struct loop *L, struct conn *c)
 
         if (avail == 0)
             return 0;
+        if (c->quitting) {
+            /* "0 OK\r\n" for quit, then nothing but the server's close */
+            size_t take = avail < QUIT_OK_LEN - c->quit_seen ? avail : QUIT_OK_LEN - c->quit_seen;
+
+            if (take == 0 || memcmp(p, QUIT_OK + c->quit_seen, take) != 0) {
+                conn_down(L, c, 1, 0);
+                conn_start(L, c);
+                return 1;
+            }
+            c->quit_seen += take;
+            c->in_off += take;
+            continue;
+        }
         if (c->qlen == 0) {
             conn_down(L, c, 1, 0);          /* bytes nobody asked for */
             return 1;
@@ -710,6 +740,12 @@ static void conn_readable(struct loop *L, struct conn *c)
             continue;
         }
         if (n == 0) {
+            if (c->quitting) {
+                /* connect mode: a clean end is quit's answer, then the close */
+                conn_down(L, c, c->quit_seen == QUIT_OK_LEN ? 0 : 1, 0);
+                conn_start(L, c);
+                return;
+            }
             /* the server closed: fine between responses, an error inside one */
             if (c->qlen > 0 || c->in_len > c->in_off)
                 conn_down(L, c, c->qlen ? c->qlen : 1, 0);
@@ -764,6 +800,8 @@ static void housekeeping(struct loop *L)
         } else if (c->state == C_OPEN && c->qlen > 0 &&
                    L->now - c->q[c->qhead].sent > tmo) {
             conn_down(L, c, 0, c->qlen);
+        } else if (c->state == C_OPEN && c->quitting && L->now - c->quit_t0 > tmo) {
+            conn_down(L, c, 0, 1);
         } else if (c->state == C_DOWN && L->now >= c->retry_at) {
             conn_start(L, c);
         }
