@@ -84,8 +84,10 @@ struct worker {
 	uint64_t              scan_ns;      /* smoothed cost of a full poll */
 	uint64_t              next_scan_ns; /* when the cold clients are due */
 	int                   maxclients;
-	uint64_t              received;
-	bool                  load_dirty;
+	uint64_t              received;     /* descriptors from the master */
+	uint64_t              reported_open;     /* as of the last LOAD sent */
+	uint64_t              reported_received;
+	uint64_t              reported_ns;
 	bool                  draining;
 	bool                  stopping;
 	struct files          files;

@@ -35,6 +35,10 @@
 #define WORKER_SCAN_MIN_MS   1
 #define WORKER_SCAN_MAX_MS   100
 
+/* See worker_report_load(). */
+#define WORKER_LOAD_MS       10
+#define WORKER_LOAD_MARGIN(w) (2 + (uint64_t)(w)->maxclients / 8)
+
 static volatile sig_atomic_t worker_got_term;
 
 static void
@@ -98,35 +102,6 @@ worker_swap(struct worker *w, int i, int j)
 	c->slot = j;
 }
 
-static void
-worker_add_client(struct worker *w, int fd, uint64_t id)
-{
-	struct client *c;
-
-	w->received++;
-	w->load_dirty = true;
-	if (w->nclients >= w->maxclients || w->draining) {
-		/* The master's books say we had room; they are wrong. */
-		log_warnx("client %" PRIu64 ": no free slot (%d open); closing", id, w->nclients);
-		close(fd);
-		return;
-	}
-	if ((c = client_new(w, fd, id)) == NULL) {
-		log_warnx("client %" PRIu64 ": out of memory; closing", id);
-		close(fd);
-		return;
-	}
-	/* New clients start hot: the first cold one makes room at the end. */
-	w->nclients++;
-	worker_move(w, w->nhot + 1, w->nclients);
-	c->slot = ++w->nhot;
-	w->clients[c->slot] = c;
-	w->pfd[c->slot].fd = fd;
-	w->pfd[c->slot].events = POLLIN;
-	w->pfd[c->slot].revents = 0;
-	log_debug("client %" PRIu64 ": accepted, %d open", id, w->nclients);
-}
-
 /*
  * Removes the client at slot i: the last hot client fills a hole among the
  * hot ones, the last client the hole that leaves.  Only clients from slots
@@ -147,7 +122,41 @@ worker_remove_client(struct worker *w, int i)
 	w->clients[w->nclients] = NULL;
 	memset(&w->pfd[w->nclients], 0, sizeof(w->pfd[0]));
 	w->nclients--;
-	w->load_dirty = true;
+}
+
+static void
+worker_add_client(struct worker *w, int fd, uint64_t id)
+{
+	struct client *c;
+
+	w->received++;
+	if (w->nclients >= w->maxclients || w->draining) {
+		/* The master's books say we had room; they are wrong. */
+		log_warnx("client %" PRIu64 ": no free slot (%d open); closing", id, w->nclients);
+		close(fd);
+		return;
+	}
+	if ((c = client_new(w, fd, id)) == NULL) {
+		log_warnx("client %" PRIu64 ": out of memory; closing", id);
+		close(fd);
+		return;
+	}
+	/* New clients start hot: the first cold one makes room at the end. */
+	w->nclients++;
+	worker_move(w, w->nhot + 1, w->nclients);
+	c->slot = ++w->nhot;
+	w->clients[c->slot] = c;
+	w->pfd[c->slot].fd = fd;
+	w->pfd[c->slot].events = POLLIN;
+	w->pfd[c->slot].revents = 0;
+	log_debug("client %" PRIu64 ": accepted, %d open", id, w->nclients);
+	/*
+	 * Its first request has usually arrived by now (clients write right
+	 * after connecting): serve it in this turn rather than the next.
+	 */
+	client_turn(c, POLLIN);
+	if (c->state == CLIENT_CLOSED)
+		worker_remove_client(w, c->slot);
 }
 
 /* Cold clients that had events in a full scan become hot. */
@@ -172,6 +181,13 @@ worker_demote(struct worker *w)
 	}
 }
 
+/* Clients closed since the last LOAD report. */
+static uint64_t
+worker_unreported_closes(const struct worker *w)
+{
+	return w->reported_open + (w->received - w->reported_received) - (uint64_t)w->nclients;
+}
+
 /*
  * Polls the hot clients, or everyone when a full scan is due; returns
  * poll's result and sets *npolled to the clients it covered.
@@ -194,6 +210,8 @@ worker_poll(struct worker *w, int *npolled)
 		start = w->now_ns;
 	} else
 		timeout = (int)((w->next_scan_ns - w->now_ns + 999999) / 1000000);
+	if (timeout > WORKER_LOAD_MS && worker_unreported_closes(w) > 0)
+		timeout = WORKER_LOAD_MS;
 	n = poll(w->pfd, (nfds_t)*npolled + 1, timeout);
 	worker_clock(w);
 	if (full && timeout == 0) {
@@ -208,16 +226,30 @@ worker_poll(struct worker *w, int *npolled)
 	return n;
 }
 
+/*
+ * The master counts the descriptors it sends, so a new client needs no
+ * report; a closed one does, or the master goes on counting its slot as
+ * taken.  Counting too many is safe (never more clients than slots) but can
+ * make the master pause accepting, so closes are reported at once when the
+ * master may think this worker nearly full, and otherwise at most every
+ * WORKER_LOAD_MS: one message for many connections.
+ */
 static void
 worker_report_load(struct worker *w)
 {
 	struct channel_load load = { .received = w->received, .open = (uint32_t)w->nclients };
+	uint64_t            believed = (uint64_t)w->nclients + worker_unreported_closes(w);
 
-	if (!w->load_dirty)
+	if (worker_unreported_closes(w) == 0)
 		return;
-	if (channel_send(w->chan, CHANNEL_LOAD, w->gen, &load, sizeof(load), -1) == 0)
-		w->load_dirty = false;
-	else if (errno != EAGAIN)
+	if (believed + WORKER_LOAD_MARGIN(w) < (uint64_t)w->maxclients &&
+	    w->now_ns - w->reported_ns < WORKER_LOAD_MS * 1000000u)
+		return;
+	if (channel_send(w->chan, CHANNEL_LOAD, w->gen, &load, sizeof(load), -1) == 0) {
+		w->reported_open = load.open;
+		w->reported_received = load.received;
+		w->reported_ns = w->now_ns;
+	} else if (errno != EAGAIN)
 		log_warn("channel: send LOAD");
 }
 
