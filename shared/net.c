@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -25,6 +26,13 @@ net_listen(const struct config_listen *l, int backlog)
 	/* [::]:PORT means IPv6 only, so 0.0.0.0:PORT can be listed beside it. */
 	if (l->addr.ss_family == AF_INET6 &&
 	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1)
+		goto fail;
+	/*
+	 * Linux copies both to every socket accepted from this one, which
+	 * saves two system calls per connection in the worker.
+	 */
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1 ||
+	    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one)) == -1)
 		goto fail;
 	if (bind(fd, (const struct sockaddr *)&l->addr, l->addrlen) == -1)
 		goto fail;

@@ -11,8 +11,6 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -25,7 +23,6 @@ struct client *
 client_new(struct worker *w, int fd, uint64_t id)
 {
 	struct client *c;
-	int            one = 1;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return NULL;
@@ -37,10 +34,6 @@ client_new(struct worker *w, int fd, uint64_t id)
 	c->stream.kind = STREAM_NONE;
 	c->stream.fd = -1;
 	request_init(&c->parser, w->conf->request_line_max);
-	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1 && errno != EOPNOTSUPP)
-		log_debug("client %" PRIu64 ": TCP_NODELAY: %s", id, strerror(errno));
-	if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one)) == -1)
-		log_debug("client %" PRIu64 ": SO_KEEPALIVE: %s", id, strerror(errno));
 	return c;
 }
 

@@ -340,6 +340,32 @@ def server_conn_inodes(srv, n, timeout=5):
         tcp_connections(srv.port)), timeout * SCALE) or tcp_connections(srv.port)
 
 
+def server_socket_timers(port):
+    """The timer field ("tr:when") of the server side of each established
+    connection on port, from /proc/net/tcp{,6}."""
+    out = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for line in f.read().splitlines()[1:]:
+                p = line.split()
+                if int(p[1].rsplit(":", 1)[1], 16) == port and p[3] == "01":
+                    out.append(p[5])
+    return out
+
+
+def test_client_sockets_have_keepalive(hftpd):
+    # The listener's SO_KEEPALIVE (and TCP_NODELAY) are inherited by every
+    # accepted socket; an idle connection then runs the keepalive timer
+    # (timer 2 in /proc/net/tcp), so peers that vanish are found.
+    srv = hftpd(workers=1)
+    c = srv.client()
+    assert c.metadata("ten.txt") == 10
+    assert wait_for(lambda: (lambda t: t if len(t) == 1 and
+                             t[0].startswith("02:") else None)(
+        server_socket_timers(srv.port)), 5 * SCALE), \
+        server_socket_timers(srv.port)
+
+
 def test_client_fds_live_in_workers_not_master(hftpd):
     srv = hftpd(workers=2)
     workers = srv.wait_workers(2)
