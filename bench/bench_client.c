@@ -76,8 +76,9 @@ struct conn {
     int is_b64;
     int http_close;
     /* HFTP connect mode: the request went with "quit"; after its answer the
-     * server's "0 OK" and its close (the server closes first, as nginx does
-     * for Connection: close) end the connection */
+     * server's "0 OK" ends the connection (the server closes first, as
+     * nginx does for Connection: close, and the client closes on reading
+     * the last byte, as for HTTP) */
     int quitting;
     size_t quit_seen;       /* bytes of QUIT_OK read so far */
     uint64_t quit_t0;
@@ -563,6 +564,13 @@ static int conn_parse(struct loop *L, struct conn *c)
             }
             c->quit_seen += take;
             c->in_off += take;
+            if (c->quit_seen == QUIT_OK_LEN && c->in_off == c->in_len) {
+                /* the server closes right after writing it: its FIN is out
+                 * first, as nginx's is after a Connection: close answer */
+                conn_down(L, c, 0, 0);
+                conn_start(L, c);
+                return 1;
+            }
             continue;
         }
         if (c->qlen == 0) {
