@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include "access.h"
@@ -41,9 +42,13 @@ struct stream {
 	size_t           memlen;
 	size_t           mempos;
 	struct access_pending *access;  /* while logging: the request it answers */
-	unsigned char   *map;       /* base64: mapped window of the file */
+	unsigned char   *map;       /* mapped view of the file: window or whole */
 	size_t           maplen;
 	uint64_t         mapoff;
+	struct file_map *shared;    /* map belongs to the worker's cache */
+	dev_t            dev;       /* the file, as fstat saw it at open */
+	ino_t            ino;
+	uint64_t         filesize;
 };
 
 /* A streamed response's access-log line, completed when the body ends. */
@@ -55,6 +60,7 @@ struct access_pending {
 };
 
 struct worker;
+struct file_map;
 
 struct client {
 	int                   fd;
@@ -121,6 +127,9 @@ void commands_fatal(struct client *c, int status);
 int  framing_fill(struct client *c);
 void framing_end(struct client *c);
 void framing_init(void);
+/* Drops cached file mappings unused for a while (once a second). */
+void framing_maps_sweep(uint64_t now_ms);
+void framing_maps_close(void);
 /* Raw bodies past the first chunk: bytes sent / -1. */
 long framing_send_raw(struct client *c);
 

@@ -257,6 +257,9 @@ commands_slice(struct client *c, const struct request_parser *p)
 	}
 	c->stream.kind = kind;
 	c->stream.fd = fd;
+	c->stream.dev = st.st_dev;
+	c->stream.ino = st.st_ino;
+	c->stream.filesize = (uint64_t)st.st_size;
 	c->stream.offset = off->value;
 	c->stream.remaining = size->value;
 	client_set_state(c, CLIENT_STREAMING);

@@ -12,11 +12,15 @@
  * A file that shrinks under a slice cannot take back its "0 OK": the
  * producer reports it broken and the connection is closed.
  *
- * base64 reads the file through a mapped window (FRAMING_WINDOW bytes at a
- * time) so the encoder reads the page cache directly, saving the copy that
- * pread makes.  A mapped file that shrinks raises SIGBUS on access; the
- * handler jumps back out of the encoder (only while armed around it), and
- * the connection is closed as for a short read.  pread is the fallback.
+ * base64 and raw read the file through a mapping so the encoder (or send)
+ * reads the page cache directly, saving the copy that pread makes.  Whole
+ * files stay mapped in a small per-worker cache across requests (mapping
+ * and unmapping per request cost more than the encoding: page-table setup,
+ * faults, TLB flushes); when the cache cannot take a file, a window of
+ * FRAMING_WINDOW bytes is mapped for the one response.  A mapped file that
+ * shrinks raises SIGBUS on access; the handler jumps back out of the encoder
+ * (only while armed around it), and the connection is closed as for a short
+ * read.  pread is the fallback.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -35,6 +39,26 @@
 
 /* Ends the body, finished or not, and writes its access-log line. */
 #define FRAMING_WINDOW (4u << 20)
+
+/*
+ * The cache of whole-file mappings, keyed by (device, inode).  A file that
+ * grew past its mapping is mapped again once no response uses the old one;
+ * one unused for FRAMING_MAP_IDLE_MS is unmapped, so the pages of a deleted
+ * or replaced file are not held for long.
+ */
+#define FRAMING_MAPS        8
+#define FRAMING_MAP_IDLE_MS 2000
+
+struct file_map {
+	dev_t          dev;
+	ino_t          ino;
+	unsigned char *addr;        /* NULL: slot free */
+	size_t         len;
+	unsigned       users;       /* responses reading through it */
+	uint64_t       last_used_ms;
+};
+
+static struct file_map framing_maps[FRAMING_MAPS];
 
 static sigjmp_buf            framing_bus_jmp;
 static volatile sig_atomic_t framing_bus_armed;
@@ -64,24 +88,103 @@ framing_init(void)
 }
 
 static void
-framing_unmap(struct stream *s)
+framing_map_drop(struct file_map *m)
 {
-	if (s->map != NULL)
+	munmap(m->addr, m->len);
+	memset(m, 0, sizeof(*m));
+}
+
+/* The cached mapping of the stream's file, holding the range it sends. */
+static struct file_map *
+framing_map_get(struct stream *s, uint64_t now_ms)
+{
+	struct file_map *m, *victim = NULL;
+	uint64_t         end = s->offset + s->remaining;
+	void            *addr;
+
+	for (int i = 0; i < FRAMING_MAPS; i++) {
+		m = &framing_maps[i];
+		if (m->addr != NULL && m->dev == s->dev && m->ino == s->ino) {
+			if (m->len >= end)
+				goto found;
+			if (m->users > 0)
+				return NULL;    /* grown: remap once it is free */
+			framing_map_drop(m);
+		}
+		if (m->users > 0)
+			continue;
+		/* a free slot, else the idle mapping used least recently */
+		if (victim == NULL || (victim->addr != NULL &&
+		    (m->addr == NULL || m->last_used_ms < victim->last_used_ms)))
+			victim = m;
+	}
+	if (victim == NULL || s->filesize < end || s->filesize > SIZE_MAX)
+		return NULL;
+	addr = mmap(NULL, (size_t)s->filesize, PROT_READ, MAP_SHARED, s->fd, 0);
+	if (addr == MAP_FAILED)
+		return NULL;
+	if (victim->addr != NULL)
+		framing_map_drop(victim);
+	m = victim;
+	m->dev = s->dev;
+	m->ino = s->ino;
+	m->addr = addr;
+	m->len = (size_t)s->filesize;
+found:
+	m->users++;
+	m->last_used_ms = now_ms;
+	return m;
+}
+
+void
+framing_maps_sweep(uint64_t now_ms)
+{
+	for (int i = 0; i < FRAMING_MAPS; i++) {
+		struct file_map *m = &framing_maps[i];
+		if (m->addr != NULL && m->users == 0 && now_ms - m->last_used_ms >= FRAMING_MAP_IDLE_MS)
+			framing_map_drop(m);
+	}
+}
+
+void
+framing_maps_close(void)
+{
+	for (int i = 0; i < FRAMING_MAPS; i++) {
+		if (framing_maps[i].addr != NULL)
+			framing_map_drop(&framing_maps[i]);
+	}
+}
+
+static void
+framing_unmap(struct stream *s, uint64_t now_ms)
+{
+	if (s->shared != NULL) {
+		s->shared->users--;
+		s->shared->last_used_ms = now_ms;
+	} else if (s->map != NULL)
 		munmap(s->map, s->maplen);
+	s->shared = NULL;
 	s->map = NULL;
 	s->maplen = 0;
 }
 
-/* Maps the window holding [offset, offset + n); false: use pread. */
+/* Maps a view holding [offset, offset + n); false: use pread. */
 static bool
-framing_map(struct stream *s, size_t n)
+framing_map(struct stream *s, size_t n, uint64_t now_ms)
 {
 	static long page;
 	uint64_t    start, end;
 
 	if (s->map != NULL && s->offset >= s->mapoff && s->offset + n <= s->mapoff + s->maplen)
 		return true;
-	framing_unmap(s);
+	if (s->map == NULL && (s->shared = framing_map_get(s, now_ms)) != NULL) {
+		/* the whole file: it holds the rest of the response */
+		s->map = s->shared->addr;
+		s->mapoff = 0;
+		s->maplen = s->shared->len;
+		return true;
+	}
+	framing_unmap(s, now_ms);
 	if (page == 0)
 		page = sysconf(_SC_PAGESIZE);
 	start = s->offset & ~((uint64_t)page - 1);
@@ -111,7 +214,7 @@ framing_encode_mapped(struct client *c, size_t n)
 	if (sigsetjmp(framing_bus_jmp, 0) != 0) {
 		log_error("client %" PRIu64 ": file shrank while being sent; "
 		    "closing the connection", c->id);
-		framing_unmap(s);
+		framing_unmap(s, c->worker->now_ms);
 		return -1;
 	}
 	framing_bus_armed = 1;
@@ -135,7 +238,7 @@ framing_end(struct client *c)
 		free(s->access);
 		s->access = NULL;
 	}
-	framing_unmap(s);
+	framing_unmap(s, c->worker->now_ms);
 	if (s->fd != -1)
 		close(s->fd);
 	free(s->mem);
@@ -191,7 +294,7 @@ framing_fill_base64(struct client *c)
 			return 0;   /* wait for a useful amount of room */
 		if (n == 0)
 			return 0;
-		if (framing_map(s, n)) {
+		if (framing_map(s, n, c->worker->now_ms)) {
 			if (framing_encode_mapped(c, n) == -1)
 				return -1;
 			continue;
@@ -323,7 +426,7 @@ framing_send_raw(struct client *c)
 	size_t         n = s->remaining > (1u << 20) ? (1u << 20) : (size_t)s->remaining;
 	ssize_t        r;
 
-	if (framing_map(s, 1)) {
+	if (framing_map(s, 1, c->worker->now_ms)) {
 		uint64_t window_left = s->mapoff + s->maplen - s->offset;
 		if (n > window_left)
 			n = (size_t)window_left;

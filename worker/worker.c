@@ -337,6 +337,7 @@ worker_teardown(struct worker *w)
 		free(w->in_pool[i]);
 	for (int i = 0; i < w->out_pooled; i++)
 		free(w->out_pool[i]);
+	framing_maps_close();
 	files_close(&w->files);
 	access_close();
 	free(w->in_pool);
@@ -430,6 +431,7 @@ worker_main(const struct config *conf, unsigned gen, int chan)
 					worker_remove_client(&w, i);
 			}
 			worker_demote(&w);
+			framing_maps_sweep(w.now_ms);
 		}
 		worker_report_load(&w);
 		access_flush(false);

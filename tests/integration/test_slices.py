@@ -299,3 +299,43 @@ def test_file_shrinks_during_slice_short_response_not_wrong_bytes(hftpd, raw):
         # The server is fine and serves the new size.
         with srv.client() as c2:
             assert c2.metadata("big") == 1 << 20
+
+
+@pytest.mark.parametrize("raw", [True, False], ids=["raw", "base64"])
+def test_slices_follow_the_file_as_it_changes(hftpd, raw):
+    # Workers keep files mapped across requests (framing.c); every answer
+    # must still be the file as it is now: grown, rewritten in place,
+    # replaced by another inode, or shrunk.
+    rng = random.Random(5)
+    srv = hftpd(files={}, workers=1)
+    path = srv.directory / "f"
+    data = rng.randbytes(100 * 1024)
+    path.write_bytes(data)
+    with srv.client(timeout=10 * SCALE) as c:
+        def check(off, size):
+            assert c.slice("f", off, size, raw=raw) == data[off:off + size], \
+                (off, size)
+        check(0, len(data))
+        check(4096, 5000)
+        with open(path, "ab") as f:             # grows, same inode
+            more = rng.randbytes(200 * 1024)
+            f.write(more)
+        data += more
+        check(150 * 1024, 100 * 1024)
+        check(0, len(data))
+        with open(path, "r+b") as f:            # rewritten in place
+            f.seek(4096)
+            patch = rng.randbytes(5000)
+            f.write(patch)
+        data = data[:4096] + patch + data[4096 + 5000:]
+        check(4000, 6000)
+        data = rng.randbytes(80 * 1024)         # replaced: a new inode
+        (srv.directory / "f.new").write_bytes(data)
+        os.rename(srv.directory / "f.new", path)
+        check(0, len(data))
+        os.truncate(path, 50 * 1024)            # shrinks, same inode
+        data = data[:50 * 1024]
+        check(1000, 49 * 1024)
+        c.send_raw(b"get_slice f 1000 51000\r\n")
+        assert c.read_exact(len(ST[203])) == ST[203]
+        assert c.metadata("f") == 50 * 1024
