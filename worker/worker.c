@@ -31,7 +31,7 @@
 
 /* See the header comment: the hot/cold split of the poll set. */
 #define WORKER_COLD_AFTER    2          /* seconds quiet before going cold */
-#define WORKER_SCAN_SHARE    16         /* full scan every 16 x its cost */
+#define WORKER_SCAN_SHARE    32         /* full scan every 32 x its cost */
 #define WORKER_SCAN_MIN_MS   1
 #define WORKER_SCAN_MAX_MS   100
 
