@@ -37,7 +37,7 @@
 #include "client.h"
 #include "log.h"
 
-/* Ends the body, finished or not, and writes its access-log line. */
+/* Bytes of a per-response mapping, when the cache cannot take the file. */
 #define FRAMING_WINDOW (4u << 20)
 
 /*
@@ -226,6 +226,7 @@ framing_encode_mapped(struct client *c, size_t n)
 	return 0;
 }
 
+/* Ends the body, finished or not, and writes its access-log line. */
 void
 framing_end(struct client *c)
 {
