@@ -467,9 +467,11 @@ master_run(struct master *m)
 			/* interrupted by a signal: the kernel filled in no revents */
 			for (int i = 0; i < n; i++)
 				pfd[i].revents = 0;
+			pfd[0].revents = POLLIN;
 		}
 
-		sigs = signals_take();
+		/* A handler always writes to the pipe: no byte, no signal. */
+		sigs = pfd[0].revents ? signals_take() : 0;
 		if (sigs & SIGNALS_BIT(SIGCHLD))
 			spawn_reap(m);
 		if (sigs & (SIGNALS_BIT(SIGTERM) | SIGNALS_BIT(SIGINT))) {

@@ -5,12 +5,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "master.h"
 
-static volatile sig_atomic_t signals_seen;
+/* Lock-free, so the handler may update it and the loop swap it out. */
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "signal bits need lock-free atomics");
+static atomic_uint           signals_seen;
 static int                   signals_pipe[2] = { -1, -1 };
 
 static void
@@ -18,7 +21,7 @@ signals_handler(int sig)
 {
 	int saved = errno;
 
-	signals_seen |= (sig_atomic_t)SIGNALS_BIT(sig);
+	atomic_fetch_or(&signals_seen, SIGNALS_BIT(sig));
 	if (write(signals_pipe[1], "", 1) == -1) {
 		/* pipe full: a wake-up is already pending */
 	}
@@ -56,18 +59,11 @@ signals_fd(void)
 unsigned
 signals_take(void)
 {
-	char     drain[64];
-	unsigned seen;
-	sigset_t all, old;
+	char drain[64];
 
 	while (read(signals_pipe[0], drain, sizeof(drain)) > 0)
 		;
-	sigfillset(&all);
-	sigprocmask(SIG_BLOCK, &all, &old);
-	seen = (unsigned)signals_seen;
-	signals_seen = 0;
-	sigprocmask(SIG_SETMASK, &old, NULL);
-	return seen;
+	return atomic_exchange(&signals_seen, 0);
 }
 
 /* In a freshly forked worker: the master's pipe is not its business. */
