@@ -44,7 +44,9 @@
  * The cache of whole-file mappings, keyed by (device, inode).  A file that
  * grew past its mapping is mapped again once no response uses the old one;
  * one unused for FRAMING_MAP_IDLE_MS is unmapped, so the pages of a deleted
- * or replaced file are not held for long.
+ * or replaced file are not held for long.  The key cannot go stale: the
+ * mapping holds a reference to its inode, so while it exists no other file
+ * can be given the same number on that device.
  */
 #define FRAMING_MAPS        8
 #define FRAMING_MAP_IDLE_MS 2000
