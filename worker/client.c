@@ -273,8 +273,7 @@ client_events(const struct client *c)
 bool
 client_quiet(const struct client *c, int seconds)
 {
-	return c->state == CLIENT_READING && !client_owes(c) &&
-	    c->worker->now_ms - c->last_active >= (uint64_t)seconds * 1000;
+	return !client_owes(c) && c->worker->now_ms - c->last_active >= (uint64_t)seconds * 1000;
 }
 
 void
@@ -287,7 +286,7 @@ client_idle_check(struct client *c)
 	 * that is slow to read what it is owed is not idle.  TCP keepalive
 	 * finds peers that vanished.
 	 */
-	if (timeout > 0 && !client_owes(c) && c->worker->now_ms - c->last_active >= (uint64_t)timeout * 1000) {
+	if (timeout > 0 && client_quiet(c, timeout)) {
 		log_debug("client %" PRIu64 ": idle for %ds; closing", c->id, timeout);
 		client_set_state(c, CLIENT_CLOSED);
 	}

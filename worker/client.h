@@ -91,8 +91,7 @@ struct worker {
 	uint64_t              next_scan_ns; /* when the cold clients are due */
 	int                   maxclients;
 	uint64_t              received;     /* descriptors from the master */
-	uint64_t              reported_open;     /* as of the last LOAD sent */
-	uint64_t              reported_received;
+	uint64_t              unreported_closes; /* since the last LOAD sent */
 	uint64_t              reported_ns;
 	bool                  draining;
 	bool                  stopping;
@@ -115,7 +114,7 @@ short client_events(const struct client *c);
 void client_set_state(struct client *c, enum client_state state);
 int  client_out_reserve(struct client *c);
 void client_idle_check(struct client *c);
-/* Reading, owed nothing, and no bytes either way for seconds. */
+/* Owed nothing, and no bytes either way for seconds. */
 bool client_quiet(const struct client *c, int seconds);
 
 /* commands.c */

@@ -122,6 +122,7 @@ worker_remove_client(struct worker *w, int i)
 	w->clients[w->nclients] = NULL;
 	memset(&w->pfd[w->nclients], 0, sizeof(w->pfd[0]));
 	w->nclients--;
+	w->unreported_closes++;
 }
 
 static void
@@ -134,11 +135,13 @@ worker_add_client(struct worker *w, int fd, uint64_t id)
 		/* The master's books say we had room; they are wrong. */
 		log_warnx("client %" PRIu64 ": no free slot (%d open); closing", id, w->nclients);
 		close(fd);
+		w->unreported_closes++;
 		return;
 	}
 	if ((c = client_new(w, fd, id)) == NULL) {
 		log_warnx("client %" PRIu64 ": out of memory; closing", id);
 		close(fd);
+		w->unreported_closes++;
 		return;
 	}
 	/* New clients start hot: the first cold one makes room at the end. */
@@ -181,13 +184,6 @@ worker_demote(struct worker *w)
 	}
 }
 
-/* Clients closed since the last LOAD report. */
-static uint64_t
-worker_unreported_closes(const struct worker *w)
-{
-	return w->reported_open + (w->received - w->reported_received) - (uint64_t)w->nclients;
-}
-
 /*
  * Polls the hot clients, or everyone when a full scan is due; returns
  * poll's result and sets *npolled to the clients it covered.
@@ -210,7 +206,7 @@ worker_poll(struct worker *w, int *npolled)
 		start = w->now_ns;
 	} else
 		timeout = (int)((w->next_scan_ns - w->now_ns + 999999) / 1000000);
-	if (timeout > WORKER_LOAD_MS && worker_unreported_closes(w) > 0)
+	if (timeout > WORKER_LOAD_MS && w->unreported_closes > 0)
 		timeout = WORKER_LOAD_MS;
 	n = poll(w->pfd, (nfds_t)*npolled + 1, timeout);
 	worker_clock(w);
@@ -238,16 +234,15 @@ static void
 worker_report_load(struct worker *w)
 {
 	struct channel_load load = { .received = w->received, .open = (uint32_t)w->nclients };
-	uint64_t            believed = (uint64_t)w->nclients + worker_unreported_closes(w);
+	uint64_t            believed = (uint64_t)w->nclients + w->unreported_closes;
 
-	if (worker_unreported_closes(w) == 0)
+	if (w->unreported_closes == 0)
 		return;
 	if (believed + WORKER_LOAD_MARGIN(w) < (uint64_t)w->maxclients &&
 	    w->now_ns - w->reported_ns < WORKER_LOAD_MS * 1000000u)
 		return;
 	if (channel_send(w->chan, CHANNEL_LOAD, w->gen, &load, sizeof(load), -1) == 0) {
-		w->reported_open = load.open;
-		w->reported_received = load.received;
+		w->unreported_closes = 0;
 		w->reported_ns = w->now_ns;
 	} else if (errno != EAGAIN)
 		log_warn("channel: send LOAD");
