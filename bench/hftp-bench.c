@@ -63,6 +63,23 @@ static int parse_uint(const char *s, uint64_t *out)
     return (errno || *end != '\0') ? -1 : 0;
 }
 
+/* Option and report names, in enum order. */
+static const char *const proto_names[] = { "hftp", "http" };
+static const char *const workload_names[] = { "metadata", "slice", "raw", "listing", "connect" };
+#define NAMES_N(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+/* Index of s in names (enum order), or -1. */
+static int parse_choice(const char *s, const char *const *names, int n)
+{
+    int i;
+
+    for (i = 0; i < n; i++) {
+        if (strcmp(s, names[i]) == 0)
+            return i;
+    }
+    return -1;
+}
+
 static int parse_int(const char *s, int lo, int hi, int *out)
 {
     uint64_t v;
@@ -108,36 +125,30 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
     o->size = 65536;
     while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (ch) {
-        case 'P':
-            if (strcmp(optarg, "hftp") == 0)
-                o->proto = BENCH_HFTP;
-            else if (strcmp(optarg, "http") == 0)
-                o->proto = BENCH_HTTP;
-            else
+        case 'P': {
+            int k = parse_choice(optarg, proto_names, NAMES_N(proto_names));
+
+            if (k < 0)
                 goto bad;
+            o->proto = (enum bench_proto)k;
             have_proto = 1;
             break;
+        }
         case 'h': o->host = optarg; break;
         case 'p': o->port = optarg; break;
         case 'c': if (parse_int(optarg, 1, 1000000, &o->conns) < 0) goto bad; break;
         case 't': if (parse_int(optarg, 1, 1024, &o->threads) < 0) goto bad; break;
         case 'd': if (parse_double(optarg, &o->duration) < 0 || o->duration <= 0) goto bad; break;
         case 'w': if (parse_double(optarg, &o->warmup) < 0) goto bad; break;
-        case 'W':
-            if (strcmp(optarg, "metadata") == 0)
-                o->workload = BENCH_METADATA;
-            else if (strcmp(optarg, "slice") == 0)
-                o->workload = BENCH_SLICE;
-            else if (strcmp(optarg, "raw") == 0)
-                o->workload = BENCH_RAW;
-            else if (strcmp(optarg, "listing") == 0)
-                o->workload = BENCH_LISTING;
-            else if (strcmp(optarg, "connect") == 0)
-                o->workload = BENCH_CONNECT;
-            else
+        case 'W': {
+            int k = parse_choice(optarg, workload_names, NAMES_N(workload_names));
+
+            if (k < 0)
                 goto bad;
+            o->workload = (enum bench_workload)k;
             have_workload = 1;
             break;
+        }
         case 'f': o->file = optarg; break;
         case 'F': o->file_path = optarg; break;
         case 's': if (parse_uint(optarg, &o->size) < 0 || o->size == 0) goto bad; have_size = 1; break;
@@ -425,13 +436,6 @@ static double cpu_seconds(void)
            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
-static const char *workload_name(enum bench_workload w)
-{
-    static const char *const names[] = {"metadata", "slice", "raw", "listing", "connect"};
-
-    return names[w];
-}
-
 static void report(const struct bench_opts *o, const struct bench_stats *st, double secs,
                    double cpu)
 {
@@ -457,14 +461,14 @@ static void report(const struct bench_opts *o, const struct bench_stats *st, dou
                "\"min_us\": %.1f, \"mean_us\": %.1f, \"p50_us\": %.1f, \"p90_us\": %.1f, "
                "\"p99_us\": %.1f, \"p999_us\": %.1f, \"max_us\": %.1f, \"client_cpu_s\": %.3f, "
                "\"generator_bound\": %s}\n",
-               o->proto == BENCH_HTTP ? "http" : "hftp", workload_name(o->workload), o->conns,
+               proto_names[o->proto], workload_names[o->workload], o->conns,
                o->threads, o->pipeline, o->rate, o->size, secs, o->warmup, st->requests,
                st->errors, st->timeouts, st->verified, st->reconnects, rps, pbps, wbps, minv,
                mean, p50, p90, p99, p999, maxv, cpu, bound ? "true" : "false");
         return;
     }
     printf("hftp-bench: %s %s%s, %d conns over %d threads, ",
-           o->proto == BENCH_HTTP ? "http" : "hftp", workload_name(o->workload),
+           proto_names[o->proto], workload_names[o->workload],
            o->workload == BENCH_SLICE || o->workload == BENCH_RAW ? " slices" : "",
            o->conns, o->threads);
     if (o->rate > 0)
