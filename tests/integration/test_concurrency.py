@@ -188,7 +188,11 @@ def test_quiet_clients_served_while_others_are_busy(hftpd):
     quiet = [srv.client(timeout=10 * SCALE) for _ in range(90)]
     for c in quiet[::2]:
         assert c.metadata("ten.txt") == 10
-    sockets_before = len(socket_inodes_of(worker))
+    # The channel and the 90 clients, once every hand-off has arrived (a
+    # connected client may not have reached the worker yet).
+    sockets_before = 1 + 90
+    assert wait_for(lambda: len(socket_inodes_of(worker)) == sockets_before,
+                    10 * SCALE), len(socket_inodes_of(worker))
     time.sleep(3.5)     # quiet for 2 s makes a client cold; swept each second
     stop = threading.Event()
     busy_done, busy_errors = [0], []
