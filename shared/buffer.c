@@ -107,3 +107,51 @@ buffer_printf(struct buffer *b, const char *fmt, ...)
 		return -1;
 	return buffer_append(b, tmp, (size_t)n);
 }
+
+int
+buffer_pool_init(struct buffer_pool *p, size_t block_size, int max)
+{
+	p->count = 0;
+	p->max = max;
+	p->block_size = block_size;
+	if ((p->free = calloc((size_t)max, sizeof(*p->free))) == NULL)
+		return -1;
+	return 0;
+}
+
+void
+buffer_pool_free(struct buffer_pool *p)
+{
+	while (p->count > 0)
+		free(p->free[--p->count]);
+	free(p->free);
+	p->free = NULL;
+}
+
+int
+buffer_attach(struct buffer *b, struct buffer_pool *p)
+{
+	b->start = b->end = 0;
+	if (p->count > 0)
+		b->data = p->free[--p->count];
+	else if ((b->data = malloc(p->block_size)) == NULL) {
+		b->cap = 0;
+		errno = ENOMEM;
+		return -1;
+	}
+	b->cap = p->block_size;
+	return 0;
+}
+
+void
+buffer_detach(struct buffer *b, struct buffer_pool *p)
+{
+	if (b->data == NULL)
+		return;
+	if (p->count < p->max)
+		p->free[p->count++] = b->data;
+	else
+		free(b->data);
+	b->data = NULL;
+	b->start = b->end = b->cap = 0;
+}

@@ -5,7 +5,7 @@
  *
  * TIME is ISO-8601 UTC, CLIENT is ADDR:PORT, REQUEST is rebuilt from what
  * the parser kept (each element's prefix; "..." marks a cut), BYTES counts
- * the response as queued, USEC runs from the end of the request line to
+ * the response as produced, USEC runs from the end of the request line to
  * the end of the response.  Lines collect in a buffer written with one
  * write(2) when it fills, once a second, and at exit.
  */
@@ -13,20 +13,25 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "access.h"
+#include "clock.h"
 #include "log.h"
+#include "net.h"
 #include "request.h"
 
-#define ACCESS_BUF 65536
+#define ACCESS_BUF      65536
+#define ACCESS_LINE_MAX 512
 
-static int    access_fd = -1;
-static char   access_path[4096];
-static char   access_buf[ACCESS_BUF];
-static size_t access_len;
-static time_t access_last_flush;
+static int      access_fd = -1;
+static char     access_path[4096];
+static char     access_buf[ACCESS_BUF];
+static size_t   access_len;
+static uint64_t access_last_flush_s;
 
 static int
 access_open_file(void)
@@ -45,12 +50,6 @@ access_open(const char *path)
 		return -1;
 	}
 	return 0;
-}
-
-bool
-access_enabled(void)
-{
-	return access_fd != -1;
 }
 
 int
@@ -73,14 +72,14 @@ access_reopen(void)
 void
 access_flush(bool force)
 {
-	struct timespec now;
+	uint64_t now_s;
 
 	if (access_fd == -1 || access_len == 0)
 		return;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	if (!force && now.tv_sec == access_last_flush && access_len < ACCESS_BUF / 2)
+	now_s = clock_now_ms() / CLOCK_MS_PER_SEC;
+	if (!force && now_s == access_last_flush_s && access_len < ACCESS_BUF / 2)
 		return;
-	access_last_flush = now.tv_sec;
+	access_last_flush_s = now_s;
 	if (write(access_fd, access_buf, access_len) == -1)
 		log_warn("access_log %s: %zu bytes lost", access_path, access_len);
 	access_len = 0;
@@ -111,7 +110,8 @@ access_escape(char *dst, size_t room, const char *src, size_t n)
 	return used;
 }
 
-void
+/* The request as text: cut at ACCESS_REQUEST_MAX bytes, non-printables escaped. */
+static void
 access_request_text(const struct request_parser *p, char *buf, size_t len)
 {
 	size_t used = 0;
@@ -133,31 +133,53 @@ access_request_text(const struct request_parser *p, char *buf, size_t len)
 		snprintf(buf + used, len - used, " ...");
 }
 
-void
-access_record(const char *peer, const char *request, int status, uint64_t bytes,
-    const struct timespec *start)
+struct access_pending *
+access_begin(int fd, const struct request_parser *p)
 {
-	struct timespec now, wall;
-	struct tm       tm;
-	char            stamp[32], line[512];
-	int             n;
-	long long       usec;
+	struct access_pending *a;
 
-	if (access_fd == -1)
+	if (access_fd == -1 || (a = malloc(sizeof(*a))) == NULL)
+		return NULL;
+	a->start_ns = clock_now_ns();
+	a->bytes = 0;
+	net_peer_text(fd, a->peer, sizeof(a->peer));
+	access_request_text(p, a->request, sizeof(a->request));
+	return a;
+}
+
+void
+access_count(struct access_pending *a, uint64_t bytes)
+{
+	if (a != NULL)
+		a->bytes += bytes;
+}
+
+void
+access_end(struct access_pending *a, enum status status)
+{
+	struct timespec wall;
+	struct tm       tm;
+	char            stamp[32], line[ACCESS_LINE_MAX];
+	int             n;
+
+	if (a == NULL)
 		return;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	usec = (long long)(now.tv_sec - start->tv_sec) * 1000000 + (now.tv_nsec - start->tv_nsec) / 1000;
+	if (access_fd == -1)
+		goto done;
 	clock_gettime(CLOCK_REALTIME, &wall);
 	gmtime_r(&wall.tv_sec, &tm);
 	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	n = snprintf(line, sizeof(line), "%s %s \"%s\" %d %" PRIu64 " %lld\n",
-	    stamp, peer, request, status, bytes, usec);
+	n = snprintf(line, sizeof(line), "%s %s \"%s\" %d %" PRIu64 " %" PRIu64 "\n",
+	    stamp, a->peer, a->request, (int)status, a->bytes,
+	    (clock_now_ns() - a->start_ns) / 1000);
 	if (n < 0)
-		return;
+		goto done;
 	if ((size_t)n >= sizeof(line))
 		n = sizeof(line) - 1;
 	if (access_len + (size_t)n > sizeof(access_buf))
 		access_flush(true);
 	memcpy(access_buf + access_len, line, (size_t)n);
 	access_len += (size_t)n;
+done:
+	free(a);
 }

@@ -1,6 +1,9 @@
 /*
- * access.h — the access log: one line per request, buffered in the worker
+ * access.h — the access log: one line per response, buffered in the worker
  * and written at least once a second, so logging never blocks serving.
+ * Every access-log call of the worker goes through here: a response's
+ * record is begun with its request, counts its bytes as they are produced,
+ * and is written when the response ends.
  */
 #ifndef HFTPD_ACCESS_H
 #define HFTPD_ACCESS_H
@@ -8,22 +11,37 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <time.h>
+
+#include "protocol.h"
 
 struct request_parser;
 
-#define ACCESS_REQUEST_MAX 200
+#define ACCESS_REQUEST_MAX  200     /* request text kept, escaped */
+#define ACCESS_PEER_MAX     80      /* "[v6addr]:port" */
+
+/* The record of one response, from its request to its last byte. */
+struct access_pending {
+	uint64_t start_ns;      /* monotonic, at the end of the request line */
+	uint64_t bytes;         /* response bytes produced so far */
+	char     peer[ACCESS_PEER_MAX];
+	char     request[ACCESS_REQUEST_MAX + 1];
+};
 
 /* path "off" disables it; 0 / -1 (logged). */
 int  access_open(const char *path);
-bool access_enabled(void);
 int  access_reopen(void);
 /* Writes what is buffered when forced, when a second passed, or when full. */
 void access_flush(bool force);
 void access_close(void);
-/* The request as text: cut at ACCESS_REQUEST_MAX bytes, non-printables escaped. */
-void access_request_text(const struct request_parser *p, char *buf, size_t len);
-void access_record(const char *peer, const char *request, int status, uint64_t bytes,
-	    const struct timespec *start);
+
+/*
+ * Begins the record of the response to the request p holds, on client
+ * socket fd: NULL when the log is off (or memory is short: the line is
+ * then not written).  The other calls accept NULL and do nothing.
+ */
+struct access_pending *access_begin(int fd, const struct request_parser *p);
+void access_count(struct access_pending *a, uint64_t bytes);
+/* Writes the line with the response's status, and frees the record. */
+void access_end(struct access_pending *a, enum status status);
 
 #endif

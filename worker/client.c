@@ -1,10 +1,7 @@
 /*
- * client.c — one connection's life inside a worker: the state enum and the
- * one function that changes it, reading requests, feeding the parser,
- * running the producers and the one send per poll turn.
- *
- *   READING --get_slice/listing--> STREAMING --body done--> READING
- *      |  \--quit, 1xx, EOF-----------------------------> CLOSING --flushed--> CLOSED
+ * client.c — one connection's life inside a worker (see client.h): reading
+ * requests, feeding the parser, running the command table and the body
+ * producer, and the one send per poll turn.
  *
  * Input and output blocks are borrowed from the worker's pools only while
  * they hold bytes, so an idle connection costs little more than this struct.
@@ -12,12 +9,27 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "client.h"
+#include "commands.h"
+#include "config.h"
 #include "log.h"
+#include "worker.h"
+
+static const char *const client_state_names[] = {
+	[CLIENT_READING]   = "reading",
+	[CLIENT_STREAMING] = "streaming",
+	[CLIENT_CLOSING]   = "closing",
+	[CLIENT_CLOSED]    = "closed",
+};
+
+const char *
+client_state_name(enum client_state state)
+{
+	return client_state_names[state];
+}
 
 struct client *
 client_new(struct worker *w, int fd, uint64_t id)
@@ -31,38 +43,24 @@ client_new(struct worker *w, int fd, uint64_t id)
 	c->worker = w;
 	c->state = CLIENT_READING;
 	c->last_active = w->now_ms;
-	c->stream.kind = STREAM_NONE;
-	c->stream.fd = -1;
-	request_init(&c->parser, w->conf->request_line_max);
+	stream_init(&c->stream);
+	request_init(&c->parser, w->conf->request_line_max, commands_shape);
 	return c;
 }
 
+/* The response under way is complete (or abandoned): its access-log line. */
 static void
-client_release_in(struct client *c)
+client_response_end(struct client *c)
 {
-	if (c->in.data != NULL) {
-		worker_block_put(c->worker, 0, c->in.data);
-		c->in.data = NULL;
-		c->in.start = c->in.end = c->in.cap = 0;
-	}
-}
-
-static void
-client_release_out(struct client *c)
-{
-	if (c->out.data != NULL) {
-		worker_block_put(c->worker, 1, c->out.data);
-		c->out.data = NULL;
-		c->out.start = c->out.end = c->out.cap = 0;
-	}
+	access_end(c->access, c->status);
+	c->access = NULL;
 }
 
 void
 client_free(struct client *c)
 {
-	framing_end(c);
-	client_release_in(c);
-	client_release_out(c);
+	client_set_state(c, CLIENT_CLOSED);
+	buffer_detach(&c->out, &c->worker->out_pool);
 	if (c->fd != -1)
 		close(c->fd);
 	free(c);
@@ -76,32 +74,32 @@ client_set_state(struct client *c, enum client_state state)
 	/* Once closing, only CLOSED follows: nothing more is read or answered. */
 	if (c->state == CLIENT_CLOSING && state != CLIENT_CLOSED)
 		return;
-	if (state == CLIENT_CLOSED || state == CLIENT_CLOSING) {
-		client_release_in(c);
-		if (state == CLIENT_CLOSED)
-			framing_end(c);
+	log_debug("client %" PRIu64 ": %s -> %s", c->id,
+	    client_state_name(c->state), client_state_name(state));
+	if (c->state == CLIENT_STREAMING) {
+		stream_end(&c->stream, c->worker->now_ms);
+		client_response_end(c);
 	}
-	log_debug("client %" PRIu64 ": state %d -> %d", c->id, c->state, state);
+	if (state == CLIENT_CLOSING || state == CLIENT_CLOSED)
+		buffer_detach(&c->in, &c->worker->in_pool);
 	c->state = state;
 }
 
-/* Makes sure c->out exists; 0 / -1 (out of memory). */
-int
-client_out_reserve(struct client *c)
+void
+client_status(struct client *c, enum status status)
 {
-	if (c->out.data != NULL)
-		return 0;
-	if ((c->out.data = worker_block_get(c->worker, 1)) == NULL)
-		return -1;
-	c->out.cap = CLIENT_OUT_CAP;
-	c->out.start = c->out.end = 0;
-	return 0;
+	c->status = status;
+	if (buffer_printf(&c->out, "%d %s\r\n", (int)status, protocol_status_text(status)) == -1)
+		log_warnx("client %" PRIu64 ": output queue full", c->id);
+	if (protocol_status_fatal(status))
+		client_set_state(c, CLIENT_CLOSING);
 }
 
+/* Bytes are owed while the queue holds some or a body is being produced. */
 static bool
 client_owes(const struct client *c)
 {
-	return (c->out.data != NULL && buffer_len(&c->out) > 0) || c->stream.kind != STREAM_NONE;
+	return buffer_len(&c->out) > 0 || c->state == CLIENT_STREAMING;
 }
 
 /* Reads what the socket has into c->in; false when the connection is gone. */
@@ -110,13 +108,9 @@ client_read(struct client *c)
 {
 	ssize_t n;
 
-	if (c->in.data == NULL) {
-		if ((c->in.data = worker_block_get(c->worker, 0)) == NULL) {
-			log_warnx("client %" PRIu64 ": out of memory", c->id);
-			return false;
-		}
-		c->in.cap = CLIENT_IN_CAP;
-		c->in.start = c->in.end = 0;
+	if (c->in.data == NULL && buffer_attach(&c->in, &c->worker->in_pool) == -1) {
+		log_warnx("client %" PRIu64 ": out of memory", c->id);
+		return false;
 	}
 	if (buffer_room(&c->in) == 0)
 		return true;
@@ -137,6 +131,22 @@ client_read(struct client *c)
 	return false;
 }
 
+/* Answers one complete line or a fatal parse, with its access-log record. */
+static void
+client_respond(struct client *c, enum request_result res)
+{
+	size_t before = buffer_len(&c->out);
+
+	c->access = access_begin(c->fd, &c->parser);
+	if (res == REQUEST_LINE)
+		commands_run(c);
+	else
+		client_status(c, c->parser.status);
+	access_count(c->access, buffer_len(&c->out) - before);
+	if (c->state != CLIENT_STREAMING)
+		client_response_end(c);
+}
+
 /* Answers complete requests while the output queue has room. */
 static void
 client_process(struct client *c)
@@ -144,8 +154,9 @@ client_process(struct client *c)
 	enum request_result res;
 	size_t              used;
 
-	while (c->state == CLIENT_READING && c->in.data != NULL && buffer_len(&c->in) > 0) {
-		if (client_out_reserve(c) == -1) {
+	while (c->state == CLIENT_READING && buffer_len(&c->in) > 0) {
+		if (c->out.data == NULL && buffer_attach(&c->out, &c->worker->out_pool) == -1) {
+			log_warnx("client %" PRIu64 ": out of memory", c->id);
 			client_set_state(c, CLIENT_CLOSED);
 			return;
 		}
@@ -153,36 +164,70 @@ client_process(struct client *c)
 			return;
 		used = request_feed(&c->parser, buffer_head(&c->in), buffer_len(&c->in), &res);
 		buffer_consume(&c->in, used);
-		if (res == REQUEST_LINE)
-			commands_dispatch(c);
-		else if (res == REQUEST_FATAL)
-			commands_fatal(c, c->parser.status);
+		if (res != REQUEST_MORE)
+			client_respond(c, res);
 	}
 	if (c->state == CLIENT_READING && c->in.data != NULL && buffer_len(&c->in) == 0)
-		client_release_in(c);
+		buffer_detach(&c->in, &c->worker->in_pool);
+}
+
+/* A body that cannot go on ends the connection: it cannot take back its "0 OK". */
+static void
+client_body_broken(struct client *c, enum stream_result r)
+{
+	if (r == STREAM_SHRANK)
+		log_error("client %" PRIu64 ": file shrank while being sent; "
+		    "closing the connection", c->id);
+	else
+		log_warn("client %" PRIu64 ": sending a body", c->id);
+	client_set_state(c, CLIENT_CLOSED);
 }
 
 /* Runs the parser and the body producer until neither can advance. */
 static void
 client_progress(struct client *c)
 {
+	enum stream_result r;
+	size_t             before;
+
 	for (;;) {
 		client_process(c);
-		if (c->state == CLIENT_CLOSED)
+		if (c->state != CLIENT_STREAMING)
 			return;
-		if (c->stream.kind != STREAM_NONE) {
-			if (framing_fill(c) == -1) {
-				client_set_state(c, CLIENT_CLOSED);
-				return;
-			}
-			if (c->stream.kind != STREAM_NONE)
-				return;         /* body still coming: wait for room */
-			if (c->state == CLIENT_STREAMING)
-				client_set_state(c, CLIENT_READING);
-			continue;
+		before = buffer_len(&c->out);
+		r = stream_fill(&c->stream, &c->out, c->worker->now_ms);
+		access_count(c->access, buffer_len(&c->out) - before);
+		if (r == STREAM_MORE)
+			return;         /* body still coming: wait for room */
+		if (r != STREAM_DONE) {
+			client_body_broken(c, r);
+			return;
 		}
-		return;
+		client_set_state(c, CLIENT_READING);
 	}
+}
+
+/* A raw body past what the queue carried: straight from the file. */
+static bool
+client_send_direct(struct client *c)
+{
+	enum stream_result r;
+	size_t             sent;
+
+	r = stream_send_direct(&c->stream, c->fd, &c->out, c->worker->now_ms, &sent);
+	access_count(c->access, sent);
+	if (sent > 0)
+		c->last_active = c->worker->now_ms;
+	if (r == STREAM_DONE)
+		client_set_state(c, CLIENT_READING);
+	else if (r != STREAM_MORE) {
+		if (r == STREAM_ERROR && (errno == EPIPE || errno == ECONNRESET))
+			client_set_state(c, CLIENT_CLOSED);
+		else
+			client_body_broken(c, r);
+		return false;
+	}
+	return true;
 }
 
 /* At most one send per turn; false when the connection is gone. */
@@ -191,28 +236,36 @@ client_send(struct client *c)
 {
 	ssize_t n;
 
-	if (c->out.data != NULL && buffer_len(&c->out) > 0) {
-		n = send(c->fd, buffer_head(&c->out), buffer_len(&c->out), MSG_NOSIGNAL);
-		if (n >= 0) {
-			buffer_consume(&c->out, (size_t)n);
-			c->last_active = c->worker->now_ms;
-		}
-	} else if (c->stream.kind == STREAM_RAW) {
-		n = framing_send_raw(c);
-		if (n >= 0) {
-			c->last_active = c->worker->now_ms;
-			if (c->stream.kind == STREAM_NONE && c->state == CLIENT_STREAMING)
-				client_set_state(c, CLIENT_READING);
-		}
-	} else
+	if (buffer_len(&c->out) == 0 && c->state == CLIENT_STREAMING &&
+	    stream_sends_direct(&c->stream) && !client_send_direct(c))
+		return false;
+	if (buffer_len(&c->out) == 0)
 		return true;
-	if (n >= 0)
+	n = send(c->fd, buffer_head(&c->out), buffer_len(&c->out), MSG_NOSIGNAL);
+	if (n >= 0) {
+		buffer_consume(&c->out, (size_t)n);
+		c->last_active = c->worker->now_ms;
 		return true;
+	}
 	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 		return true;
 	if (errno != EPIPE && errno != ECONNRESET)
 		log_warn("client %" PRIu64 ": send", c->id);
 	return false;
+}
+
+/* Nothing owed: give back the output block, and close what is finished. */
+static void
+client_settle(struct client *c)
+{
+	if (client_owes(c))
+		return;
+	buffer_detach(&c->out, &c->worker->out_pool);
+	if (c->state == CLIENT_CLOSING)
+		client_set_state(c, CLIENT_CLOSED);
+	/* Half-closed and every complete request answered: done. */
+	else if (c->peer_eof && c->state == CLIENT_READING && buffer_len(&c->in) == 0)
+		client_set_state(c, CLIENT_CLOSED);
 }
 
 void
@@ -222,11 +275,10 @@ client_turn(struct client *c, short revents)
 		client_set_state(c, CLIENT_CLOSED);
 		return;
 	}
-	if ((revents & (POLLIN | POLLHUP)) && c->state == CLIENT_READING && !c->peer_eof) {
-		if (!client_read(c)) {
-			client_set_state(c, CLIENT_CLOSED);
-			return;
-		}
+	if ((revents & (POLLIN | POLLHUP)) && c->state == CLIENT_READING && !c->peer_eof &&
+	    !client_read(c)) {
+		client_set_state(c, CLIENT_CLOSED);
+		return;
 	}
 	client_progress(c);
 	if (c->state == CLIENT_CLOSED)
@@ -237,23 +289,8 @@ client_turn(struct client *c, short revents)
 	}
 	/* Room was made: prepare the next send so POLLOUT has work. */
 	client_progress(c);
-	if (c->state == CLIENT_CLOSED)
-		return;
-
-	if (!client_owes(c)) {
-		if (c->out.data != NULL)
-			client_release_out(c);
-		if (c->state == CLIENT_CLOSING) {
-			client_set_state(c, CLIENT_CLOSED);
-			return;
-		}
-		/* Half-closed and every complete request answered: done. */
-		if (c->peer_eof && c->state == CLIENT_READING &&
-		    (c->in.data == NULL || buffer_len(&c->in) == 0)) {
-			client_set_state(c, CLIENT_CLOSED);
-			return;
-		}
-	}
+	if (c->state != CLIENT_CLOSED)
+		client_settle(c);
 }
 
 short
@@ -264,7 +301,7 @@ client_events(const struct client *c)
 	if (client_owes(c))
 		ev |= POLLOUT;
 	if (c->state == CLIENT_READING && !c->peer_eof &&
-	    (c->out.data == NULL || buffer_len(&c->out) < CLIENT_OUT_HIGH) &&
+	    buffer_len(&c->out) < CLIENT_OUT_HIGH &&
 	    (c->in.data == NULL || buffer_len(&c->in) < c->in.cap))
 		ev |= POLLIN;
 	return ev;
@@ -282,9 +319,9 @@ client_idle_check(struct client *c)
 	int timeout = c->worker->conf->client_timeout;
 
 	/*
-	 * Idle means no request bytes and nothing owed (HFTP.md): a client
-	 * that is slow to read what it is owed is not idle.  TCP keepalive
-	 * finds peers that vanished.
+	 * Idle means no request bytes and nothing owed (docs/PROTOCOL.md): a
+	 * client that is slow to read what it is owed is not idle.  TCP
+	 * keepalive finds peers that vanished.
 	 */
 	if (timeout > 0 && client_quiet(c, timeout)) {
 		log_debug("client %" PRIu64 ": idle for %ds; closing", c->id, timeout);

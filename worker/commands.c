@@ -1,28 +1,31 @@
 /*
- * commands.c — the HFTP command table and its handlers.  A handler gets a
- * complete, parsed request line and answers it: a status line and small
- * bodies go straight into the output queue; file and listing bodies are
- * handed to framing.c as a stream.  Handlers never write to the socket.
+ * commands.c — the HFTP command table and its handlers.  A row names a
+ * command, the kinds of its arguments (which also tell the parser how much
+ * of each to keep) and its handler.  A handler gets a complete, parsed
+ * request line and answers it: its status through client_status(), small
+ * bodies (a size, the help lines) into the output queue, and file and
+ * listing bodies as a stream.  Handlers never write to the socket.
  *
- * Order of checks (HFTP.md): command known (200) -> argument count and form
- * (201) -> file exists and is servable (202) -> range (203) -> readable (199).
+ * Order of checks (docs/PROTOCOL.md): command known (200) -> argument count
+ * and form (201) -> file exists and is servable (202) -> range (203) ->
+ * readable (199).
  */
 #include <errno.h>
-#include <stdlib.h>
-#include <time.h>
 #include <inttypes.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "client.h"
+#include "commands.h"
+#include "config.h"
 #include "log.h"
-#include "net.h"
+#include "worker.h"
 
 struct command {
-	const char *name;
-	int         argc_min;       /* arguments after the command */
-	int         argc_max;
-	void      (*handler)(struct client *, const struct request_parser *);
+	const char           *name;
+	int                   argc_min;     /* arguments after the command */
+	struct request_shape  shape;        /* argc_max = shape.nargs */
+	void                (*handler)(struct client *, const struct request_parser *);
 };
 
 static void commands_listing(struct client *, const struct request_parser *);
@@ -32,151 +35,80 @@ static void commands_help(struct client *, const struct request_parser *);
 static void commands_quit(struct client *, const struct request_parser *);
 
 static const struct command commands_table[] = {
-	{ "get_file_listing", 0, 0, commands_listing },
-	{ "get_metadata",     1, 1, commands_metadata },
-	{ "get_slice",        3, 4, commands_slice },
-	{ "help",             0, 0, commands_help },
-	{ "quit",             0, 0, commands_quit },
+	{ "get_file_listing", 0, { 0, { REQUEST_ARG_NONE } }, commands_listing },
+	{ "get_metadata",     1, { 1, { REQUEST_ARG_NAME } }, commands_metadata },
+	{ "get_slice",        3, { 4, { REQUEST_ARG_NAME, REQUEST_ARG_NUMBER,
+	    REQUEST_ARG_NUMBER, REQUEST_ARG_KEYWORD } }, commands_slice },
+	{ "help",             0, { 0, { REQUEST_ARG_NONE } }, commands_help },
+	{ "quit",             0, { 0, { REQUEST_ARG_NONE } }, commands_quit },
 };
+#define COMMANDS_COUNT (sizeof(commands_table) / sizeof(commands_table[0]))
 
-static const char *
-commands_status_text(int status)
+/* The keyword get_slice takes last for the raw framing. */
+#define COMMANDS_RAW "raw"
+
+static const struct command *
+commands_find(const char *name, size_t len)
 {
-	switch (status) {
-	case 0:   return "OK";
-	case 100: return "BAD EOL";
-	case 101: return "BAD REQUEST";
-	case 199: return "INTERNAL SERVER ERROR";
-	case 200: return "NO SUCH COMMAND";
-	case 201: return "INVALID ARGUMENTS FOR COMMAND";
-	case 202: return "FILE NOT FOUND";
-	case 203: return "OFFSET EXCEEDS FILE SIZE";
+	for (size_t i = 0; i < COMMANDS_COUNT; i++) {
+		/* by length too: the text may hold a NUL */
+		if (len == strlen(commands_table[i].name) && strcmp(commands_table[i].name, name) == 0)
+			return &commands_table[i];
 	}
-	return "INTERNAL SERVER ERROR";
+	return NULL;
 }
 
-/* Appends "CODE TEXT\r\n"; the caller made sure there is room. */
-static void
-commands_status(struct client *c, int status)
+const struct request_shape *
+commands_shape(const char *cmd, size_t len)
 {
-	c->status = status;
-	if (buffer_printf(&c->out, "%d %s\r\n", status, commands_status_text(status)) == -1)
-		log_warnx("client %" PRIu64 ": output queue full", c->id);
-}
+	const struct command *k = commands_find(cmd, len);
 
-/*
- * The access-log line of the response just begun: written now, or when its
- * body ends if one is streaming.
- */
-static void
-commands_account(struct client *c, size_t queued_before, const struct timespec *start)
-{
-	struct access_pending *a;
-	uint64_t               bytes = buffer_len(&c->out) - queued_before;
-
-	if ((a = malloc(sizeof(*a))) == NULL)
-		return;
-	a->start = *start;
-	a->bytes = bytes;
-	net_peer_text(c->fd, a->peer, sizeof(a->peer));
-	access_request_text(&c->parser, a->request, sizeof(a->request));
-	if (c->stream.kind != STREAM_NONE) {
-		c->stream.access = a;
-		return;
-	}
-	access_record(a->peer, a->request, c->status, a->bytes, &a->start);
-	free(a);
+	return k != NULL ? &k->shape : NULL;
 }
 
 void
-commands_fatal(struct client *c, int status)
-{
-	struct timespec start;
-	size_t          before;
-
-	if (client_out_reserve(c) == 0) {
-		before = buffer_len(&c->out);
-		clock_gettime(CLOCK_MONOTONIC, &start);
-		commands_status(c, status);
-		if (access_enabled())
-			commands_account(c, before, &start);
-	}
-	client_set_state(c, CLIENT_CLOSING);
-}
-
-static void
 commands_run(struct client *c)
 {
 	const struct request_parser *p = &c->parser;
 	const struct request_elem   *cmd = &p->elem[0];
+	const struct command        *k = NULL;
 	int                          nargs = p->argc - 1;
 
-	if (cmd->len > 0 && !cmd->truncated) {
-		for (size_t i = 0; i < sizeof(commands_table) / sizeof(commands_table[0]); i++) {
-			const struct command *k = &commands_table[i];
-			/* by length too: the text may hold a NUL */
-			if (cmd->len != strlen(k->name) || strcmp(k->name, cmd->text) != 0)
-				continue;
-			if (nargs < k->argc_min || nargs > k->argc_max) {
-				commands_status(c, 201);
-				return;
-			}
-			k->handler(c, p);
-			return;
-		}
-	}
-	commands_status(c, 200);
-}
-
-void
-commands_dispatch(struct client *c)
-{
-	struct timespec start;
-	size_t          before;
-
-	if (client_out_reserve(c) == -1) {
-		client_set_state(c, CLIENT_CLOSED);
-		return;
-	}
-	if (!access_enabled()) {
-		commands_run(c);
-		return;
-	}
-	before = buffer_len(&c->out);
-	clock_gettime(CLOCK_MONOTONIC, &start);
-	commands_run(c);
-	if (c->state != CLIENT_CLOSED && c->out.data != NULL)
-		commands_account(c, before, &start);
+	if (cmd->len > 0 && !cmd->truncated)
+		k = commands_find(cmd->text, (size_t)cmd->len);
+	if (k == NULL)
+		client_status(c, STATUS_NO_SUCH_COMMAND);
+	else if (nargs < k->argc_min || nargs > k->shape.nargs)
+		client_status(c, STATUS_INVALID_ARGUMENTS);
+	else
+		k->handler(c, p);
 }
 
 static void
 commands_listing(struct client *c, const struct request_parser *p)
 {
-	size_t len;
-	char  *body;
+	struct files_listing listing;
 
 	(void)p;
 	files_refresh_turn(&c->worker->files, c->worker->turn);
-	if ((body = files_listing(&c->worker->files, &len)) == NULL) {
-		log_warnx("client %" PRIu64 ": listing: out of memory", c->id);
-		commands_fatal(c, 199);
+	if (files_list(&c->worker->files, &listing) == -1) {
+		log_warn("client %" PRIu64 ": listing %s", c->id, c->worker->files.path);
+		client_status(c, STATUS_INTERNAL_ERROR);
 		return;
 	}
-	c->stream.kind = STREAM_MEMORY;
-	c->stream.mem = body;
-	c->stream.memlen = len;
-	c->stream.mempos = 0;
+	client_status(c, STATUS_OK);
+	stream_start_listing(&c->stream, &listing);
 	client_set_state(c, CLIENT_STREAMING);
 }
 
-/* A FILENAME element that names a servable file: 0 with *st; else 202 sent. */
+/* A FILENAME element that names a servable file: 0 with *st; else 202 answered. */
 static int
-commands_find(struct client *c, const struct request_elem *name, struct stat *st)
+commands_stat(struct client *c, const struct request_elem *name, struct stat *st)
 {
 	files_refresh_turn(&c->worker->files, c->worker->turn);
 	/* Longer than any name the filesystem allows: no such file. */
 	if (name->truncated || files_stat(&c->worker->files, name->text, st) == -1) {
-		commands_status(c, 202);
+		client_status(c, STATUS_FILE_NOT_FOUND);
 		return -1;
 	}
 	return 0;
@@ -188,15 +120,16 @@ commands_metadata(struct client *c, const struct request_parser *p)
 	struct stat st;
 
 	if (!p->elem[1].name_ok) {
-		commands_status(c, 201);
+		client_status(c, STATUS_INVALID_ARGUMENTS);
 		return;
 	}
-	if (commands_find(c, &p->elem[1], &st) == -1)
+	if (commands_stat(c, &p->elem[1], &st) == -1)
 		return;
-	buffer_printf(&c->out, "0 OK\r\n%jd\r\n", (intmax_t)st.st_size);
+	client_status(c, STATUS_OK);
+	buffer_printf(&c->out, "%jd\r\n", (intmax_t)st.st_size);
 }
 
-static int
+static bool
 commands_out_of_range(uint64_t offset, uint64_t size, const struct stat *st)
 {
 	uint64_t filesize = (uint64_t)st->st_size;
@@ -204,64 +137,59 @@ commands_out_of_range(uint64_t offset, uint64_t size, const struct stat *st)
 	return offset > filesize || size > filesize - offset;
 }
 
+static bool
+commands_slice_args_ok(const struct request_parser *p)
+{
+	const struct request_elem *keyword = &p->elem[4];
+
+	return p->elem[1].name_ok && p->elem[2].digits_ok && p->elem[3].digits_ok &&
+	    (p->argc == 4 || (keyword->len == strlen(COMMANDS_RAW) &&
+	    strcmp(keyword->text, COMMANDS_RAW) == 0));
+}
+
+static enum stream_kind
+commands_slice_kind(const struct client *c, const struct request_parser *p)
+{
+	if (p->argc == 5)
+		return STREAM_RAW;
+	if (c->worker->conf->slice_encoding == SLICE_FRAGMENTS)
+		return STREAM_FRAGMENTS;
+	return STREAM_BASE64;
+}
+
 static void
 commands_slice(struct client *c, const struct request_parser *p)
 {
 	const struct request_elem *name = &p->elem[1], *off = &p->elem[2], *size = &p->elem[3];
 	struct stat                st;
-	enum stream_kind           kind;
 	int                        fd;
 
-	if (!name->name_ok || !off->digits_ok || !size->digits_ok ||
-	    (p->argc == 5 && (p->elem[4].len != 3 || strcmp(p->elem[4].text, "raw") != 0))) {
-		commands_status(c, 201);
+	if (!commands_slice_args_ok(p)) {
+		client_status(c, STATUS_INVALID_ARGUMENTS);
 		return;
 	}
-	if (commands_find(c, name, &st) == -1)
+	if (commands_stat(c, name, &st) == -1)
 		return;
 	if (off->overflow || size->overflow || commands_out_of_range(off->value, size->value, &st)) {
-		commands_status(c, 203);
+		client_status(c, STATUS_BAD_OFFSET);
 		return;
 	}
 	if ((fd = files_open(&c->worker->files, name->text, &st)) == -1) {
 		if (errno == ENOENT) {          /* replaced since the stat */
-			commands_status(c, 202);
+			client_status(c, STATUS_FILE_NOT_FOUND);
 			return;
 		}
 		log_warn("client %" PRIu64 ": open %s", c->id, name->text);
-		commands_fatal(c, 199);
+		client_status(c, STATUS_INTERNAL_ERROR);
 		return;
 	}
 	if (commands_out_of_range(off->value, size->value, &st)) {
 		close(fd);
-		commands_status(c, 203);
+		client_status(c, STATUS_BAD_OFFSET);
 		return;
 	}
-	if (p->argc == 5)
-		kind = STREAM_RAW;
-	else if (c->worker->conf->slice_encoding == SLICE_FRAGMENTS)
-		kind = STREAM_FRAGMENTS;
-	else
-		kind = STREAM_BASE64;
-
-	commands_status(c, 0);
-	if (kind == STREAM_RAW)
-		buffer_printf(&c->out, "Content-Length: %" PRIu64 "\r\n\r\n", size->value);
-	if (size->value == 0) {
-		close(fd);
-		if (kind == STREAM_BASE64)
-			buffer_append(&c->out, "\r\n", 2);
-		else if (kind == STREAM_FRAGMENTS)
-			buffer_append(&c->out, "0 \r\n", 4);
-		return;
-	}
-	c->stream.kind = kind;
-	c->stream.fd = fd;
-	c->stream.dev = st.st_dev;
-	c->stream.ino = st.st_ino;
-	c->stream.filesize = (uint64_t)st.st_size;
-	c->stream.offset = off->value;
-	c->stream.remaining = size->value;
+	client_status(c, STATUS_OK);
+	stream_start_slice(&c->stream, commands_slice_kind(c, p), fd, &st, off->value, size->value);
 	client_set_state(c, CLIENT_STREAMING);
 }
 
@@ -269,8 +197,8 @@ static void
 commands_help(struct client *c, const struct request_parser *p)
 {
 	(void)p;
-	commands_status(c, 0);
-	for (size_t i = 0; i < sizeof(commands_table) / sizeof(commands_table[0]); i++)
+	client_status(c, STATUS_OK);
+	for (size_t i = 0; i < COMMANDS_COUNT; i++)
 		buffer_printf(&c->out, "%s\r\n", commands_table[i].name);
 	buffer_append(&c->out, "\r\n", 2);
 }
@@ -279,6 +207,6 @@ static void
 commands_quit(struct client *c, const struct request_parser *p)
 {
 	(void)p;
-	commands_status(c, 0);
+	client_status(c, STATUS_OK);
 	client_set_state(c, CLIENT_CLOSING);
 }

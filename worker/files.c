@@ -18,6 +18,7 @@
 
 #include "files.h"
 #include "log.h"
+#include "protocol.h"
 
 void
 files_init(struct files *f, const char *path)
@@ -44,6 +45,7 @@ files_refresh(struct files *f)
 	struct stat st;
 	int         fd;
 
+	f->open_errno = 0;
 	if (stat(f->path, &st) == -1 || !S_ISDIR(st.st_mode)) {
 		files_close(f);
 		return;
@@ -52,10 +54,12 @@ files_refresh(struct files *f)
 		return;
 	files_close(f);
 	if ((fd = open(f->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
+		f->open_errno = errno;
 		log_warn("served directory %s", f->path);
 		return;
 	}
 	if (fstat(fd, &st) == -1) {
+		f->open_errno = errno;
 		close(fd);
 		return;
 	}
@@ -113,83 +117,92 @@ files_open(struct files *f, const char *name, struct stat *st)
 }
 
 static int
-files_name_ok(const char *s)
-{
-	if (*s == '\0')
-		return 0;
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		    (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
-			return 0;
-	}
-	return 1;
-}
-
-static int
 files_cmp(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-char *
-files_listing(struct files *f, size_t *len)
+/* Whether the entry is listed: a valid FILENAME naming a regular file. */
+static bool
+files_listed(const struct files *f, const struct dirent *de)
+{
+	struct stat st;
+
+	if (!protocol_name_valid(de->d_name) || !files_servable_name(de->d_name))
+		return false;
+	if (de->d_type == DT_REG)
+		return true;
+	if (de->d_type != DT_UNKNOWN)
+		return false;
+	return fstatat(f->dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    S_ISREG(st.st_mode);
+}
+
+static int
+files_listing_add(struct files_listing *l, size_t *cap, const char *name)
+{
+	if (l->count == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 64;
+		char **tmp = realloc(l->names, ncap * sizeof(*l->names));
+		if (tmp == NULL)
+			return -1;
+		l->names = tmp;
+		*cap = ncap;
+	}
+	if ((l->names[l->count] = strdup(name)) == NULL)
+		return -1;
+	l->count++;
+	return 0;
+}
+
+int
+files_list(struct files *f, struct files_listing *out)
 {
 	DIR           *dir = NULL;
 	struct dirent *de;
-	char         **names = NULL, *out = NULL;
-	size_t         n = 0, cap = 0, total = sizeof("0 OK\r\n\r\n") - 1, pos;
-	int            fd;
+	size_t         cap = 0;
+	int            fd, saved;
 
-	if (f->dirfd != -1 &&
-	    (fd = openat(f->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) != -1) {
-		if ((dir = fdopendir(fd)) == NULL)
-			close(fd);
+	out->names = NULL;
+	out->count = 0;
+	if (f->dirfd == -1) {
+		if (f->open_errno == 0)
+			return 0;       /* no directory at the path: an empty list */
+		errno = f->open_errno;
+		return -1;
 	}
-	while (dir != NULL && (de = readdir(dir)) != NULL) {
-		struct stat st;
-
-		if (!files_name_ok(de->d_name) || !files_servable_name(de->d_name))
-			continue;
-		if (de->d_type != DT_REG) {
-			if (de->d_type != DT_UNKNOWN)
-				continue;
-			if (fstatat(f->dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
-			    !S_ISREG(st.st_mode))
-				continue;
-		}
-		if (n == cap) {
-			size_t ncap = cap ? cap * 2 : 64;
-			char **tmp = realloc(names, ncap * sizeof(*names));
-			if (tmp == NULL)
-				goto fail;
-			names = tmp;
-			cap = ncap;
-		}
-		if ((names[n] = strdup(de->d_name)) == NULL)
+	if ((fd = openat(f->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return -1;
+	if ((dir = fdopendir(fd)) == NULL) {
+		close(fd);
+		return -1;
+	}
+	errno = 0;
+	while ((de = readdir(dir)) != NULL) {
+		if (files_listed(f, de) && files_listing_add(out, &cap, de->d_name) == -1)
 			goto fail;
-		total += strlen(names[n]) + 2;
-		n++;
+		errno = 0;
 	}
-	if (n > 1)
-		qsort(names, n, sizeof(*names), files_cmp);
-	if ((out = malloc(total)) == NULL)
+	if (errno != 0)
 		goto fail;
-	memcpy(out, "0 OK\r\n", 6);
-	pos = 6;
-	for (size_t i = 0; i < n; i++) {
-		size_t l = strlen(names[i]);
-		memcpy(out + pos, names[i], l);
-		memcpy(out + pos + l, "\r\n", 2);
-		pos += l + 2;
-	}
-	memcpy(out + pos, "\r\n", 2);
-	*len = pos + 2;
+	closedir(dir);
+	if (out->count > 1)
+		qsort(out->names, out->count, sizeof(*out->names), files_cmp);
+	return 0;
 fail:
-	for (size_t i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
-	if (dir != NULL)
-		closedir(dir);
-	return out;
+	saved = errno;
+	closedir(dir);
+	files_listing_free(out);
+	errno = saved;
+	return -1;
+}
+
+void
+files_listing_free(struct files_listing *l)
+{
+	for (size_t i = 0; i < l->count; i++)
+		free(l->names[i]);
+	free(l->names);
+	l->names = NULL;
+	l->count = 0;
 }

@@ -6,6 +6,7 @@
 #ifndef HFTPD_FILES_H
 #define HFTPD_FILES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -17,6 +18,7 @@ struct files {
 	dev_t  dev;
 	ino_t  ino;
 	uint64_t checked;   /* poll turn of the last check */
+	int    open_errno;  /* the path names a directory that could not be opened */
 };
 
 void files_init(struct files *f, const char *path);
@@ -32,7 +34,17 @@ void files_refresh_turn(struct files *f, uint64_t turn);
 int  files_stat(struct files *f, const char *name, struct stat *st);
 /* Opens a servable file for reading: fd; -1 with errno (ENOENT: not servable). */
 int  files_open(struct files *f, const char *name, struct stat *st);
-/* A malloc'd "0 OK\r\n" + sorted names + "\r\n" listing; NULL on ENOMEM. */
-char *files_listing(struct files *f, size_t *len);
+/* The names get_file_listing shows, sorted by byte value. */
+struct files_listing {
+	char   **names;
+	size_t   count;
+};
+
+/*
+ * Lists the regular files whose names are valid FILENAMEs: 0; -1 with errno
+ * when the directory exists but cannot be read (a missing one lists empty).
+ */
+int  files_list(struct files *f, struct files_listing *out);
+void files_listing_free(struct files_listing *l);
 
 #endif

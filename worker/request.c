@@ -2,18 +2,58 @@
  * request.c — the streaming HFTP request-line parser (see request.h).
  *
  * A byte at a time, so a line may arrive in any number of pieces; what it
- * keeps per element is bounded, so a 5 MiB FILENAME costs no memory.
+ * keeps per element is bounded, so a 5 MiB FILENAME costs no memory.  Each
+ * element's text is carved from the arena when the element starts, as wide
+ * as its kind needs; an element the arena cannot hold keeps no text (its
+ * length and properties are still counted).
  */
 #include <string.h>
 
 #include "request.h"
 
-/* How much text each element keeps: command, FILENAME, OFFSET, SIZE, "raw". */
-static const unsigned request_text_caps[REQUEST_ELEMS_MAX] = { 32, 256, 24, 24, 8 };
-
-static void
-request_elem_reset(struct request_elem *e)
+uint32_t
+request_arg_cap(enum request_arg kind)
 {
+	switch (kind) {
+	case REQUEST_ARG_NAME:
+		return REQUEST_CAP_NAME;
+	case REQUEST_ARG_NUMBER:
+		return REQUEST_CAP_NUMBER;
+	case REQUEST_ARG_KEYWORD:
+		return REQUEST_CAP_KEYWORD;
+	case REQUEST_ARG_NONE:
+		break;
+	}
+	return REQUEST_CAP_NONE;
+}
+
+bool
+request_shape_fits(const struct request_shape *shape)
+{
+	uint32_t used = REQUEST_CAP_COMMAND;
+
+	if (shape->nargs < 0 || shape->nargs > REQUEST_ARGS_MAX)
+		return false;
+	for (int i = 0; i < shape->nargs; i++)
+		used += request_arg_cap(shape->arg[i]);
+	return used <= REQUEST_TEXT_ARENA - 1;
+}
+
+/* Starts element i with room for its kind, or none when the arena is spent. */
+static void
+request_elem_start(struct request_parser *p, int i, uint32_t cap)
+{
+	struct request_elem *e = &p->elem[i];
+
+	/* The arena's last byte is the shared empty text of elements kept without text. */
+	if (p->arena_used + cap > REQUEST_TEXT_ARENA - 1) {
+		e->text = &p->arena[REQUEST_TEXT_ARENA - 1];
+		e->cap = 1;
+	} else {
+		e->text = &p->arena[p->arena_used];
+		e->cap = cap;
+		p->arena_used += cap;
+	}
 	e->text[0] = '\0';
 	e->len = 0;
 	e->value = 0;
@@ -21,6 +61,15 @@ request_elem_reset(struct request_elem *e)
 	e->name_ok = true;
 	e->digits_ok = true;
 	e->overflow = false;
+}
+
+/* The capacity of argument position i (1-based) of this line's command. */
+static uint32_t
+request_arg_cap_at(const struct request_parser *p, int i)
+{
+	if (p->shape == NULL || i > p->shape->nargs)
+		return REQUEST_CAP_NONE;
+	return request_arg_cap(p->shape->arg[i - 1]);
 }
 
 static void
@@ -31,30 +80,19 @@ request_line_reset(struct request_parser *p)
 	p->pending_cr = false;
 	p->line_done = false;
 	p->only_spaces = true;
-	p->status = 0;
-	request_elem_reset(&p->elem[0]);
+	p->status = STATUS_OK;
+	p->shape = NULL;
+	p->arena_used = 0;
+	request_elem_start(p, 0, REQUEST_CAP_COMMAND);
 }
 
 void
-request_init(struct request_parser *p, uint64_t line_max)
+request_init(struct request_parser *p, uint64_t line_max, request_shape_fn shape_of)
 {
-	char *text = p->arena;
-
 	memset(p, 0, sizeof(*p));
 	p->line_max = line_max;
-	for (int i = 0; i < REQUEST_ELEMS_MAX; i++) {
-		p->elem[i].text = text;
-		p->elem[i].cap = request_text_caps[i];
-		text += request_text_caps[i];
-	}
+	p->shape_of = shape_of;
 	request_line_reset(p);
-}
-
-static bool
-request_is_name_char(unsigned char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	    (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
 }
 
 static void
@@ -66,7 +104,7 @@ request_elem_add(struct request_elem *e, unsigned char c)
 	} else
 		e->truncated = true;
 	e->len++;
-	if (!request_is_name_char(c))
+	if (!protocol_name_char(c))
 		e->name_ok = false;
 	if (c >= '0' && c <= '9') {
 		unsigned digit = c - '0';
@@ -80,17 +118,28 @@ request_elem_add(struct request_elem *e, unsigned char c)
 		e->digits_ok = false;
 }
 
+/* A space ends an element: the first one names the command, and so the shape. */
+static void
+request_next_elem(struct request_parser *p)
+{
+	const struct request_elem *cmd = &p->elem[0];
+
+	if (p->argc == 1 && p->shape_of != NULL && !cmd->truncated && cmd->len > 0)
+		p->shape = p->shape_of(cmd->text, (size_t)cmd->len);
+	if (++p->argc <= REQUEST_ELEMS_MAX)
+		request_elem_start(p, p->argc - 1, request_arg_cap_at(p, p->argc - 1));
+}
+
 /* One byte of the line proper (not part of the CR LF); false when fatal. */
 static bool
 request_add_byte(struct request_parser *p, unsigned char c)
 {
 	if (++p->line_len > p->line_max) {
-		p->status = 101;
+		p->status = STATUS_BAD_REQUEST;
 		return false;
 	}
 	if (c == ' ') {
-		if (++p->argc <= REQUEST_ELEMS_MAX)
-			request_elem_reset(&p->elem[p->argc - 1]);
+		request_next_elem(p);
 		return true;
 	}
 	p->only_spaces = false;
@@ -106,7 +155,7 @@ request_line_end(struct request_parser *p)
 
 	p->line_done = true;
 	if (p->only_spaces) {
-		p->status = 101;
+		p->status = STATUS_BAD_REQUEST;
 		return REQUEST_FATAL;
 	}
 	for (int i = 0; i < kept; i++) {
@@ -144,7 +193,7 @@ request_feed(struct request_parser *p, const char *data, size_t len,
 			continue;
 		}
 		if (c == '\n') {
-			p->status = 100;
+			p->status = STATUS_BAD_EOL;
 			goto fatal;
 		}
 		if (!request_add_byte(p, c))

@@ -23,11 +23,21 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "access.h"
 #include "channel.h"
 #include "client.h"
+#include "clock.h"
+#include "config.h"
+#include "filemap.h"
 #include "log.h"
+#include "worker.h"
 
+/* Free buffer blocks each pool keeps for reuse. */
 #define WORKER_POOL_MAX 64
+/* Poll timeout when no client is hot: the once-a-second sweeps still run. */
+#define WORKER_IDLE_POLL_MS  1000
+/* Idle sweep, cold demotion and the mapping cache's sweep run this often. */
+#define WORKER_SWEEP_MS      1000
 
 /* See the header comment: the hot/cold split of the poll set. */
 #define WORKER_COLD_AFTER    2          /* seconds quiet before going cold */
@@ -48,35 +58,11 @@ worker_on_signal(int sig)
 	worker_got_term = 1;
 }
 
-char *
-worker_block_get(struct worker *w, int out)
-{
-	if (out && w->out_pooled > 0)
-		return w->out_pool[--w->out_pooled];
-	if (!out && w->in_pooled > 0)
-		return w->in_pool[--w->in_pooled];
-	return malloc(out ? CLIENT_OUT_CAP : CLIENT_IN_CAP);
-}
-
-void
-worker_block_put(struct worker *w, int out, char *block)
-{
-	if (out && w->out_pooled < WORKER_POOL_MAX)
-		w->out_pool[w->out_pooled++] = block;
-	else if (!out && w->in_pooled < WORKER_POOL_MAX)
-		w->in_pool[w->in_pooled++] = block;
-	else
-		free(block);
-}
-
 static void
 worker_clock(struct worker *w)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	w->now_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-	w->now_ms = w->now_ns / 1000000;
+	w->now_ns = clock_now_ns();
+	w->now_ms = w->now_ns / CLOCK_NS_PER_MS;
 }
 
 /* Puts the client at slot from into slot to (its old place is left as is). */
@@ -199,13 +185,13 @@ worker_poll(struct worker *w, int *npolled)
 	for (int i = 1; i <= *npolled; i++)
 		w->pfd[i].events = client_events(w->clients[i]);
 	if (w->nhot == 0)
-		timeout = 1000;
+		timeout = WORKER_IDLE_POLL_MS;
 	else if (full) {
 		timeout = 0;    /* a measured scan; the hot turns do the waiting */
 		worker_clock(w);
 		start = w->now_ns;
 	} else
-		timeout = (int)((w->next_scan_ns - w->now_ns + 999999) / 1000000);
+		timeout = (int)((w->next_scan_ns - w->now_ns + CLOCK_NS_PER_MS - 1) / CLOCK_NS_PER_MS);
 	if (timeout > WORKER_LOAD_MS && w->unreported_closes > 0)
 		timeout = WORKER_LOAD_MS;
 	n = poll(w->pfd, (nfds_t)*npolled + 1, timeout);
@@ -213,10 +199,10 @@ worker_poll(struct worker *w, int *npolled)
 	if (full && timeout == 0) {
 		w->scan_ns = (w->scan_ns * 3 + (w->now_ns - start)) / 4;
 		interval = w->scan_ns * WORKER_SCAN_SHARE;
-		if (interval < WORKER_SCAN_MIN_MS * 1000000u)
-			interval = WORKER_SCAN_MIN_MS * 1000000u;
-		if (interval > WORKER_SCAN_MAX_MS * 1000000u)
-			interval = WORKER_SCAN_MAX_MS * 1000000u;
+		if (interval < WORKER_SCAN_MIN_MS * CLOCK_NS_PER_MS)
+			interval = WORKER_SCAN_MIN_MS * CLOCK_NS_PER_MS;
+		if (interval > WORKER_SCAN_MAX_MS * CLOCK_NS_PER_MS)
+			interval = WORKER_SCAN_MAX_MS * CLOCK_NS_PER_MS;
 		w->next_scan_ns = w->now_ns + interval;
 	}
 	return n;
@@ -239,7 +225,7 @@ worker_report_load(struct worker *w)
 	if (w->unreported_closes == 0)
 		return;
 	if (believed + WORKER_LOAD_MARGIN(w) < (uint64_t)w->maxclients &&
-	    w->now_ns - w->reported_ns < WORKER_LOAD_MS * 1000000u)
+	    w->now_ns - w->reported_ns < WORKER_LOAD_MS * CLOCK_NS_PER_MS)
 		return;
 	if (channel_send(w->chan, CHANNEL_LOAD, w->gen, &load, sizeof(load), -1) == 0) {
 		w->unreported_closes = 0;
@@ -250,7 +236,7 @@ worker_report_load(struct worker *w)
 
 /* Handles every message waiting on the channel; -1 when the master is gone. */
 static int
-worker_dispatch(struct worker *w)
+worker_channel_read(struct worker *w)
 {
 	struct channel_hdr hdr;
 	unsigned char      payload[CHANNEL_PAYLOAD_MAX];
@@ -310,11 +296,9 @@ worker_setup(struct worker *w, const struct config *conf, unsigned gen, int chan
 	worker_clock(w);
 	w->pfd = calloc((size_t)w->maxclients + 1, sizeof(*w->pfd));
 	w->clients = calloc((size_t)w->maxclients + 1, sizeof(*w->clients));
-	w->scratch = malloc(CLIENT_CHUNK);
-	w->in_pool = calloc(WORKER_POOL_MAX, sizeof(char *));
-	w->out_pool = calloc(WORKER_POOL_MAX, sizeof(char *));
-	if (w->pfd == NULL || w->clients == NULL || w->scratch == NULL ||
-	    w->in_pool == NULL || w->out_pool == NULL)
+	if (w->pfd == NULL || w->clients == NULL ||
+	    buffer_pool_init(&w->in_pool, CLIENT_IN_CAP, WORKER_POOL_MAX) == -1 ||
+	    buffer_pool_init(&w->out_pool, CLIENT_OUT_CAP, WORKER_POOL_MAX) == -1)
 		return -1;
 	access_open(conf->access_log);
 	w->pfd[0].fd = chan;
@@ -328,30 +312,21 @@ worker_teardown(struct worker *w)
 {
 	while (w->nclients > 0)
 		worker_remove_client(w, w->nclients);
-	for (int i = 0; i < w->in_pooled; i++)
-		free(w->in_pool[i]);
-	for (int i = 0; i < w->out_pooled; i++)
-		free(w->out_pool[i]);
-	framing_maps_close();
+	buffer_pool_free(&w->in_pool);
+	buffer_pool_free(&w->out_pool);
+	filemap_close_all();
 	files_close(&w->files);
 	access_close();
-	free(w->in_pool);
-	free(w->out_pool);
-	free(w->scratch);
 	free(w->clients);
 	free(w->pfd);
 	close(w->chan);
 }
 
-int
-worker_main(const struct config *conf, unsigned gen, int chan)
+static void
+worker_signals(void)
 {
-	struct worker    w;
 	struct sigaction sa;
-	uint64_t         last_sweep;   /* second of the last idle sweep */
-	int              rc = 1;
 
-	log_set_role("worker", gen);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = worker_on_signal;
 	sigemptyset(&sa.sa_mask);
@@ -364,15 +339,83 @@ worker_main(const struct config *conf, unsigned gen, int chan)
 	sigaction(SIGUSR1, &sa, NULL);
 	sa.sa_handler = SIG_DFL;
 	sigaction(SIGCHLD, &sa, NULL);
+	filemap_init();
+}
 
+/*
+ * Test hook: a worker that dies at start, to exercise the master's
+ * crash-loop back-off.  Only read when HFTPD_TEST_HOOKS=1 is also set.
+ */
+static void
+worker_test_hook(void)
+{
+	const char *hooks = getenv("HFTPD_TEST_HOOKS"), *code = getenv("HFTPD_TEST_WORKER_EXIT");
+
+	if (hooks != NULL && code != NULL && strcmp(hooks, "1") == 0)
+		_exit(atoi(code));
+}
+
+/* Once a second: idle clients closed, quiet ones cooled, old mappings dropped. */
+static void
+worker_sweep(struct worker *w)
+{
+	for (int i = w->nclients; i >= 1; i--) {
+		client_idle_check(w->clients[i]);
+		if (w->clients[i]->state == CLIENT_CLOSED)
+			worker_remove_client(w, i);
+	}
+	worker_demote(w);
+	filemap_sweep(w->now_ms);
+}
+
+/* One poll turn: the clients with events, then the channel; 0, 1 when the master is gone, -1 on error. */
+static int
+worker_turn(struct worker *w)
+{
+	int n, npolled;
+
+	n = worker_poll(w, &npolled);
+	if (n == -1 && errno != EINTR) {
+		log_warn("poll");
+		return -1;
+	}
+	w->turn++;
 	/*
-	 * Test hook: a worker that dies at start, to exercise the master's
-	 * crash-loop back-off.  Only read when HFTPD_TEST_HOOKS=1 is also set.
+	 * Walk down: removal only moves clients from above.  Cold clients
+	 * keep their revents as a mark for worker_promote().
 	 */
-	if (getenv("HFTPD_TEST_HOOKS") != NULL && getenv("HFTPD_TEST_WORKER_EXIT") != NULL &&
-	    strcmp(getenv("HFTPD_TEST_HOOKS"), "1") == 0)
-		_exit(atoi(getenv("HFTPD_TEST_WORKER_EXIT")));
-	framing_init();
+	for (int i = npolled; i >= 1 && n > 0; i--) {
+		struct client *c = w->clients[i];
+		short          revents = w->pfd[i].revents;
+
+		if (revents == 0)
+			continue;
+		if (i <= w->nhot)
+			w->pfd[i].revents = 0;
+		client_turn(c, revents);
+		if (c->state == CLIENT_CLOSED)
+			worker_remove_client(w, i);
+	}
+	if (npolled > w->nhot)
+		worker_promote(w);
+	/* The channel after the clients: new ones join the next turn. */
+	if (n > 0 && w->pfd[0].revents && worker_channel_read(w) == -1) {
+		log_info("master gone; exiting");
+		return 1;
+	}
+	return 0;
+}
+
+int
+worker_main(const struct config *conf, unsigned gen, int chan)
+{
+	struct worker w;
+	uint64_t      last_sweep_ms;
+	int           rc = 1, r;
+
+	log_set_role("worker", gen);
+	worker_signals();
+	worker_test_hook();
 	if (worker_setup(&w, conf, gen, chan) == -1) {
 		log_warnx("out of memory at start");
 		goto done;
@@ -380,53 +423,16 @@ worker_main(const struct config *conf, unsigned gen, int chan)
 	if (channel_send(chan, CHANNEL_READY, gen, NULL, 0, -1) == -1)
 		log_warn("channel: send READY");
 	log_debug("serving %s, up to %d clients", conf->directory, w.maxclients);
-	last_sweep = w.now_ms / 1000;
+	last_sweep_ms = w.now_ms;
 
-	while (!w.stopping && !worker_got_term) {
-		int n, npolled;
-
-		if (w.draining && w.nclients == 0)
-			break;
-		n = worker_poll(&w, &npolled);
-		if (n == -1 && errno != EINTR) {
-			log_warn("poll");
+	while (!w.stopping && !worker_got_term && !(w.draining && w.nclients == 0)) {
+		if ((r = worker_turn(&w)) == -1)
 			goto done;
-		}
-		w.turn++;
-		/*
-		 * Walk down: removal only moves clients from above.  Cold clients
-		 * keep their revents as a mark for worker_promote().
-		 */
-		for (int i = npolled; i >= 1 && n > 0; i--) {
-			struct client *c = w.clients[i];
-			short          revents = w.pfd[i].revents;
-
-			if (revents == 0)
-				continue;
-			if (i <= w.nhot)
-				w.pfd[i].revents = 0;
-			client_turn(c, revents);
-			if (c->state == CLIENT_CLOSED)
-				worker_remove_client(&w, i);
-		}
-		if (npolled > w.nhot)
-			worker_promote(&w);
-		/* The channel after the clients: new ones join the next turn. */
-		if (n > 0 && w.pfd[0].revents) {
-			if (worker_dispatch(&w) == -1) {
-				log_info("master gone; exiting");
-				break;
-			}
-		}
-		if (w.now_ms / 1000 != last_sweep) {
-			last_sweep = w.now_ms / 1000;
-			for (int i = w.nclients; i >= 1; i--) {
-				client_idle_check(w.clients[i]);
-				if (w.clients[i]->state == CLIENT_CLOSED)
-					worker_remove_client(&w, i);
-			}
-			worker_demote(&w);
-			framing_maps_sweep(w.now_ms);
+		if (r == 1)
+			break;
+		if (w.now_ms - last_sweep_ms >= WORKER_SWEEP_MS) {
+			last_sweep_ms = w.now_ms;
+			worker_sweep(&w);
 		}
 		worker_report_load(&w);
 		access_flush(false);

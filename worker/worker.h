@@ -1,10 +1,45 @@
 /*
- * worker.h — the entry point the master calls in a freshly forked worker.
+ * worker.h — a worker process: its poll set over the channel to the master
+ * and its clients, the served directory and the buffer pools its clients
+ * borrow from, and the entry point the master calls after fork.
  */
 #ifndef HFTPD_WORKER_H
 #define HFTPD_WORKER_H
 
+#include <poll.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "buffer.h"
+#include "files.h"
+
 struct config;
+struct client;
+
+struct worker {
+	const struct config  *conf;
+	unsigned              gen;
+	int                   chan;
+	/* [0] channel, [1..nhot] hot clients, [nhot+1..nclients] cold ones */
+	struct pollfd        *pfd;
+	struct client       **clients;      /* parallel to pfd */
+	int                   nclients;
+	int                   nhot;
+	int                   maxclients;
+	uint64_t              now_ns;       /* monotonic, read once per poll */
+	uint64_t              now_ms;       /* the same in milliseconds */
+	uint64_t              turn;         /* poll turns so far */
+	uint64_t              scan_ns;      /* smoothed cost of a full poll */
+	uint64_t              next_scan_ns; /* when the cold clients are due */
+	uint64_t              received;     /* descriptors from the master */
+	uint64_t              unreported_closes; /* since the last LOAD sent */
+	uint64_t              reported_ns;
+	bool                  draining;
+	bool                  stopping;
+	struct files          files;
+	struct buffer_pool    in_pool;      /* input blocks of idle-looking clients */
+	struct buffer_pool    out_pool;
+};
 
 /* Serves clients handed over chan until told to stop; the exit status. */
 int worker_main(const struct config *conf, unsigned gen, int chan);

@@ -2,7 +2,8 @@
  * test_buffer.c — unit tests for shared/buffer.c: the bounded byte buffer.
  * init / free, append / consume, room / tail / commit, compaction (when
  * buffer_room moves data down and when it does not), all-or-nothing append
- * and printf, and a long random run checked against a simple model.
+ * and printf, a long random run checked against a simple model, and the
+ * block pool (blocks reused, at most max kept, a detached buffer empty).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -339,6 +340,58 @@ static void test_random_against_model(void **state)
 	buffer_free(&b);
 }
 
+
+/* Blocks go back to the pool and come out again; past max they are freed. */
+static void test_pool_reuse_and_cap(void **state)
+{
+	struct buffer_pool pool;
+	struct buffer      a = { 0 }, b = { 0 }, c = { 0 };
+	char              *block_a;
+
+	(void)state;
+	assert_int_equal(buffer_pool_init(&pool, 64, 1), 0);
+	assert_int_equal(buffer_attach(&a, &pool), 0);
+	assert_int_equal(a.cap, 64);
+	assert_int_equal(buffer_len(&a), 0);
+	assert_int_equal(buffer_append(&a, "hello", 5), 0);
+	block_a = a.data;
+	assert_int_equal(buffer_attach(&b, &pool), 0);
+	assert_ptr_not_equal(b.data, block_a);
+
+	/* Detached: the buffer holds nothing, the pool keeps one block. */
+	buffer_detach(&a, &pool);
+	assert_null(a.data);
+	assert_int_equal(buffer_len(&a), 0);
+	assert_int_equal(a.cap, 0);
+	assert_int_equal(pool.count, 1);
+	buffer_detach(&b, &pool);           /* over max: freed (valgrind sees) */
+	assert_int_equal(pool.count, 1);
+	buffer_detach(&b, &pool);           /* detaching nothing is harmless */
+
+	/* The kept block comes back, emptied of what it held. */
+	assert_int_equal(buffer_attach(&c, &pool), 0);
+	assert_ptr_equal(c.data, block_a);
+	assert_int_equal(buffer_len(&c), 0);
+	assert_int_equal(pool.count, 0);
+	buffer_detach(&c, &pool);
+	buffer_pool_free(&pool);
+	assert_null(pool.free);
+}
+
+/* A pool that cannot allocate says so. */
+static void test_pool_attach_fails_cleanly(void **state)
+{
+	struct buffer_pool pool;
+	struct buffer      a = { 0 };
+
+	(void)state;
+	assert_int_equal(buffer_pool_init(&pool, (size_t)1 << 62, 4), 0);
+	assert_int_equal(buffer_attach(&a, &pool), -1);
+	assert_null(a.data);
+	assert_int_equal(a.cap, 0);
+	buffer_pool_free(&pool);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -353,6 +406,8 @@ int main(void)
 		cmocka_unit_test(test_printf),
 		cmocka_unit_test(test_printf_long),
 		cmocka_unit_test(test_random_against_model),
+		cmocka_unit_test(test_pool_reuse_and_cap),
+		cmocka_unit_test(test_pool_attach_fails_cleanly),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -20,6 +20,35 @@
 
 #define LINE_MAX_BIG (16u * 1024 * 1024)
 
+/*
+ * The parser knows no command: it asks a shape function.  This one mirrors
+ * the real table's get_metadata and get_slice, plus shapes that put a
+ * FILENAME elsewhere and one too wide for the arena.
+ */
+static const struct request_shape shape_metadata = { 1, { REQUEST_ARG_NAME } };
+static const struct request_shape shape_slice = { 4, { REQUEST_ARG_NAME,
+	REQUEST_ARG_NUMBER, REQUEST_ARG_NUMBER, REQUEST_ARG_KEYWORD } };
+static const struct request_shape shape_name_last = { 3, { REQUEST_ARG_NUMBER,
+	REQUEST_ARG_KEYWORD, REQUEST_ARG_NAME } };
+static const struct request_shape shape_two_names = { 2, { REQUEST_ARG_NAME,
+	REQUEST_ARG_NAME } };
+
+static const struct request_shape *test_shape(const char *cmd, size_t len)
+{
+	static const struct { const char *name; const struct request_shape *shape; } t[] = {
+		{ "get_metadata", &shape_metadata },
+		{ "get_slice", &shape_slice },
+		{ "name_last", &shape_name_last },
+		{ "two_names", &shape_two_names },
+	};
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		if (len == strlen(t[i].name) && strcmp(cmd, t[i].name) == 0)
+			return t[i].shape;
+	}
+	return NULL;
+}
+
 /* Everything observable about one outcome, for comparing feed strategies. */
 struct snap {
 	enum request_result res;
@@ -78,7 +107,7 @@ static void one_piece(const char *s, size_t len, uint64_t line_max, struct snap 
 	size_t n;
 	enum request_result res;
 
-	request_init(&p, line_max);
+	request_init(&p, line_max, test_shape);
 	res = feed(&p, s, len, &n);
 	take_snap(&p, res, n, out);
 }
@@ -93,7 +122,7 @@ static void byte_by_byte(const char *s, size_t len, uint64_t line_max, struct sn
 	enum request_result res = REQUEST_MORE;
 	size_t total = 0;
 
-	request_init(&p, line_max);
+	request_init(&p, line_max, test_shape);
 	for (size_t i = 0; i < len; i++) {
 		size_t n;
 		res = feed(&p, s + i, 1, &n);
@@ -113,7 +142,7 @@ static void in_pieces(const char *s, size_t len, size_t piece, uint64_t line_max
 	enum request_result res = REQUEST_MORE;
 	size_t total = 0, off = 0;
 
-	request_init(&p, line_max);
+	request_init(&p, line_max, test_shape);
 	while (off < len) {
 		size_t k = len - off < piece ? len - off : piece, n;
 		res = feed(&p, s + off, k, &n);
@@ -137,9 +166,10 @@ static void assert_snap_equal(const struct snap *a, const struct snap *b)
 
 static void assert_elem(const struct request_parser *p, int i, const char *text)
 {
-	const struct request_elem *e = request_arg(p, i);
+	const struct request_elem *e;
 
-	assert_non_null(e);
+	assert_true(i < REQUEST_ELEMS_MAX);
+	e = &p->elem[i];
 	assert_int_equal(e->len, strlen(text));
 	assert_false(e->truncated);
 	assert_string_equal(e->text, text);
@@ -150,7 +180,7 @@ static void parse_line(struct request_parser *p, const char *s, size_t len)
 {
 	size_t n;
 
-	request_init(p, LINE_MAX_BIG);
+	request_init(p, LINE_MAX_BIG, test_shape);
 	assert_int_equal(feed(p, s, len, &n), REQUEST_LINE);
 	assert_int_equal(n, len);
 }
@@ -370,13 +400,13 @@ static void test_truncated_prefixes(void **state)
 	assert_string_equal(p.elem[0].text, "abcdefghijklmnopqrstuvwxyz01234");
 	assert_elem(&p, 1, "x");
 
-	/* Fifth element: "rawrawr" (7) kept, 9 truncated. */
-	PARSE(&p, "get_slice f 1 2 rawrawr\r\n");
+	/* A keyword: 15 bytes kept, 16 truncated. */
+	PARSE(&p, "get_slice f 1 2 rawrawrawrawraw\r\n");
 	assert_false(p.elem[4].truncated);
-	PARSE(&p, "get_slice f 1 2 rawrawraw\r\n");
+	PARSE(&p, "get_slice f 1 2 rawrawrawrawrawr\r\n");
 	assert_true(p.elem[4].truncated);
-	assert_int_equal(p.elem[4].len, 9);
-	assert_string_equal(p.elem[4].text, "rawrawr");
+	assert_int_equal(p.elem[4].len, 16);
+	assert_string_equal(p.elem[4].text, "rawrawrawrawraw");
 
 	/* Text pointers stay inside the parser: no memory outside it. */
 	for (int i = 0; i < REQUEST_ELEMS_MAX; i++) {
@@ -401,7 +431,7 @@ static void test_huge_name_constant_memory(void **state)
 	assert_non_null(buf);
 	memset(buf, 'x', chunk);
 
-	request_init(&p, LINE_MAX_BIG);
+	request_init(&p, LINE_MAX_BIG, test_shape);
 	assert_int_equal(feed(&p, "get_metadata ", 13, &n), REQUEST_MORE);
 	assert_int_equal(n, 13);
 	for (size_t done = 0; done < big; done += chunk) {
@@ -416,13 +446,13 @@ static void test_huge_name_constant_memory(void **state)
 	assert_true(p.elem[1].truncated);
 	assert_true(p.elem[1].name_ok);
 	assert_false(p.elem[1].digits_ok);
-	assert_int_equal(strlen(p.elem[1].text), REQUEST_NAME_MAX);
-	for (size_t i = 0; i < REQUEST_NAME_MAX; i++)
+	assert_int_equal(strlen(p.elem[1].text), (REQUEST_CAP_NAME - 1));
+	for (size_t i = 0; i < (REQUEST_CAP_NAME - 1); i++)
 		assert_int_equal(p.elem[1].text[i], 'x');
 
 	/* A 5 MiB number: digits, overflowed, truncated. */
 	memset(buf, '9', chunk);
-	request_init(&p, LINE_MAX_BIG);
+	request_init(&p, LINE_MAX_BIG, test_shape);
 	feed(&p, "get_slice f ", 12, &n);
 	for (size_t done = 0; done < big; done += chunk)
 		assert_int_equal(feed(&p, buf, chunk, &n), REQUEST_MORE);
@@ -544,7 +574,7 @@ static void test_empty_line_after_good_line(void **state)
 	size_t n;
 
 	(void)state;
-	request_init(&p, LINE_MAX_BIG);
+	request_init(&p, LINE_MAX_BIG, test_shape);
 	assert_int_equal(feed(&p, in, sizeof(in) - 1, &n), REQUEST_LINE);
 	assert_int_equal(n, 6);
 	assert_int_equal(feed(&p, in + 6, sizeof(in) - 1 - 6, &n), REQUEST_FATAL);
@@ -574,7 +604,7 @@ static void test_stray_lf_after_good_line(void **state)
 	size_t n;
 
 	(void)state;
-	request_init(&p, LINE_MAX_BIG);
+	request_init(&p, LINE_MAX_BIG, test_shape);
 	assert_int_equal(feed(&p, in, sizeof(in) - 1, &n), REQUEST_LINE);
 	assert_int_equal(n, 6);
 	assert_int_equal(feed(&p, in + 6, 1, &n), REQUEST_FATAL);
@@ -651,7 +681,7 @@ static void test_cr_split_across_pieces(void **state)
 
 	(void)state;
 	/* CR at the end of a piece waits for the next byte. */
-	request_init(&p, LINE_MAX_BIG);
+	request_init(&p, LINE_MAX_BIG, test_shape);
 	assert_int_equal(feed(&p, "quit\r", 5, &n), REQUEST_MORE);
 	assert_int_equal(n, 5);
 	assert_int_equal(feed(&p, "\n", 1, &n), REQUEST_LINE);
@@ -659,20 +689,20 @@ static void test_cr_split_across_pieces(void **state)
 	assert_int_equal(p.argc, 1);
 	assert_elem(&p, 0, "quit");
 
-	request_init(&p, LINE_MAX_BIG);
+	request_init(&p, LINE_MAX_BIG, test_shape);
 	assert_int_equal(feed(&p, "quit\r", 5, &n), REQUEST_MORE);
 	assert_int_equal(feed(&p, "x\r\n", 3, &n), REQUEST_LINE);
 	assert_int_equal(n, 3);
 	assert_string_equal(p.elem[0].text, "quit\rx");
 
-	request_init(&p, LINE_MAX_BIG);
+	request_init(&p, LINE_MAX_BIG, test_shape);
 	assert_int_equal(feed(&p, "quit\r", 5, &n), REQUEST_MORE);
 	assert_int_equal(feed(&p, "\r", 1, &n), REQUEST_MORE);
 	assert_int_equal(feed(&p, "\n", 1, &n), REQUEST_LINE);
 	assert_string_equal(p.elem[0].text, "quit\r");
 
 	/* Empty feeds change nothing. */
-	request_init(&p, LINE_MAX_BIG);
+	request_init(&p, LINE_MAX_BIG, test_shape);
 	assert_int_equal(feed(&p, "", 0, &n), REQUEST_MORE);
 	assert_int_equal(n, 0);
 	assert_int_equal(feed(&p, "help\r", 5, &n), REQUEST_MORE);
@@ -736,7 +766,7 @@ static void test_pipelined(void **state)
 	size_t left = sizeof(in) - 1, n;
 
 	(void)state;
-	request_init(&p, LINE_MAX_BIG);
+	request_init(&p, LINE_MAX_BIG, test_shape);
 
 	assert_int_equal(feed(&p, s, left, &n), REQUEST_LINE);
 	assert_int_equal(n, 6);
@@ -783,7 +813,7 @@ static void test_pipelined_line_max_per_line(void **state)
 
 	(void)state;
 	/* The limit counts per line, not across the pipeline. */
-	request_init(&p, 10);
+	request_init(&p, 10, test_shape);
 	assert_int_equal(feed(&p, in + off, sizeof(in) - 1 - off, &n), REQUEST_LINE);
 	assert_int_equal(n, 12);
 	off += n;
@@ -805,12 +835,12 @@ static void test_line_max(void **state)
 
 	(void)state;
 	/* Exactly line_max bytes before CR LF: fine. */
-	request_init(&p, 10);
+	request_init(&p, 10, test_shape);
 	assert_int_equal(feed(&p, "0123456789\r\n", 12, &n), REQUEST_LINE);
 	assert_int_equal(n, 12);
 	assert_elem(&p, 0, "0123456789");
 
-	request_init(&p, 10);
+	request_init(&p, 10, test_shape);
 	assert_int_equal(feed(&p, "a b c d ef\r\n", 12, &n), REQUEST_LINE);
 	assert_int_equal(p.argc, 5);
 
@@ -823,19 +853,19 @@ static void test_line_max(void **state)
 	/* A CR that is not a terminator counts (reported once it is known). */
 	ASSERT_FATAL("0123456789\rx", 10, 101, 12);
 	ASSERT_FATAL("0123456789\r\r\n", 10, 101, 12);
-	request_init(&p, 10);
+	request_init(&p, 10, test_shape);
 	assert_int_equal(feed(&p, "012345678\r\r\n", 12, &n), REQUEST_LINE);
 	assert_string_equal(p.elem[0].text, "012345678\r");
 
 	/* A pending CR at the limit is not yet an excess. */
-	request_init(&p, 10);
+	request_init(&p, 10, test_shape);
 	assert_int_equal(feed(&p, "0123456789\r", 11, &n), REQUEST_MORE);
 	assert_int_equal(n, 11);
 	assert_int_equal(feed(&p, "\n", 1, &n), REQUEST_LINE);
 
 	/* line_max 1. */
 	ASSERT_FATAL("ab\r\n", 1, 101, 2);
-	request_init(&p, 1);
+	request_init(&p, 1, test_shape);
 	assert_int_equal(feed(&p, "a\r\n", 3, &n), REQUEST_LINE);
 }
 
@@ -849,7 +879,7 @@ static void test_line_max_large_in_pieces(void **state)
 
 	(void)state;
 	memset(buf, 'y', sizeof(buf));
-	request_init(&p, max);
+	request_init(&p, max, test_shape);
 	/* 65 full pieces = 65000 bytes <= 65536 */
 	for (int i = 0; i < 65; i++) {
 		assert_int_equal(feed(&p, buf, sizeof(buf), &n), REQUEST_MORE);
@@ -875,8 +905,8 @@ static void test_argc_beyond_kept(void **state)
 	assert_elem(&p, 0, "a");
 	assert_elem(&p, 3, "d");
 	assert_elem(&p, 4, "e");
-	assert_null(request_arg(&p, 5));
-	assert_null(request_arg(&p, 6));
+	/* Elements past REQUEST_ELEMS_MAX are counted, not kept. */
+	assert_int_equal(REQUEST_ELEMS_MAX, 5);
 
 	PARSE(&p, "get_slice f 1 2 raw extra\r\n");
 	assert_int_equal(p.argc, 6);
@@ -941,12 +971,79 @@ static void test_reinit_after_fatal(void **state)
 	size_t n;
 
 	(void)state;
-	request_init(&p, 8);
+	request_init(&p, 8, test_shape);
 	assert_int_equal(feed(&p, "xxxxxxxxxxxx", 12, &n), REQUEST_FATAL);
-	request_init(&p, 8);
+	request_init(&p, 8, test_shape);
 	assert_int_equal(feed(&p, "quit\r\n", 6, &n), REQUEST_LINE);
 	assert_int_equal(p.status, 0);
 	assert_elem(&p, 0, "quit");
+}
+
+
+/*
+ * Regression: the caps were per position (command 32, then 256, 24, 24, 8:
+ * get_slice's shape), so a FILENAME anywhere but first was cut at 23 bytes.
+ * Now each element is bounded by its kind, wherever it stands.
+ */
+static void test_name_bounded_by_kind_not_position(void **state)
+{
+	struct request_parser p;
+	char line[1024], name[256];
+	int n;
+
+	(void)state;
+	memset(name, 'n', 255);
+	name[255] = '\0';
+	n = snprintf(line, sizeof(line), "name_last 12 raw %s\r\n", name);
+	parse_line(&p, line, (size_t)n);
+	assert_int_equal(p.argc, 4);
+	assert_int_equal(p.elem[3].len, 255);
+	assert_false(p.elem[3].truncated);
+	assert_true(p.elem[3].name_ok);
+	assert_string_equal(p.elem[3].text, name);
+	assert_int_equal(p.elem[1].value, 12);
+	assert_string_equal(p.elem[2].text, "raw");
+}
+
+/* Unknown commands and positions past a shape keep a few bytes each. */
+static void test_unknown_positions_keep_little(void **state)
+{
+	struct request_parser p;
+
+	(void)state;
+	PARSE(&p, "nosuch abcdefghijkl 1\r\n");
+	assert_int_equal(p.argc, 3);
+	assert_true(p.elem[1].truncated);
+	assert_int_equal(p.elem[1].len, 12);
+	assert_int_equal(strlen(p.elem[1].text), REQUEST_CAP_NONE - 1);
+	PARSE(&p, "get_metadata a bcdefghijkl\r\n");
+	assert_string_equal(p.elem[1].text, "a");
+	assert_true(p.elem[2].truncated);
+}
+
+/* A shape wider than the arena is refused by the check, and survives. */
+static void test_shape_too_wide_for_arena(void **state)
+{
+	struct request_parser p;
+	char line[1200], name[256];
+	int n;
+
+	(void)state;
+	assert_true(request_shape_fits(&shape_slice));
+	assert_true(request_shape_fits(&shape_name_last));
+	assert_false(request_shape_fits(&shape_two_names));
+	/* The second name has no room: counted, judged, kept without text. */
+	memset(name, 'n', 255);
+	name[255] = '\0';
+	n = snprintf(line, sizeof(line), "two_names %s %s\r\n", name, name);
+	parse_line(&p, line, (size_t)n);
+	assert_string_equal(p.elem[1].text, name);
+	assert_int_equal(p.elem[2].len, 255);
+	assert_true(p.elem[2].truncated);
+	assert_true(p.elem[2].name_ok);
+	assert_string_equal(p.elem[2].text, "");
+	for (int i = 0; i < REQUEST_ELEMS_MAX; i++)
+		assert_true(p.elem[i].text + p.elem[i].cap <= p.arena + sizeof(p.arena));
 }
 
 int main(void)
@@ -958,6 +1055,9 @@ int main(void)
 		cmocka_unit_test(test_digits_ok),
 		cmocka_unit_test(test_overflow),
 		cmocka_unit_test(test_truncated_prefixes),
+		cmocka_unit_test(test_name_bounded_by_kind_not_position),
+		cmocka_unit_test(test_unknown_positions_keep_little),
+		cmocka_unit_test(test_shape_too_wide_for_arena),
 		cmocka_unit_test(test_huge_name_constant_memory),
 		cmocka_unit_test(test_empty_elements),
 		cmocka_unit_test(test_leading_space),

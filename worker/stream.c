@@ -1,0 +1,278 @@
+/*
+ * stream.c — response bodies as producers for the output queue (see
+ * stream.h).  A file that shrinks under a slice cannot take back its
+ * "0 OK": the producer reports STREAM_SHRANK and the connection is ended.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "base64.h"
+#include "log.h"
+#include "stream.h"
+
+/* Room worth waiting for before encoding a piece that is not the last. */
+#define STREAM_BASE64_MIN_STEP  (3 * 1024)
+/* Room worth waiting for before a fragment that is not the last. */
+#define STREAM_FRAGMENT_MIN     1024
+#define STREAM_FRAGMENT_HEAD    24      /* "LEN " */
+
+/* Bytes read for encoders and fragments when no mapping can be had. */
+static unsigned char stream_scratch[STREAM_CHUNK];
+
+void
+stream_init(struct stream *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->file.fd = -1;
+}
+
+void
+stream_start_slice(struct stream *s, enum stream_kind kind, int fd,
+    const struct stat *st, uint64_t offset, uint64_t size)
+{
+	stream_init(s);
+	s->kind = kind;
+	s->file.fd = fd;
+	s->file.dev = st->st_dev;
+	s->file.ino = st->st_ino;
+	s->file.size = (uint64_t)st->st_size;
+	s->offset = offset;
+	s->remaining = size;
+}
+
+void
+stream_start_listing(struct stream *s, struct files_listing *listing)
+{
+	stream_init(s);
+	s->kind = STREAM_LISTING;
+	s->listing = *listing;
+	listing->names = NULL;
+	listing->count = 0;
+}
+
+void
+stream_end(struct stream *s, uint64_t now_ms)
+{
+	filemap_release(&s->view, now_ms);
+	if (s->file.fd != -1)
+		close(s->file.fd);
+	files_listing_free(&s->listing);
+	stream_init(s);
+}
+
+bool
+stream_sends_direct(const struct stream *s)
+{
+	return s->kind == STREAM_RAW && s->started;
+}
+
+/* pread exactly n bytes at the stream's offset and advance. */
+static enum stream_result
+stream_read(struct stream *s, void *dst, size_t n)
+{
+	size_t done = 0;
+
+	while (done < n) {
+		ssize_t r = pread(s->file.fd, (char *)dst + done, n - done, (off_t)(s->offset + done));
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r == -1)
+			return STREAM_ERROR;
+		if (r == 0)
+			return STREAM_SHRANK;
+		done += (size_t)r;
+	}
+	s->offset += n;
+	s->remaining -= n;
+	return STREAM_MORE;
+}
+
+struct stream_encode {
+	char                *dst;
+	const unsigned char *src;
+	size_t               n;
+	size_t               len;
+};
+
+static void
+stream_encode(void *arg)
+{
+	struct stream_encode *e = arg;
+
+	e->len = base64_encode(e->dst, e->src, e->n);
+}
+
+/* Encodes the next n bytes of the file into out. */
+static enum stream_result
+stream_encode_next(struct stream *s, struct buffer *out, size_t n, uint64_t now_ms)
+{
+	struct stream_encode e = { .dst = buffer_tail(out), .n = n };
+	enum stream_result   r;
+
+	if (filemap_cover(&s->view, &s->file, s->offset, n, s->offset + s->remaining, now_ms)) {
+		e.src = s->view.addr + (s->offset - s->view.off);
+		if (filemap_guarded(stream_encode, &e) == -1) {
+			filemap_release(&s->view, now_ms);
+			return STREAM_SHRANK;
+		}
+		s->offset += n;
+		s->remaining -= n;
+	} else {
+		if ((r = stream_read(s, stream_scratch, n)) != STREAM_MORE)
+			return r;
+		e.src = stream_scratch;
+		stream_encode(&e);
+	}
+	buffer_commit(out, e.len);
+	return STREAM_MORE;
+}
+
+static enum stream_result
+stream_fill_base64(struct stream *s, struct buffer *out, uint64_t now_ms)
+{
+	enum stream_result r;
+
+	while (s->remaining > 0) {
+		size_t room = buffer_room(out), n;
+
+		/* Whole groups of 3 until the end; the tail may be shorter. */
+		n = (room / 4) * 3;
+		if (n > STREAM_CHUNK)
+			n = STREAM_CHUNK;
+		if (n >= s->remaining)
+			n = (size_t)s->remaining;
+		else if (n < STREAM_BASE64_MIN_STEP && room < out->cap / 4)
+			return STREAM_MORE;     /* wait for a useful amount of room */
+		if (n == 0)
+			return STREAM_MORE;
+		if ((r = stream_encode_next(s, out, n, now_ms)) != STREAM_MORE)
+			return r;
+	}
+	return buffer_append(out, "\r\n", 2) == 0 ? STREAM_DONE : STREAM_MORE;
+}
+
+static enum stream_result
+stream_fill_fragments(struct stream *s, struct buffer *out)
+{
+	enum stream_result r;
+
+	while (s->remaining > 0) {
+		size_t room = buffer_room(out), n;
+
+		if (room < STREAM_FRAGMENT_HEAD + 2 + STREAM_FRAGMENT_MIN)
+			return STREAM_MORE;
+		n = room - STREAM_FRAGMENT_HEAD - 2;
+		if (n > STREAM_CHUNK)
+			n = STREAM_CHUNK;
+		if (n > s->remaining)
+			n = (size_t)s->remaining;
+		buffer_printf(out, "%zu ", n);
+		if ((r = stream_read(s, buffer_tail(out), n)) != STREAM_MORE)
+			return r;
+		buffer_commit(out, n);
+		buffer_append(out, "\r\n", 2);
+	}
+	return buffer_append(out, "0 \r\n", 4) == 0 ? STREAM_DONE : STREAM_MORE;
+}
+
+/* Raw bytes ride in the queue only while it holds something to send with them. */
+static enum stream_result
+stream_fill_raw(struct stream *s, struct buffer *out)
+{
+	enum stream_result r;
+	size_t             n;
+
+	if (!s->started) {
+		if (buffer_printf(out, "Content-Length: %" PRIu64 "\r\n\r\n", s->remaining) == -1)
+			return STREAM_MORE;
+		s->started = true;
+	}
+	if (buffer_len(out) > 0 && s->remaining > 0) {
+		n = buffer_room(out);
+		if (n > STREAM_CHUNK)
+			n = STREAM_CHUNK;
+		if (n > s->remaining)
+			n = (size_t)s->remaining;
+		if (n > 0) {
+			if ((r = stream_read(s, buffer_tail(out), n)) != STREAM_MORE)
+				return r;
+			buffer_commit(out, n);
+		}
+	}
+	return s->remaining == 0 ? STREAM_DONE : STREAM_MORE;
+}
+
+static enum stream_result
+stream_fill_listing(struct stream *s, struct buffer *out)
+{
+	for (; s->listed < s->listing.count; s->listed++) {
+		const char *name = s->listing.names[s->listed];
+		size_t      len = strlen(name);
+
+		if (buffer_room(out) < len + 2)
+			return STREAM_MORE;
+		buffer_append(out, name, len);
+		buffer_append(out, "\r\n", 2);
+	}
+	return buffer_append(out, "\r\n", 2) == 0 ? STREAM_DONE : STREAM_MORE;
+}
+
+enum stream_result
+stream_fill(struct stream *s, struct buffer *out, uint64_t now_ms)
+{
+	switch (s->kind) {
+	case STREAM_BASE64:
+		return stream_fill_base64(s, out, now_ms);
+	case STREAM_RAW:
+		return stream_fill_raw(s, out);
+	case STREAM_FRAGMENTS:
+		return stream_fill_fragments(s, out);
+	case STREAM_LISTING:
+		return stream_fill_listing(s, out);
+	}
+	fatalx("stream: unknown kind %d", (int)s->kind);
+}
+
+/*
+ * Not sendfile: it queues references to page-cache pages, and a file
+ * truncated while they wait in the socket delivers zeros where a short
+ * response is due.  send() from the mapping copies at send time.
+ */
+enum stream_result
+stream_send_direct(struct stream *s, int sock, struct buffer *out,
+    uint64_t now_ms, size_t *sent)
+{
+	size_t             n = s->remaining > STREAM_SEND_MAX ? STREAM_SEND_MAX : (size_t)s->remaining;
+	ssize_t            r;
+	enum stream_result res;
+
+	*sent = 0;
+	if (!filemap_cover(&s->view, &s->file, s->offset, 1, s->offset + s->remaining, now_ms)) {
+		/* no mapping: through the queue, which the caller sends */
+		if (n > buffer_room(out))
+			n = buffer_room(out);
+		if ((res = stream_read(s, buffer_tail(out), n)) != STREAM_MORE)
+			return res;
+		buffer_commit(out, n);
+		*sent = n;
+		return s->remaining == 0 ? STREAM_DONE : STREAM_MORE;
+	}
+	if (n > s->view.off + s->view.len - s->offset)
+		n = (size_t)(s->view.off + s->view.len - s->offset);
+	r = send(sock, s->view.addr + (s->offset - s->view.off), n, MSG_NOSIGNAL);
+	if (r == -1) {
+		if (errno == EFAULT)
+			return STREAM_SHRANK;
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+			return STREAM_MORE;
+		return STREAM_ERROR;
+	}
+	s->offset += (uint64_t)r;
+	s->remaining -= (uint64_t)r;
+	*sent = (size_t)r;
+	return s->remaining == 0 ? STREAM_DONE : STREAM_MORE;
+}

@@ -1,0 +1,72 @@
+/*
+ * stream.h — a response body being produced: which framing, which file (or
+ * listing), how far it has gone.  One place starts, advances and ends a
+ * stream; a new body kind is one case in stream.c.
+ *
+ *   base64     file bytes (multiples of 3) -> encoder -> queue; then "\r\n"
+ *   raw        "Content-Length: N\r\n\r\n" + the bytes; past what rides in
+ *              the queue behind the header, sent straight from the mapping
+ *   fragments  "LEN " + bytes + "\r\n" per chunk; "0 \r\n" to end
+ *   listing    "NAME\r\n" per name; "\r\n" to end
+ *
+ * The producers never put more in the queue than it holds, so memory per
+ * connection stays bounded whatever the size asked for.
+ */
+#ifndef HFTPD_STREAM_H
+#define HFTPD_STREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "buffer.h"
+#include "filemap.h"
+#include "files.h"
+
+/* File bytes per production step (a multiple of 3 for base64). */
+#define STREAM_CHUNK        (144 * 1024)
+/* Most bytes one direct send of a raw body offers the kernel. */
+#define STREAM_SEND_MAX     (1u << 20)
+
+enum stream_kind { STREAM_BASE64, STREAM_RAW, STREAM_FRAGMENTS, STREAM_LISTING };
+
+enum stream_result {
+	STREAM_MORE,        /* progress made or waiting for room: call again */
+	STREAM_DONE,        /* the body is complete in the queue (or sent) */
+	STREAM_SHRANK,      /* the file ended before the slice: end the connection */
+	STREAM_ERROR        /* read or send failed (errno): end the connection */
+};
+
+struct stream {
+	enum stream_kind     kind;
+	bool                 started;   /* the framing's header is queued */
+	struct filemap_file  file;      /* fd -1 when none */
+	struct filemap_view  view;
+	uint64_t             offset;    /* next file byte to produce */
+	uint64_t             remaining;
+	struct files_listing listing;
+	size_t               listed;    /* names already produced */
+};
+
+void stream_init(struct stream *s);
+/* Starts a slice of the open file fd (owned by the stream from now on). */
+void stream_start_slice(struct stream *s, enum stream_kind kind, int fd,
+	    const struct stat *st, uint64_t offset, uint64_t size);
+/* Starts a listing (the stream takes the names). */
+void stream_start_listing(struct stream *s, struct files_listing *listing);
+/* Produces as much of the body into out as fits. */
+enum stream_result stream_fill(struct stream *s, struct buffer *out, uint64_t now_ms);
+/* Whether the body, once out is empty, is sent by stream_send_direct. */
+bool stream_sends_direct(const struct stream *s);
+/*
+ * One send of body bytes straight from the file's mapping (*sent bytes; 0
+ * with STREAM_MORE when the socket is full).  Without a mapping the bytes
+ * are read into out instead (*sent counts them), for the caller to send.
+ */
+enum stream_result stream_send_direct(struct stream *s, int sock, struct buffer *out,
+	    uint64_t now_ms, size_t *sent);
+/* Ends the stream, finished or not: closes the file, frees the listing. */
+void stream_end(struct stream *s, uint64_t now_ms);
+
+#endif
