@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "clock.h"
 #include "commands.h"
 #include "config.h"
 #include "log.h"
@@ -310,7 +311,7 @@ client_events(const struct client *c)
 bool
 client_quiet(const struct client *c, int seconds)
 {
-	return !client_owes(c) && c->worker->now_ms - c->last_active >= (uint64_t)seconds * 1000;
+	return !client_owes(c) && c->worker->now_ms - c->last_active >= (uint64_t)seconds * CLOCK_MS_PER_SEC;
 }
 
 void
