@@ -70,6 +70,19 @@ stream_sends_direct(const struct stream *s)
 	return s->kind == STREAM_RAW && s->started;
 }
 
+/*
+ * Whether the file still holds [0, end).  A mapping reads zeros, not an
+ * error, past a new end of file inside its last page, so every chunk read
+ * through a mapping is checked against the file's size as it is now.
+ */
+static bool
+stream_file_holds(const struct stream *s, uint64_t end)
+{
+	struct stat st;
+
+	return fstat(s->file.fd, &st) == 0 && (uint64_t)st.st_size >= end;
+}
+
 /* pread exactly n bytes at the stream's offset and advance. */
 static enum stream_result
 stream_read(struct stream *s, void *dst, size_t n)
@@ -115,7 +128,9 @@ stream_encode_next(struct stream *s, struct buffer *out, size_t n, uint64_t now_
 
 	if (filemap_cover(&s->view, &s->file, s->offset, n, s->offset + s->remaining, now_ms)) {
 		e.src = s->view.addr + (s->offset - s->view.off);
-		if (filemap_guarded(stream_encode, &e) == -1) {
+		/* Checked after encoding: what is in the queue is still ours to drop. */
+		if (filemap_guarded(stream_encode, &e) == -1 ||
+		    !stream_file_holds(s, s->offset + n)) {
 			filemap_release(&s->view, now_ms);
 			return STREAM_SHRANK;
 		}
@@ -263,6 +278,9 @@ stream_send_direct(struct stream *s, int sock, struct buffer *out,
 	}
 	if (n > s->view.off + s->view.len - s->offset)
 		n = (size_t)(s->view.off + s->view.len - s->offset);
+	/* Checked before sending: once sent, bytes cannot be taken back. */
+	if (!stream_file_holds(s, s->offset + n))
+		return STREAM_SHRANK;
 	r = send(sock, s->view.addr + (s->offset - s->view.off), n, MSG_NOSIGNAL);
 	if (r == -1) {
 		if (errno == EFAULT)

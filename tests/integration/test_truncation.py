@@ -1,0 +1,86 @@
+"""A file truncated while a slice of it is being sent: never a wrong byte.
+
+A mapped file reads zeros (not SIGBUS) past its new end inside the last
+page, so a slice whose end lies in the same page as the new end of file
+used to arrive complete and correctly framed, its tail zeros the file
+never held.  The response must end short (the connection closes) and every
+byte that did arrive must be the file's.
+"""
+import base64
+import os
+import socket
+
+from conftest import SCALE
+
+SIZE = 32 << 20
+TAIL = 100                      # the new end: 100 bytes before the slice's end
+PATTERN = bytes(range(1, 256))  # no zero byte anywhere in the file
+
+
+def _content():
+    return (PATTERN * (SIZE // len(PATTERN) + 1))[:SIZE]
+
+
+def _slow_client(srv):
+    s = socket.socket(socket.AF_INET)
+    # A small receive window keeps most of the body in the server's hands.
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
+    s.settimeout(10 * SCALE)
+    s.connect((srv.host, srv.port))
+    return s
+
+
+def _read_rest(s, got, complete):
+    """Reads until the server closes, or until the whole response came
+    (the old server sent it all and kept the connection open)."""
+    got = bytearray(got)
+    while not complete(got):
+        b = s.recv(1 << 20)
+        if not b:
+            break
+        got += b
+    return bytes(got)
+
+
+def _truncate_mid_slice(hftpd, request, complete):
+    content = _content()
+    srv = hftpd(files={"big.bin": content}, workers=1)
+    path = srv.directory / "big.bin"
+    # Warm the worker's cached whole-file mapping first.
+    warm = _slow_client(srv)
+    warm.sendall(b"get_slice big.bin 0 10 raw\r\nquit\r\n")
+    _read_rest(warm, b"", lambda got: False)
+    warm.close()
+
+    s = _slow_client(srv)
+    s.sendall(request)
+    first = s.recv(64 << 10)
+    assert first
+    os.truncate(path, SIZE - TAIL)
+    got = _read_rest(s, first, complete)
+    s.close()
+    return content, got
+
+
+def test_raw_slice_ends_short_not_with_zeros(hftpd):
+    head = b"0 OK\r\nContent-Length: %d\r\n\r\n" % SIZE
+    content, got = _truncate_mid_slice(
+        hftpd, b"get_slice big.bin 0 %d raw\r\n" % SIZE,
+        lambda got: len(got) >= len(head) + SIZE)
+    assert got.startswith(head)
+    body = got[len(head):]
+    assert len(body) <= SIZE - TAIL, "a full body after the file shrank"
+    assert body == content[:len(body)], "bytes the file never held"
+
+
+def test_base64_slice_ends_short_not_with_zeros(hftpd):
+    content, got = _truncate_mid_slice(
+        hftpd, b"get_slice big.bin 0 %d\r\n" % SIZE,
+        lambda got: len(got) > 6 and got[-2:] == b"\r\n")
+    assert got.startswith(b"0 OK\r\n")
+    line = got[len(b"0 OK\r\n"):]
+    assert not line.endswith(b"\r\n"), "a complete line after the file shrank"
+    line = line[:len(line) - len(line) % 4]
+    body = base64.b64decode(line)
+    assert len(body) <= SIZE - TAIL
+    assert body == content[:len(body)], "bytes the file never held"
