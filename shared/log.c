@@ -169,22 +169,17 @@ LOG_FN(log_warnx, LOG_LEVEL_WARN, 0)
 LOG_FN(log_info, LOG_LEVEL_INFO, 0)
 LOG_FN(log_debug, LOG_LEVEL_DEBUG, 0)
 
-void
-fatal(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	log_vwrite(LOG_LEVEL_ERROR, 1, fmt, ap);
-	va_end(ap);
-	exit(1);
+/* Broken invariants only: logged, then the process exits. */
+#define LOG_FATAL_FN(name, with_errno)                  \
+void                                                    \
+name(const char *fmt, ...)                              \
+{                                                       \
+	va_list ap;                                     \
+	va_start(ap, fmt);                              \
+	log_vwrite(LOG_LEVEL_ERROR, with_errno, fmt, ap); \
+	va_end(ap);                                     \
+	exit(1);                                        \
 }
 
-void
-fatalx(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	log_vwrite(LOG_LEVEL_ERROR, 0, fmt, ap);
-	va_end(ap);
-	exit(1);
-}
+LOG_FATAL_FN(fatal, 1)
+LOG_FATAL_FN(fatalx, 0)
