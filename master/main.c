@@ -20,7 +20,6 @@
 #include "config.h"
 #include "log.h"
 #include "master.h"
-#include "privsep.h"
 
 #define HFTPD_VERSION       "1.0.0"
 /* Descriptors a worker needs besides its clients (logs, channel, files). */

@@ -3,10 +3,13 @@
  * worker pool by generation, the phase) and, one section per file, the
  * functions each master file exports.  Call order, with no circles:
  *
- *   main.c -> master.c -> reload.c, spawn.c, handoff.c, control.c,
- *                         listen.c, logfiles.c, signals.c, notify.c
- *   reload.c -> spawn.c, control.c, listen.c, logfiles.c, privsep.c
+ *   main.c -> master.c, reload.c, spawn.c, listen.c, logfiles.c, signals.c
+ *   master.c -> reload.c, spawn.c, handoff.c, control.c, listen.c,
+ *               logfiles.c, signals.c, notify.c
+ *   reload.c -> spawn.c, control.c, listen.c, logfiles.c, notify.c, privsep.c
  *   handoff.c -> spawn.c, control.c;  spawn.c -> signals.c, privsep.c
+ *   logfiles.c -> privsep.c;  control.c, listen.c, notify.c, signals.c,
+ *   privsep.c call no other master file.
  */
 #ifndef HFTPD_MASTER_H
 #define HFTPD_MASTER_H

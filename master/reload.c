@@ -48,13 +48,16 @@ reload_config_check(const struct config *c, char *err, size_t errlen)
 static void
 reload_switch(struct master *m, struct config *next, struct spawn_backoff *backoff)
 {
-	char     err[CONFIG_ERR_MAX];
-	unsigned old_gen = m->gen;
+	char        err[CONFIG_ERR_MAX];
+	const char *target;
+	unsigned    old_gen = m->gen;
 
 	if (logfiles_create_all(next, err, sizeof(err)) == -1)
 		log_warnx("%s", err);
-	if (strcmp(next->error_log, m->conf->error_log) != 0 && log_open(next->error_log) == -1)
-		log_warn("error_log %s: keeping the old log", next->error_log);
+	target = logfiles_error_target(next, m->options->foreground);
+	if (strcmp(target, logfiles_error_target(m->conf, m->options->foreground)) != 0 &&
+	    log_open(target) == -1)
+		log_warn("error_log %s: keeping the old log", target);
 	log_set_level((enum log_level)next->log_level);
 
 	spawn_free_state(m);
