@@ -1,7 +1,9 @@
 /*
- * main.c — hftpd's entry point: options, configuration, the checks that
- * make startup errors clear, daemonizing with honest readiness, the pid
- * file, and `-s` to signal a running master.
+ * main.c — hftpd's entry point: options, `-t` and `-s` (signal a running
+ * master), then startup: logs, listeners, daemonizing with honest
+ * readiness, the pid file, the first workers; then master_run.  Building
+ * and checking the config are config_build (shared/config.c) and
+ * reload_config_check (reload.c), shared with the reload path.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,10 +20,12 @@
 #include "config.h"
 #include "log.h"
 #include "master.h"
-#include "privsep.h"
 
 #define HFTPD_VERSION       "1.0.0"
-#define HFTPD_DEFAULT_PID   "/run/hftpd.pid"
+/* Descriptors a worker needs besides its clients (logs, channel, files). */
+#define MAIN_NOFILE_SPARE   64
+/* main_options: go on, or exit with this status */
+#define MAIN_CONTINUE       (-1)
 
 static void
 main_usage(FILE *fp)
@@ -56,55 +60,6 @@ main_positive(const char *s, int max, int *out)
 		return -1;
 	*out = (int)v;
 	return 0;
-}
-
-int
-master_config_build(const struct master_options *o, struct config *c, char *err, size_t errlen)
-{
-	config_defaults(c);
-	if (o->config_file != NULL && config_load(c, o->config_file, err, errlen) == -1)
-		return -1;
-	if (o->directory != NULL)
-		snprintf(c->directory, sizeof(c->directory), "%s", o->directory);
-	if (o->address != NULL || o->port != NULL) {
-		char text[128];
-		const char *addr = o->address ? o->address : CONFIG_DEFAULT_ADDR;
-		const char *port = o->port ? o->port : "19500";
-		if (strchr(addr, ':') != NULL && addr[0] != '[')
-			snprintf(text, sizeof(text), "[%s]:%s", addr, port);
-		else
-			snprintf(text, sizeof(text), "%s:%s", addr, port);
-		if (config_parse_listen(text, &c->listen[0], err, errlen) == -1)
-			return -1;
-		c->nlisten = 1;
-	}
-	if (o->workers > 0)
-		c->workers = o->workers;
-	if (o->clients > 0)
-		c->clients_per_worker = o->clients;
-	if (!o->foreground && c->pid_file[0] == '\0')
-		snprintf(c->pid_file, sizeof(c->pid_file), "%s", HFTPD_DEFAULT_PID);
-	return config_finish(c, err, errlen);
-}
-
-int
-master_config_check(const struct config *c, char *err, size_t errlen)
-{
-	struct stat st;
-
-	if (stat(c->directory, &st) == -1) {
-		snprintf(err, errlen, "directory %s: %s", c->directory, strerror(errno));
-		return -1;
-	}
-	if (!S_ISDIR(st.st_mode)) {
-		snprintf(err, errlen, "directory %s: not a directory", c->directory);
-		return -1;
-	}
-	if (access(c->directory, R_OK | X_OK) == -1) {
-		snprintf(err, errlen, "directory %s: %s", c->directory, strerror(errno));
-		return -1;
-	}
-	return privsep_check(c, err, errlen);
 }
 
 /* Who holds the pid file's lock: its pid, 0 when nobody, -1 on error. */
@@ -157,7 +112,7 @@ main_pidfile_write(struct master *m, char *err, size_t errlen)
 }
 
 static int
-main_signal(const struct master_options *o, const char *what)
+main_signal(const struct config_overrides *o, const char *what)
 {
 	static const struct { const char *name; int sig; } names[] = {
 		{ "reload", SIGHUP }, { "quit", SIGQUIT }, { "stop", SIGTERM }, { "reopen", SIGUSR1 },
@@ -175,7 +130,7 @@ main_signal(const struct master_options *o, const char *what)
 		fprintf(stderr, "hftpd: -s %s: expected reload, quit, stop or reopen\n", what);
 		return 1;
 	}
-	if (master_config_build(o, &c, err, sizeof(err)) == -1) {
+	if (config_build(o, &c, err, sizeof(err)) == -1) {
 		fprintf(stderr, "hftpd: %s\n", err);
 		return 1;
 	}
@@ -246,7 +201,7 @@ static void
 main_raise_nofile(const struct config *c)
 {
 	struct rlimit rl;
-	rlim_t        want = (rlim_t)c->clients_per_worker + 64;
+	rlim_t        want = (rlim_t)c->clients_per_worker + MAIN_NOFILE_SPARE;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
 		return;
@@ -255,23 +210,16 @@ main_raise_nofile(const struct config *c)
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
 	if (rl.rlim_cur < want)
-		log_warnx("open file limit %llu is below clients_per_worker + 64 = %llu",
-		    (unsigned long long)rl.rlim_cur, (unsigned long long)want);
+		log_warnx("open file limit %llu is below clients_per_worker + %d = %llu",
+		    (unsigned long long)rl.rlim_cur, MAIN_NOFILE_SPARE, (unsigned long long)want);
 }
 
 static int
 main_logs_open(struct master *m, bool foreground, char *err, size_t errlen)
 {
-	const char *target = m->conf->error_log;
+	const char *target = logfiles_error_target(m->conf, foreground);
 
-	/* A daemon has no terminal: "stderr" means syslog there. */
-	if (!foreground && strcmp(target, "stderr") == 0)
-		target = "syslog";
-	if (strcmp(target, "stderr") != 0 && strcmp(target, "syslog") != 0 &&
-	    master_log_file_create(m->conf, target, err, errlen) == -1)
-		return -1;
-	if (strcmp(m->conf->access_log, "off") != 0 &&
-	    master_log_file_create(m->conf, m->conf->access_log, err, errlen) == -1)
+	if (logfiles_create_all(m->conf, err, errlen) == -1)
 		return -1;
 	if (log_open(target) == -1) {
 		snprintf(err, errlen, "error_log %s: %s", target, strerror(errno));
@@ -291,36 +239,36 @@ main_fail(struct master *m, const char *msg)
 	exit(1);
 }
 
-int
-main(int argc, char **argv)
+/* Parses the command line into o; MAIN_CONTINUE, or the exit status. */
+static int
+main_options(int argc, char **argv, struct config_overrides *o, bool *test,
+    const char **signal_name)
 {
-	static struct master  m;
-	struct master_options o = { 0 };
-	const char           *signal_name = NULL;
-	char                  err[CONFIG_ERR_MAX];
-	int                   ch, test = 0, rc;
+	int ch;
 
 	while ((ch = getopt(argc, argv, "c:d:p:a:w:n:fts:hV")) != -1) {
 		switch (ch) {
-		case 'c': o.config_file = optarg; break;
-		case 'd': o.directory = optarg; break;
-		case 'p': o.port = optarg; break;
-		case 'a': o.address = optarg; break;
+		case 'c': o->config_file = optarg; break;
+		case 'd': o->directory = optarg; break;
+		case 'p': o->port = optarg; break;
+		case 'a': o->address = optarg; break;
 		case 'w':
-			if (main_positive(optarg, 1024, &o.workers) == -1) {
-				fprintf(stderr, "hftpd: -w %s: expected a number from 1 to 1024\n", optarg);
+			if (main_positive(optarg, CONFIG_WORKERS_MAX, &o->workers) == -1) {
+				fprintf(stderr, "hftpd: -w %s: expected a number from 1 to %d\n",
+				    optarg, CONFIG_WORKERS_MAX);
 				return 1;
 			}
 			break;
 		case 'n':
-			if (main_positive(optarg, 1000000, &o.clients) == -1) {
-				fprintf(stderr, "hftpd: -n %s: expected a number from 1 to 1000000\n", optarg);
+			if (main_positive(optarg, CONFIG_CLIENTS_MAX, &o->clients) == -1) {
+				fprintf(stderr, "hftpd: -n %s: expected a number from 1 to %d\n",
+				    optarg, CONFIG_CLIENTS_MAX);
 				return 1;
 			}
 			break;
-		case 'f': o.foreground = true; break;
-		case 't': test = 1; break;
-		case 's': signal_name = optarg; break;
+		case 'f': o->foreground = true; break;
+		case 't': *test = true; break;
+		case 's': *signal_name = optarg; break;
 		case 'h': main_usage(stdout); return 0;
 		case 'V': printf("hftpd %s\n", HFTPD_VERSION); return 0;
 		default: main_usage(stderr); return 1;
@@ -332,18 +280,102 @@ main(int argc, char **argv)
 		return 1;
 	}
 	/* The daemon runs in /: a relative -c must still name the file on reload. */
-	if (o.config_file != NULL && o.config_file[0] != '/') {
+	if (o->config_file != NULL && o->config_file[0] != '/') {
 		static char abs_config[PATH_MAX];
 		char        cwd[PATH_MAX];
 		int         n;
 		if (getcwd(cwd, sizeof(cwd)) == NULL ||
-		    (n = snprintf(abs_config, sizeof(abs_config), "%s/%s", cwd, o.config_file)) < 0 ||
+		    (n = snprintf(abs_config, sizeof(abs_config), "%s/%s", cwd, o->config_file)) < 0 ||
 		    (size_t)n >= sizeof(abs_config)) {
-			fprintf(stderr, "hftpd: %s: cannot make the path absolute\n", o.config_file);
+			fprintf(stderr, "hftpd: %s: cannot make the path absolute\n", o->config_file);
 			return 1;
 		}
-		o.config_file = abs_config;
+		o->config_file = abs_config;
 	}
+	return MAIN_CONTINUE;
+}
+
+/* Before the fork: errors go to stderr; MAIN_CONTINUE or the exit status. */
+static int
+main_prepare(struct master *m, const struct config_overrides *o)
+{
+	char err[CONFIG_ERR_MAX];
+	long holder;
+
+	log_init("master", (enum log_level)m->conf->log_level);
+	m->gen = 1;
+	log_set_role("master", m->gen);
+	if (m->conf->pid_file[0] != '\0' && (holder = main_pidfile_holder(m->conf->pid_file)) > 0) {
+		fprintf(stderr, "hftpd: already running as pid %ld (pid file %s)\n",
+		    holder, m->conf->pid_file);
+		return 1;
+	}
+	if (main_logs_open(m, o->foreground, err, sizeof(err)) == -1 ||
+	    listen_open(m, m->conf, err, sizeof(err)) == -1) {
+		fprintf(stderr, "hftpd: %s\n", err);
+		return 1;
+	}
+	if (!o->foreground && main_daemonize(m) == -1) {
+		fprintf(stderr, "hftpd: daemonize: %s\n", strerror(errno));
+		return 1;
+	}
+	/* From here on, errors reach the launcher through the readiness pipe. */
+	if (!o->foreground) {
+		int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+		if (devnull != -1) {
+			dup2(devnull, STDERR_FILENO);
+			close(devnull);
+		}
+	}
+	return MAIN_CONTINUE;
+}
+
+/* After the fork: the pid file, limits, signals, the first workers. */
+static void
+main_start(struct master *m)
+{
+	char err[CONFIG_ERR_MAX];
+
+	if (main_pidfile_write(m, err, sizeof(err)) == -1)
+		main_fail(m, err);
+	main_raise_nofile(m->conf);
+	if ((m->backoff = spawn_backoff_new(m->conf->workers)) == NULL)
+		main_fail(m, "out of memory");
+	if (signals_init() == -1) {
+		snprintf(err, sizeof(err), "signals: %s", strerror(errno));
+		main_fail(m, err);
+	}
+	log_info("hftpd %s starting: %d workers x %d clients, directory %s",
+	    HFTPD_VERSION, m->conf->workers, m->conf->clients_per_worker, m->conf->directory);
+	if (spawn_pool(m) == -1)
+		main_fail(m, "cannot start the workers");
+}
+
+static void
+main_exit(struct master *m)
+{
+	if (m->pidfile_fd != -1) {
+		unlink(m->conf->pid_file);
+		close(m->pidfile_fd);
+	}
+	for (int i = 0; i < m->nslots; i++)
+		spawn_close_channel(&m->slots[i]);
+	spawn_free_state(m);
+	log_close();
+}
+
+int
+main(int argc, char **argv)
+{
+	static struct master    m;
+	struct config_overrides o = { 0 };
+	const char             *signal_name = NULL;
+	char                    err[CONFIG_ERR_MAX];
+	bool                    test = false;
+	int                     rc;
+
+	if ((rc = main_options(argc, argv, &o, &test, &signal_name)) != MAIN_CONTINUE)
+		return rc;
 	if (signal_name != NULL)
 		return main_signal(&o, signal_name);
 
@@ -355,8 +387,8 @@ main(int argc, char **argv)
 		fprintf(stderr, "hftpd: out of memory\n");
 		return 1;
 	}
-	if (master_config_build(&o, m.conf, err, sizeof(err)) == -1 ||
-	    master_config_check(m.conf, err, sizeof(err)) == -1) {
+	if (config_build(&o, m.conf, err, sizeof(err)) == -1 ||
+	    reload_config_check(m.conf, err, sizeof(err)) == -1) {
 		fprintf(stderr, "hftpd: %s\n", err);
 		return 1;
 	}
@@ -365,56 +397,10 @@ main(int argc, char **argv)
 		free(m.conf);
 		return 0;
 	}
-	log_init("master", (enum log_level)m.conf->log_level);
-	m.gen = 1;
-	log_set_role("master", m.gen);
-	if (m.conf->pid_file[0] != '\0' && main_pidfile_holder(m.conf->pid_file) > 0) {
-		fprintf(stderr, "hftpd: already running as pid %ld (pid file %s)\n",
-		    main_pidfile_holder(m.conf->pid_file), m.conf->pid_file);
-		return 1;
-	}
-	if (main_logs_open(&m, o.foreground, err, sizeof(err)) == -1 ||
-	    master_listeners_open(&m, m.conf, err, sizeof(err)) == -1) {
-		fprintf(stderr, "hftpd: %s\n", err);
-		return 1;
-	}
-	if (!o.foreground && main_daemonize(&m) == -1) {
-		fprintf(stderr, "hftpd: daemonize: %s\n", strerror(errno));
-		return 1;
-	}
-	/* From here on, errors reach the launcher through the readiness pipe. */
-	if (!o.foreground) {
-		int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
-		if (devnull != -1) {
-			dup2(devnull, STDERR_FILENO);
-			close(devnull);
-		}
-	}
-	if (main_pidfile_write(&m, err, sizeof(err)) == -1)
-		main_fail(&m, err);
-	main_raise_nofile(m.conf);
-	m.fails = calloc((size_t)m.conf->workers, sizeof(*m.fails));
-	m.respawn_at = calloc((size_t)m.conf->workers, sizeof(*m.respawn_at));
-	if (m.fails == NULL || m.respawn_at == NULL)
-		main_fail(&m, "out of memory");
-	if (signals_init() == -1) {
-		snprintf(err, sizeof(err), "signals: %s", strerror(errno));
-		main_fail(&m, err);
-	}
-	log_info("hftpd %s starting: %d workers x %d clients, directory %s",
-	    HFTPD_VERSION, m.conf->workers, m.conf->clients_per_worker, m.conf->directory);
-	if (spawn_pool(&m) == -1)
-		main_fail(&m, "cannot start the workers");
-
+	if ((rc = main_prepare(&m, &o)) != MAIN_CONTINUE)
+		return rc;
+	main_start(&m);
 	rc = master_run(&m);
-
-	if (m.pidfile_fd != -1) {
-		unlink(m.conf->pid_file);
-		close(m.pidfile_fd);
-	}
-	for (int i = 0; i < m.nslots; i++)
-		spawn_forget(&m, &m.slots[i]);
-	master_free_for_child(&m);
-	log_close();
+	main_exit(&m);
 	return rc;
 }

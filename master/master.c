@@ -1,92 +1,39 @@
 /*
  * master.c — the master's poll loop: the signal self-pipe, the listeners
- * (only while some worker has room), and every worker channel.  It also owns
- * the life cycle: readiness, reload by generations, graceful and fast stop.
- *
- * Reload (HUP): the config is parsed afresh; on error nothing changes.  On
- * success unchanged listeners keep their descriptor, new ones are opened,
- * removed ones closed; a new generation of workers is forked and the old
- * one is told to drain: it finishes its connections and exits, or is
- * stopped at shutdown_timeout.
+ * (only while some worker has room), and every worker channel (POLLIN for
+ * its reports, POLLOUT while control messages wait for it).  It also owns
+ * the phases of the master's life: readiness, running, graceful stop
+ * (draining) and fast stop; reload is reload.c's.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "channel.h"
+#include "clock.h"
 #include "log.h"
 #include "master.h"
-#include "net.h"
-#include "privsep.h"
 
-#define MASTER_STOP_GRACE_S 1
+/* After STOP and SIGTERM, a worker has this long before SIGKILL. */
+#define MASTER_STOP_GRACE_MS    1000
+/* poll timeout with nothing timed to do, and while something is (a pending
+ * hand-off, the accept back-off, a respawn, a stop in progress) */
+#define MASTER_POLL_IDLE_MS     1000
+#define MASTER_POLL_BUSY_MS     50
+/* Accept failed (EMFILE and friends): stop accepting this long. */
+#define MASTER_ACCEPT_BACKOFF_MS 100
 
-static int master_log_files(const struct config *c);
+#define MASTER_POLL_MAX         (1 + CONFIG_LISTEN_MAX + MASTER_SLOTS_MAX)
 
-void
-master_now(struct timespec *ts)
-{
-	clock_gettime(CLOCK_MONOTONIC, ts);
-}
-
-double
-master_elapsed(const struct timespec *since)
-{
-	struct timespec now;
-
-	master_now(&now);
-	return (double)(now.tv_sec - since->tv_sec) + (now.tv_nsec - since->tv_nsec) / 1e9;
-}
-
-static void
-master_deadline(struct timespec *ts, int seconds)
-{
-	master_now(ts);
-	ts->tv_sec += seconds;
-}
-
-static bool
-master_passed(const struct timespec *deadline)
-{
-	return master_elapsed(deadline) >= 0;
-}
-
-void
-master_free_for_child(struct master *m)
-{
-	free(m->conf);
-	free(m->fails);
-	free(m->respawn_at);
-	m->conf = NULL;
-	m->fails = NULL;
-	m->respawn_at = NULL;
-}
-
-/* Log files are created here, owned by `user` so workers can reopen them. */
-int
-master_log_file_create(const struct config *c, const char *path, char *err, size_t errlen)
-{
-	uid_t uid;
-	gid_t gid;
-	int   fd;
-
-	if ((fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640)) == -1) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
-	}
-	if (geteuid() == 0 && privsep_ids(c, &uid, &gid) == 0 && fchown(fd, uid, gid) == -1) {
-		snprintf(err, errlen, "%s: chown: %s", path, strerror(errno));
-		close(fd);
-		return -1;
-	}
-	close(fd);
-	return 0;
-}
+/* One turn's poll set: [0] the signal pipe, then nl listeners, then channels. */
+struct master_pollset {
+	struct pollfd       pfd[MASTER_POLL_MAX];
+	struct worker_slot *owner[MASTER_POLL_MAX];
+	int                 n;
+	int                 nl;
+};
 
 void
 master_ready_report(struct master *m, const char *msg)
@@ -99,90 +46,14 @@ master_ready_report(struct master *m, const char *msg)
 	m->ready_fd = -1;
 }
 
-/* Opens c's listeners, reusing the descriptors of unchanged ones. */
-int
-master_listeners_open(struct master *m, const struct config *c, char *err, size_t errlen)
-{
-	struct listener next[CONFIG_LISTEN_MAX];
-	bool            reused[CONFIG_LISTEN_MAX] = { false };
-	int             n = 0;
-
-	for (int i = 0; i < c->nlisten; i++) {
-		int fd = -1;
-		for (int j = 0; j < m->nlisteners; j++) {
-			if (!reused[j] && strcmp(m->listeners[j].addr.text, c->listen[i].text) == 0) {
-				fd = m->listeners[j].fd;
-				reused[j] = true;
-				break;
-			}
-		}
-		if (fd == -1 && (fd = net_listen(&c->listen[i], 4096)) == -1) {
-			snprintf(err, errlen, "listen %s: %s", c->listen[i].text, strerror(errno));
-			goto fail;
-		}
-		next[n].fd = fd;
-		next[n].addr = c->listen[i];
-		n++;
-	}
-	for (int j = 0; j < m->nlisteners; j++) {
-		if (!reused[j]) {
-			log_info("closing listener %s", m->listeners[j].addr.text);
-			close(m->listeners[j].fd);
-		}
-	}
-	for (int i = 0; i < n; i++) {
-		bool old = false;
-		for (int j = 0; j < m->nlisteners; j++)
-			old |= (m->listeners[j].fd == next[i].fd);
-		if (!old)
-			log_info("listening on %s", next[i].addr.text);
-	}
-	memcpy(m->listeners, next, sizeof(next[0]) * (size_t)n);
-	m->nlisteners = n;
-	return 0;
-fail:
-	/* close only what this call opened */
-	for (int i = 0; i < n; i++) {
-		bool old = false;
-		for (int j = 0; j < m->nlisteners; j++)
-			old |= (m->listeners[j].fd == next[i].fd);
-		if (!old)
-			close(next[i].fd);
-	}
-	return -1;
-}
-
 static void
-master_close_listeners(struct master *m)
+master_stop_accepting(struct master *m)
 {
-	for (int i = 0; i < m->nlisteners; i++)
-		close(m->listeners[i].fd);
-	m->nlisteners = 0;
+	listen_close_all(m);
 	if (m->pending_fd != -1) {
 		close(m->pending_fd);
 		m->pending_fd = -1;
 	}
-}
-
-static void
-master_tell(struct worker_slot *s, enum channel_type type)
-{
-	if (s->chan == -1)
-		return;
-	if (channel_send(s->chan, type, s->gen, NULL, 0, -1) == -1)
-		log_warn("worker %d (pid %ld): send %s", s->index, (long)s->pid, channel_type_name(type));
-}
-
-/* Old workers finish their clients; at their deadline they are stopped. */
-static void
-master_drain_slot(struct master *m, struct worker_slot *s, int timeout)
-{
-	(void)m;
-	if (s->draining)
-		return;
-	s->draining = true;
-	master_deadline(&s->deadline, timeout);
-	master_tell(s, CHANNEL_DRAIN);
 }
 
 static int
@@ -201,11 +72,11 @@ master_stop_fast(struct master *m)
 	log_info("fast stop");
 	notify_send("STOPPING=1");
 	m->phase = MASTER_STOPPING;
-	master_deadline(&m->phase_deadline, MASTER_STOP_GRACE_S);
-	master_close_listeners(m);
+	m->phase_deadline_ms = clock_now_ms() + MASTER_STOP_GRACE_MS;
+	master_stop_accepting(m);
 	for (int i = 0; i < m->nslots; i++) {
 		if (m->slots[i].pid > 0) {
-			master_tell(&m->slots[i], CHANNEL_STOP);
+			control_send(&m->slots[i], CHANNEL_STOP);
 			kill(m->slots[i].pid, SIGTERM);
 		}
 	}
@@ -217,108 +88,48 @@ master_stop_graceful(struct master *m)
 	log_info("graceful stop: finishing open connections (up to %ds)", m->conf->shutdown_timeout);
 	notify_send("STOPPING=1");
 	m->phase = MASTER_DRAINING;
-	master_deadline(&m->phase_deadline, m->conf->shutdown_timeout);
-	master_close_listeners(m);
+	m->phase_deadline_ms = clock_now_ms() +
+	    (uint64_t)m->conf->shutdown_timeout * CLOCK_MS_PER_SEC;
+	master_stop_accepting(m);
 	for (int i = 0; i < m->nslots; i++)
-		master_drain_slot(m, &m->slots[i], m->conf->shutdown_timeout);
-}
-
-static void
-master_reload(struct master *m)
-{
-	struct config  *next;
-	char            err[CONFIG_ERR_MAX];
-	struct timespec ts;
-	unsigned        old_gen = m->gen;
-	int            *fails = NULL;
-	struct timespec *respawn_at = NULL;
-
-	master_now(&ts);
-	notify_send("RELOADING=1\nMONOTONIC_USEC=%llu",
-	    (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000);
-	log_info("reloading configuration");
-	if ((next = malloc(sizeof(*next))) == NULL) {
-		snprintf(err, sizeof(err), "out of memory");
-		goto fail;
-	}
-	if (master_config_build(m->options, next, err, sizeof(err)) == -1 ||
-	    master_config_check(next, err, sizeof(err)) == -1)
-		goto fail;
-	fails = calloc((size_t)next->workers, sizeof(*fails));
-	respawn_at = calloc((size_t)next->workers, sizeof(*respawn_at));
-	if (fails == NULL || respawn_at == NULL) {
-		snprintf(err, sizeof(err), "out of memory");
-		goto fail;
-	}
-	if (master_listeners_open(m, next, err, sizeof(err)) == -1)
-		goto fail;
-	master_log_files(next);
-	if (strcmp(next->error_log, m->conf->error_log) != 0 && log_open(next->error_log) == -1)
-		log_warn("error_log %s: keeping the old log", next->error_log);
-	log_set_level((enum log_level)next->log_level);
-
-	free(m->conf);
-	free(m->fails);
-	free(m->respawn_at);
-	m->conf = next;
-	m->fails = fails;
-	m->respawn_at = respawn_at;
-	m->gen++;
-	log_set_role("master", m->gen);
-	for (int i = 0; i < m->nslots; i++) {
-		if (m->slots[i].gen == old_gen && m->slots[i].pid > 0)
-			master_drain_slot(m, &m->slots[i], m->conf->shutdown_timeout);
-	}
-	if (spawn_pool(m) == -1)
-		log_warnx("reload: not every worker of generation %u could be started", m->gen);
-	log_info("configuration reloaded: generation %u, %d workers", m->gen, m->conf->workers);
-	m->announced = false;   /* READY=1 again once the new generation serves */
-	return;
-fail:
-	free(next);
-	free(fails);
-	free(respawn_at);
-	log_error("reload failed, keeping the running configuration: %s", err);
-	notify_send("READY=1\nSTATUS=reload failed: %s", err);
-}
-
-/* (Re)creates the log files as the master, owned by `user`; 0 / -1 logged. */
-static int
-master_log_files(const struct config *c)
-{
-	char err[CONFIG_ERR_MAX];
-	int  rc = 0;
-
-	if (strcmp(c->error_log, "stderr") != 0 && strcmp(c->error_log, "syslog") != 0 &&
-	    master_log_file_create(c, c->error_log, err, sizeof(err)) == -1) {
-		log_warnx("error_log %s", err);
-		rc = -1;
-	}
-	if (strcmp(c->access_log, "off") != 0 &&
-	    master_log_file_create(c, c->access_log, err, sizeof(err)) == -1) {
-		log_warnx("access_log %s", err);
-		rc = -1;
-	}
-	return rc;
+		control_drain(&m->slots[i], m->conf->shutdown_timeout);
 }
 
 static void
 master_reopen_logs(struct master *m)
 {
+	char err[CONFIG_ERR_MAX];
+
 	log_info("reopening log files");
 	/* Workers may not create files where the logs live: the master does. */
-	master_log_files(m->conf);
+	if (logfiles_create_all(m->conf, err, sizeof(err)) == -1)
+		log_warnx("%s", err);
 	if (log_reopen() == -1)
 		log_warn("reopening %s", m->conf->error_log);
 	for (int i = 0; i < m->nslots; i++) {
 		if (m->slots[i].pid > 0)
-			master_tell(&m->slots[i], CHANNEL_REOPEN);
+			control_send(&m->slots[i], CHANNEL_REOPEN);
 	}
+}
+
+static void
+master_load_report(struct worker_slot *s, const unsigned char *payload)
+{
+	struct channel_load load;
+
+	memcpy(&load, payload, sizeof(load));
+	if (load.received > s->sent || load.open > load.received) {
+		log_warnx("worker %d (pid %ld): impossible load report dropped",
+		    s->index, (long)s->pid);
+		return;
+	}
+	s->open = load.open;
+	s->received = load.received;
 }
 
 /* Reads every message a worker sent; bad ones are logged and dropped. */
 static void
-master_channel(struct master *m, struct worker_slot *s)
+master_channel(struct worker_slot *s)
 {
 	struct channel_hdr hdr;
 	unsigned char      payload[CHANNEL_PAYLOAD_MAX];
@@ -327,7 +138,7 @@ master_channel(struct master *m, struct worker_slot *s)
 	for (;;) {
 		r = channel_recv(s->chan, &hdr, payload, sizeof(payload), &fd);
 		if (r == 0) {
-			spawn_forget(m, s);     /* the exit is reaped on SIGCHLD */
+			spawn_close_channel(s);     /* the exit is reaped on SIGCHLD */
 			return;
 		}
 		if (r == -1) {
@@ -339,7 +150,7 @@ master_channel(struct master *m, struct worker_slot *s)
 				continue;
 			}
 			log_warn("worker %d (pid %ld): channel", s->index, (long)s->pid);
-			spawn_forget(m, s);
+			spawn_close_channel(s);
 			return;
 		}
 		if (hdr.gen != s->gen) {
@@ -354,18 +165,9 @@ master_channel(struct master *m, struct worker_slot *s)
 			s->ready = true;
 			log_debug("worker %d (pid %ld) ready", s->index, (long)s->pid);
 			break;
-		case CHANNEL_LOAD: {
-			struct channel_load load;
-			memcpy(&load, payload, sizeof(load));
-			if (load.received > s->sent || load.open > load.received) {
-				log_warnx("worker %d (pid %ld): impossible load report dropped",
-				    s->index, (long)s->pid);
-				break;
-			}
-			s->open = load.open;
-			s->received = load.received;
+		case CHANNEL_LOAD:
+			master_load_report(s, payload);
 			break;
-		}
 		default:
 			log_warnx("worker %d (pid %ld): unexpected %s message dropped",
 			    s->index, (long)s->pid, channel_type_name(hdr.type));
@@ -380,25 +182,32 @@ master_channel(struct master *m, struct worker_slot *s)
 static void
 master_deadlines(struct master *m)
 {
+	uint64_t now = clock_now_ms();
+
 	for (int i = 0; i < m->nslots; i++) {
 		struct worker_slot *s = &m->slots[i];
-		if (s->pid <= 0 || !s->draining || !master_passed(&s->deadline))
+		if (s->pid <= 0 || !s->draining || now < s->deadline_ms)
 			continue;
 		if (!s->stop_sent) {
 			log_info("worker %d (pid %ld, gen %u): drain timeout; stopping it",
 			    s->index, (long)s->pid, s->gen);
-			master_tell(s, CHANNEL_STOP);
+			control_send(s, CHANNEL_STOP);
 			kill(s->pid, SIGTERM);
 			s->stop_sent = true;
-			master_deadline(&s->deadline, MASTER_STOP_GRACE_S);
+			s->deadline_ms = now + MASTER_STOP_GRACE_MS;
 		} else
 			kill(s->pid, SIGKILL);
 	}
-	if (m->phase == MASTER_STOPPING && master_passed(&m->phase_deadline)) {
+	if (m->phase == MASTER_STOPPING && now >= m->phase_deadline_ms) {
 		for (int i = 0; i < m->nslots; i++) {
 			if (m->slots[i].pid > 0)
 				kill(m->slots[i].pid, SIGKILL);
 		}
+	}
+	if (m->phase == MASTER_DRAINING && now >= m->phase_deadline_ms &&
+	    master_workers_alive(m) > 0) {
+		log_info("shutdown_timeout reached; stopping the remaining workers");
+		master_stop_fast(m);
 	}
 }
 
@@ -406,7 +215,7 @@ static void
 master_announce(struct master *m)
 {
 	if (m->announced || m->phase != MASTER_RUNNING ||
-	    spawn_count(m, m->gen, true) < m->conf->workers)
+	    spawn_count(m, true) < m->conf->workers)
 		return;
 	m->announced = true;
 	log_info("serving %s with %d workers, generation %u", m->conf->directory,
@@ -415,102 +224,133 @@ master_announce(struct master *m)
 	notify_send("READY=1\nSTATUS=serving, generation %u\nMAINPID=%ld", m->gen, (long)getpid());
 }
 
+/* Listeners are polled only while a worker has room (else clients wait in the backlog). */
+static bool
+master_accepting(struct master *m)
+{
+	bool accepting = m->phase == MASTER_RUNNING && m->pending_fd == -1 &&
+	    handoff_has_room(m) && clock_now_ms() >= m->accept_resume_ms;
+
+	if (!accepting && m->phase == MASTER_RUNNING) {
+		if (!m->accept_paused && m->announced)
+			log_debug("no worker can take a client; pausing accept");
+		m->accept_paused = true;
+	} else
+		m->accept_paused = false;
+	return accepting;
+}
+
+static void
+master_pollset_add(struct master_pollset *ps, int fd, short events, struct worker_slot *s)
+{
+	ps->pfd[ps->n].fd = fd;
+	ps->pfd[ps->n].events = events;
+	ps->pfd[ps->n].revents = 0;
+	ps->owner[ps->n++] = s;
+}
+
+static void
+master_pollset_fill(struct master *m, struct master_pollset *ps)
+{
+	ps->n = 0;
+	ps->nl = 0;
+	master_pollset_add(ps, signals_fd(), POLLIN, NULL);
+	if (master_accepting(m)) {
+		for (int i = 0; i < m->nlisteners; i++, ps->nl++)
+			master_pollset_add(ps, m->listeners[i].fd, POLLIN, NULL);
+	}
+	for (int i = 0; i < m->nslots; i++) {
+		struct worker_slot *s = &m->slots[i];
+		if (s->chan != -1)
+			master_pollset_add(ps, s->chan,
+			    POLLIN | (control_waiting(s) ? POLLOUT : 0), s);
+	}
+}
+
+static int
+master_poll_timeout(const struct master *m)
+{
+	if (m->pending_fd != -1 || m->phase != MASTER_RUNNING ||
+	    clock_now_ms() < m->accept_resume_ms || spawn_respawn_pending(m))
+		return MASTER_POLL_BUSY_MS;
+	return MASTER_POLL_IDLE_MS;
+}
+
+/* Acts on the signals seen; false when the listener descriptors in ps may be stale. */
+static bool
+master_on_signals(struct master *m)
+{
+	unsigned sigs = signals_take();
+	bool     listeners_kept = true;
+
+	if (sigs & SIGNALS_BIT(SIGCHLD))
+		spawn_reap(m);
+	if (sigs & (SIGNALS_BIT(SIGTERM) | SIGNALS_BIT(SIGINT))) {
+		if (m->phase != MASTER_STOPPING)
+			master_stop_fast(m);
+	} else if ((sigs & SIGNALS_BIT(SIGQUIT)) && m->phase == MASTER_RUNNING)
+		master_stop_graceful(m);
+	else if ((sigs & SIGNALS_BIT(SIGHUP)) && m->phase == MASTER_RUNNING) {
+		reload_run(m);
+		listeners_kept = false;
+	}
+	if (sigs & SIGNALS_BIT(SIGUSR1))
+		master_reopen_logs(m);
+	return listeners_kept;
+}
+
+static void
+master_on_channels(struct master_pollset *ps)
+{
+	for (int i = 1; i < ps->n; i++) {
+		struct worker_slot *s = ps->owner[i];
+		short               ev = ps->pfd[i].revents;
+
+		/* the slot may have been closed (and reused) since the poll */
+		if (s == NULL || ev == 0 || s->chan != ps->pfd[i].fd)
+			continue;
+		if (ev & POLLOUT)
+			control_flush(s);
+		if (ev & (POLLIN | POLLHUP | POLLERR))
+			master_channel(s);
+	}
+}
+
+static void
+master_on_listeners(struct master *m, struct master_pollset *ps)
+{
+	handoff_flush_pending(m);
+	for (int i = 1; i <= ps->nl; i++) {
+		if ((ps->pfd[i].revents & POLLIN) && handoff_accept(m, ps->pfd[i].fd) == -1)
+			m->accept_resume_ms = clock_now_ms() + MASTER_ACCEPT_BACKOFF_MS;
+	}
+}
+
 int
 master_run(struct master *m)
 {
-	struct pollfd       pfd[1 + CONFIG_LISTEN_MAX + MASTER_SLOTS_MAX];
-	struct worker_slot *owner[1 + CONFIG_LISTEN_MAX + MASTER_SLOTS_MAX];
+	static struct master_pollset ps;
 
-	for (;;) {
-		int      n = 0, nl = 0, timeout = 1000;
-		unsigned sigs;
-		bool     accepting;
-
-		if (m->phase != MASTER_RUNNING && master_workers_alive(m) == 0)
-			break;
-		accepting = m->phase == MASTER_RUNNING && m->pending_fd == -1 &&
-		    dispatch_has_room(m) && master_passed(&m->accept_resume);
-		if (!accepting && m->phase == MASTER_RUNNING) {
-			if (!m->accept_paused && m->announced)
-				log_debug("every worker is full; pausing accept");
-			m->accept_paused = true;
-		} else
-			m->accept_paused = false;
-
-		pfd[n].fd = signals_fd();
-		pfd[n].events = POLLIN;
-		owner[n++] = NULL;
-		if (accepting) {
-			for (int i = 0; i < m->nlisteners; i++) {
-				pfd[n].fd = m->listeners[i].fd;
-				pfd[n].events = POLLIN;
-				owner[n++] = NULL;
-				nl++;
-			}
-		}
-		for (int i = 0; i < m->nslots; i++) {
-			if (m->slots[i].chan == -1)
-				continue;
-			pfd[n].fd = m->slots[i].chan;
-			pfd[n].events = POLLIN;
-			owner[n++] = &m->slots[i];
-		}
-		if (m->pending_fd != -1 || m->phase != MASTER_RUNNING || !master_passed(&m->accept_resume))
-			timeout = 50;
-		for (int i = 0; i < m->conf->workers && m->phase == MASTER_RUNNING; i++) {
-			if (m->fails[i] > 0 || spawn_count(m, m->gen, false) < m->conf->workers)
-				timeout = 50;
-		}
-		if (poll(pfd, (nfds_t)n, timeout) == -1) {
+	while (m->phase == MASTER_RUNNING || master_workers_alive(m) > 0) {
+		master_pollset_fill(m, &ps);
+		if (poll(ps.pfd, (nfds_t)ps.n, master_poll_timeout(m)) == -1) {
 			if (errno != EINTR)
 				fatal("poll");
 			/* interrupted by a signal: the kernel filled in no revents */
-			for (int i = 0; i < n; i++)
-				pfd[i].revents = 0;
-			pfd[0].revents = POLLIN;
+			for (int i = 0; i < ps.n; i++)
+				ps.pfd[i].revents = 0;
+			ps.pfd[0].revents = POLLIN;
 		}
-
 		/* A handler always writes to the pipe: no byte, no signal. */
-		sigs = pfd[0].revents ? signals_take() : 0;
-		if (sigs & SIGNALS_BIT(SIGCHLD))
-			spawn_reap(m);
-		if (sigs & (SIGNALS_BIT(SIGTERM) | SIGNALS_BIT(SIGINT))) {
-			if (m->phase != MASTER_STOPPING)
-				master_stop_fast(m);
-		} else if ((sigs & SIGNALS_BIT(SIGQUIT)) && m->phase == MASTER_RUNNING)
-			master_stop_graceful(m);
-		else if ((sigs & SIGNALS_BIT(SIGHUP)) && m->phase == MASTER_RUNNING) {
-			master_reload(m);
-			nl = 0;     /* listener descriptors may have changed under pfd */
-		}
-		if (sigs & SIGNALS_BIT(SIGUSR1))
-			master_reopen_logs(m);
-
-		for (int i = 1; i < n; i++) {
-			if (owner[i] != NULL && pfd[i].revents && owner[i]->chan == pfd[i].fd)
-				master_channel(m, owner[i]);
-		}
+		if (ps.pfd[0].revents && !master_on_signals(m))
+			ps.nl = 0;  /* listener descriptors may have changed under ps */
+		master_on_channels(&ps);
 		if (m->phase == MASTER_RUNNING) {
-			dispatch_flush_pending(m);
-			for (int i = 1; i <= nl; i++) {
-				if (pfd[i].revents & POLLIN && dispatch_accept(m, pfd[i].fd) == -1) {
-					master_now(&m->accept_resume);
-					m->accept_resume.tv_nsec += 100000000L;
-					if (m->accept_resume.tv_nsec >= 1000000000L) {
-						m->accept_resume.tv_sec++;
-						m->accept_resume.tv_nsec -= 1000000000L;
-					}
-				}
-			}
+			master_on_listeners(m, &ps);
 			spawn_respawn_due(m);
 			master_announce(m);
 		}
 		master_deadlines(m);
-		if (m->phase == MASTER_DRAINING && master_passed(&m->phase_deadline) &&
-		    master_workers_alive(m) > 0) {
-			log_info("shutdown_timeout reached; stopping the remaining workers");
-			master_stop_fast(m);
-		}
 	}
 	log_info("exiting");
 	return 0;

@@ -1,15 +1,25 @@
 /*
- * master.h — the master process: listeners, the worker pool by generation,
- * signals, and the hand-off of accepted connections.
+ * master.h — the master process: its state (struct master: listeners, the
+ * worker pool by generation, the phase) and, one section per file, the
+ * functions each master file exports.  Call order, with no circles:
+ *
+ *   main.c -> master.c, reload.c, spawn.c, listen.c, logfiles.c, signals.c
+ *   master.c -> reload.c, spawn.c, handoff.c, control.c, listen.c,
+ *               logfiles.c, signals.c, notify.c
+ *   reload.c -> spawn.c, control.c, listen.c, logfiles.c, notify.c, privsep.c
+ *   handoff.c -> spawn.c, control.c;  spawn.c -> signals.c, privsep.c
+ *   logfiles.c -> privsep.c;  control.c, listen.c, notify.c, signals.c,
+ *   privsep.c call no other master file.
  */
 #ifndef HFTPD_MASTER_H
 #define HFTPD_MASTER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
-#include <time.h>
 
+#include "channel.h"
 #include "config.h"
 
 #define MASTER_SLOTS_MAX    4096
@@ -25,13 +35,21 @@ struct worker_slot {
 	uint32_t    open;           /* as last reported */
 	uint64_t    received;       /* as last reported */
 	uint64_t    sent;           /* descriptors handed to it */
-	struct timespec started;
-	struct timespec deadline;   /* draining: STOP after; stopping: KILL after */
+	uint64_t    handoff_failed; /* hand-off attempt in which a send to it failed */
+	uint64_t    started_ms;
+	uint64_t    deadline_ms;    /* draining: STOP after; stopping: KILL after */
+	struct channel_queue out;   /* control messages waiting for room */
 };
 
 struct listener {
 	int                  fd;
 	struct config_listen addr;
+};
+
+/* Respawn back-off of one pool index of the current generation. */
+struct spawn_backoff {
+	int         fails;          /* quick deaths in a row */
+	uint64_t    respawn_ms;     /* not before */
 };
 
 enum master_phase { MASTER_RUNNING, MASTER_DRAINING, MASTER_STOPPING };
@@ -40,69 +58,84 @@ struct master {
 	struct config      *conf;           /* current generation's */
 	unsigned            gen;
 	enum master_phase   phase;
-	struct timespec     phase_deadline;
+	uint64_t            phase_deadline_ms;
 	struct listener     listeners[CONFIG_LISTEN_MAX];
 	int                 nlisteners;
 	struct worker_slot  slots[MASTER_SLOTS_MAX];
 	int                 nslots;
-	/* respawn back-off per pool index of the current generation */
-	int                *fails;
-	struct timespec    *respawn_at;
+	struct spawn_backoff *backoff;      /* conf->workers entries */
 	int                 pending_fd;     /* accepted, not yet handed off */
 	uint64_t            next_id;
+	uint64_t            handoff_attempt; /* numbers each hand-off attempt */
 	bool                accept_paused;  /* logged once per pause */
+	uint64_t            accept_resume_ms; /* after EMFILE: pause until */
 	int                 ready_fd;       /* daemon readiness pipe, or -1 */
 	bool                announced;
-	struct timespec     accept_resume;  /* after EMFILE: pause until */
-	const struct master_options *options;
+	const struct config_overrides *options;
 	int                 pidfile_fd;
 };
 
-/* Command-line values that override the config file (kept for reloads). */
-struct master_options {
-	const char *config_file;    /* -c */
-	const char *directory;      /* -d */
-	const char *address;        /* -a */
-	const char *port;           /* -p */
-	int         workers;        /* -w, 0 = from the file */
-	int         clients;        /* -n, 0 = from the file */
-	bool        foreground;     /* -f */
-};
-
-/* main.c */
-/* Builds a complete config: defaults, file, options; 0 / -1 with err. */
-int  master_config_build(const struct master_options *o, struct config *c,
-	    char *err, size_t errlen);
-/* What must hold to serve with c (directory, users); 0 / -1 with err. */
-int  master_config_check(const struct config *c, char *err, size_t errlen);
-
-/* master.c */
+/* master.c: the poll loop and the phases (running, draining, stopping) */
 int  master_run(struct master *m);
-int  master_listeners_open(struct master *m, const struct config *c, char *err, size_t errlen);
+/* Writes msg ("OK\n" or the startup error) to the daemon launcher, once. */
 void master_ready_report(struct master *m, const char *msg);
-/* Creates a log file (owned by `user` when root); 0 / -1 with err. */
-int  master_log_file_create(const struct config *c, const char *path, char *err, size_t errlen);
-void master_now(struct timespec *ts);
-double master_elapsed(const struct timespec *since);
-void master_free_for_child(struct master *m);
 
-/* spawn.c */
+/* reload.c: a new configuration, a new generation of workers */
+/* What must hold to serve with c (directory, users); 0 / -1 with err. */
+int  reload_config_check(const struct config *c, char *err, size_t errlen);
+/* HUP: on success the next generation serves; on error nothing changes. */
+void reload_run(struct master *m);
+
+/* spawn.c: the worker pool (fork, reap, respawn with back-off) */
 int  spawn_worker(struct master *m, int index);
+int  spawn_pool(struct master *m);
 void spawn_reap(struct master *m);
 void spawn_respawn_due(struct master *m);
-int  spawn_pool(struct master *m);
-void spawn_forget(struct master *m, struct worker_slot *s);
-int  spawn_count(const struct master *m, unsigned gen, bool ready_only);
+/* True while some worker of the pool is missing or backing off. */
+bool spawn_respawn_pending(const struct master *m);
+/* A worker of the current generation, alive, channel open, not draining. */
+bool spawn_slot_serving(const struct master *m, const struct worker_slot *s);
+int  spawn_count(const struct master *m, bool ready_only);
+void spawn_close_channel(struct worker_slot *s);
+/* Delay before respawning a worker after its n-th quick death in a row. */
+uint64_t spawn_backoff_ms(int quick_deaths);
+struct spawn_backoff *spawn_backoff_new(int workers);
+/* Frees the master's heap (config, back-off); also in a forked worker. */
+void spawn_free_state(struct master *m);
 
-/* dispatch.c */
-int  dispatch_accept(struct master *m, int lfd);
-bool dispatch_has_room(const struct master *m);
-int  dispatch_flush_pending(struct master *m);
+/* handoff.c: accept connections and hand each to the least-loaded worker */
+int  handoff_accept(struct master *m, int lfd);
+bool handoff_has_room(const struct master *m);
+int  handoff_flush_pending(struct master *m);
+/* Hands fd to a worker; 0 when handed (fd closed), -1 when it is kept. */
+int  handoff_give(struct master *m, int fd);
+
+/* control.c: DRAIN, STOP, REOPEN to a worker, queued, never dropped */
+void control_send(struct worker_slot *s, enum channel_type type);
+/* Sends what waits in s's queue as far as the channel takes; 0 / -1 logged. */
+int  control_flush(struct worker_slot *s);
+bool control_waiting(const struct worker_slot *s);
+/* The worker finishes its clients; STOP after timeout_s seconds. */
+void control_drain(struct worker_slot *s, int timeout_s);
+
+/* listen.c: the listening sockets */
+/* Opens c's listeners, reusing the descriptors of unchanged ones. */
+int  listen_open(struct master *m, const struct config *c, char *err, size_t errlen);
+void listen_close_all(struct master *m);
+
+/* logfiles.c: error and access log files, created by the master */
+enum logfiles_kind { LOGFILES_STDERR, LOGFILES_SYSLOG, LOGFILES_OFF, LOGFILES_FILE };
+/* What an error_log / access_log value names. */
+enum logfiles_kind logfiles_kind(const char *target);
+/* The error log the master opens: a daemon's "stderr" means syslog. */
+const char *logfiles_error_target(const struct config *c, bool foreground);
+/* Creates the log files (owned by `user` when root); 0 / -1 with err. */
+int  logfiles_create_all(const struct config *c, char *err, size_t errlen);
 
 /* notify.c: sd_notify without libsystemd */
 void notify_send(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* signals.c */
+/* signals.c: handlers that only note the signal for the poll loop */
 int  signals_init(void);
 int  signals_fd(void);
 /* Returns and clears the set of signals seen since the last call. */

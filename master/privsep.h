@@ -4,6 +4,9 @@
 #ifndef HFTPD_PRIVSEP_H
 #define HFTPD_PRIVSEP_H
 
+#include <stddef.h>
+#include <sys/types.h>
+
 struct config;
 
 /* Checks that user/group exist; 0 / -1 with err filled. */

@@ -2,7 +2,7 @@
  * spawn.c — the worker pool: fork workers of a generation, reap them, and
  * replace the ones that die, with exponential back-off for a worker that
  * keeps dying right after it starts (so a crash loop cannot spin the CPU or
- * flood the log).
+ * flood the log).  It also says which slots hold a serving worker.
  */
 #include <errno.h>
 #include <signal.h>
@@ -12,27 +12,73 @@
 #include <unistd.h>
 
 #include "channel.h"
+#include "clock.h"
 #include "log.h"
 #include "master.h"
 #include "privsep.h"
 #include "worker.h"
 
-#define SPAWN_QUICK_DEATH_S   1.0
+/* A worker that dies sooner than this after its start is backed off. */
+#define SPAWN_QUICK_DEATH_MS  1000
 #define SPAWN_BACKOFF_MIN_MS  100
 #define SPAWN_BACKOFF_MAX_MS  10000
+/* Exit status of a forked worker that could not drop root. */
+#define SPAWN_EXIT_PRIVSEP    3
+
+bool
+spawn_slot_serving(const struct master *m, const struct worker_slot *s)
+{
+	return s->gen == m->gen && s->pid > 0 && s->chan != -1 && !s->draining;
+}
 
 int
-spawn_count(const struct master *m, unsigned gen, bool ready_only)
+spawn_count(const struct master *m, bool ready_only)
 {
 	int n = 0;
 
 	for (int i = 0; i < m->nslots; i++) {
 		const struct worker_slot *s = &m->slots[i];
-		if (s->gen == gen && s->pid > 0 && s->chan != -1 && !s->draining &&
-		    (!ready_only || s->ready))
+		if (spawn_slot_serving(m, s) && (!ready_only || s->ready))
 			n++;
 	}
 	return n;
+}
+
+uint64_t
+spawn_backoff_ms(int quick_deaths)
+{
+	uint64_t delay = SPAWN_BACKOFF_MIN_MS;
+
+	for (int k = 1; k < quick_deaths && delay < SPAWN_BACKOFF_MAX_MS; k++)
+		delay *= 2;
+	return delay > SPAWN_BACKOFF_MAX_MS ? SPAWN_BACKOFF_MAX_MS : delay;
+}
+
+struct spawn_backoff *
+spawn_backoff_new(int workers)
+{
+	return calloc((size_t)workers, sizeof(struct spawn_backoff));
+}
+
+bool
+spawn_respawn_pending(const struct master *m)
+{
+	if (m->phase != MASTER_RUNNING)
+		return false;
+	for (int i = 0; i < m->conf->workers; i++) {
+		if (m->backoff[i].fails > 0)
+			return true;
+	}
+	return spawn_count(m, false) < m->conf->workers;
+}
+
+void
+spawn_free_state(struct master *m)
+{
+	free(m->conf);
+	free(m->backoff);
+	m->conf = NULL;
+	m->backoff = NULL;
 }
 
 static struct worker_slot *
@@ -45,6 +91,30 @@ spawn_free_slot(struct master *m)
 	if (m->nslots == MASTER_SLOTS_MAX)
 		return NULL;
 	return &m->slots[m->nslots++];
+}
+
+/* In the forked worker: keep only its end of its own channel, then serve. */
+static void __attribute__((noreturn))
+spawn_child(struct master *m, struct worker_slot *s, int chan)
+{
+	int rc;
+
+	signals_close();
+	for (int i = 0; i < m->nlisteners; i++)
+		close(m->listeners[i].fd);
+	for (int i = 0; i < m->nslots; i++) {
+		if (&m->slots[i] != s && m->slots[i].chan != -1)
+			close(m->slots[i].chan);
+	}
+	if (m->pending_fd != -1)
+		close(m->pending_fd);
+	if (m->ready_fd != -1)
+		close(m->ready_fd);
+	if (privsep_drop(m->conf) == -1)
+		_exit(SPAWN_EXIT_PRIVSEP);
+	rc = worker_main(m->conf, m->gen, chan);
+	spawn_free_state(m);
+	_exit(rc);
 }
 
 int
@@ -68,27 +138,9 @@ spawn_worker(struct master *m, int index)
 		close(sv[0]);
 		close(sv[1]);
 		return -1;
-	case 0: {
-		/* The worker keeps only its end of its own channel. */
-		int rc;
+	case 0:
 		close(sv[0]);
-		signals_close();
-		for (int i = 0; i < m->nlisteners; i++)
-			close(m->listeners[i].fd);
-		for (int i = 0; i < m->nslots; i++) {
-			if (&m->slots[i] != s && m->slots[i].chan != -1)
-				close(m->slots[i].chan);
-		}
-		if (m->pending_fd != -1)
-			close(m->pending_fd);
-		if (m->ready_fd != -1)
-			close(m->ready_fd);
-		if (privsep_drop(m->conf) == -1)
-			_exit(3);
-		rc = worker_main(m->conf, m->gen, sv[1]);
-		master_free_for_child(m);
-		_exit(rc);
-	}
+		spawn_child(m, s, sv[1]);
 	}
 	close(sv[1]);
 	memset(s, 0, sizeof(*s));
@@ -96,7 +148,8 @@ spawn_worker(struct master *m, int index)
 	s->chan = sv[0];
 	s->gen = m->gen;
 	s->index = index;
-	master_now(&s->started);
+	s->started_ms = clock_now_ms();
+	channel_queue_init(&s->out);
 	log_info("worker %d (pid %ld) started", index, (long)pid);
 	return 0;
 }
@@ -111,45 +164,35 @@ spawn_pool(struct master *m)
 	return 0;
 }
 
-/* Closes the master's side of a worker that is going away. */
+/* Closes the master's side of a worker's channel (it is going away). */
 void
-spawn_forget(struct master *m, struct worker_slot *s)
+spawn_close_channel(struct worker_slot *s)
 {
-	(void)m;
 	if (s->chan != -1) {
 		close(s->chan);
 		s->chan = -1;
 	}
+	channel_queue_init(&s->out);    /* nobody left to read it */
 	s->ready = false;
 }
 
 static void
 spawn_schedule(struct master *m, struct worker_slot *s)
 {
-	double lived = master_elapsed(&s->started);
-	int    idx = s->index;
-	long   delay_ms = 0;
+	uint64_t now = clock_now_ms();
+	int      idx = s->index;
+	uint64_t delay_ms = 0;
 
 	if (idx < 0 || idx >= m->conf->workers)
 		return;
-	if (lived < SPAWN_QUICK_DEATH_S) {
-		int k = m->fails[idx]++;
-		delay_ms = SPAWN_BACKOFF_MIN_MS;
-		while (k-- > 0 && delay_ms < SPAWN_BACKOFF_MAX_MS)
-			delay_ms *= 2;
-		if (delay_ms > SPAWN_BACKOFF_MAX_MS)
-			delay_ms = SPAWN_BACKOFF_MAX_MS;
-		if (m->fails[idx] > 1)
-			log_warnx("worker %d keeps dying at start; next try in %ld ms", idx, delay_ms);
+	if (now - s->started_ms < SPAWN_QUICK_DEATH_MS) {
+		delay_ms = spawn_backoff_ms(++m->backoff[idx].fails);
+		if (m->backoff[idx].fails > 1)
+			log_warnx("worker %d keeps dying at start; next try in %llu ms", idx,
+			    (unsigned long long)delay_ms);
 	} else
-		m->fails[idx] = 0;
-	master_now(&m->respawn_at[idx]);
-	m->respawn_at[idx].tv_sec += delay_ms / 1000;
-	m->respawn_at[idx].tv_nsec += (delay_ms % 1000) * 1000000L;
-	if (m->respawn_at[idx].tv_nsec >= 1000000000L) {
-		m->respawn_at[idx].tv_sec++;
-		m->respawn_at[idx].tv_nsec -= 1000000000L;
-	}
+		m->backoff[idx].fails = 0;
+	m->backoff[idx].respawn_ms = now + delay_ms;
 }
 
 void
@@ -169,7 +212,7 @@ spawn_reap(struct master *m)
 		if (s == NULL)
 			continue;
 		s->pid = 0;
-		spawn_forget(m, s);
+		spawn_close_channel(s);
 		if (s->draining || m->phase != MASTER_RUNNING || s->gen != m->gen) {
 			log_info("worker %d (pid %ld, gen %u) exited", s->index, (long)pid, s->gen);
 			continue;
@@ -184,29 +227,30 @@ spawn_reap(struct master *m)
 	}
 }
 
+/* True while pool index idx has a worker (serving, starting or not yet reaped). */
+static bool
+spawn_index_present(const struct master *m, int idx)
+{
+	for (int i = 0; i < m->nslots; i++) {
+		const struct worker_slot *s = &m->slots[i];
+		if (s->gen == m->gen && s->index == idx && !s->draining &&
+		    (s->pid > 0 || s->chan != -1))
+			return true;
+	}
+	return false;
+}
+
 /* Spawns the current generation's missing workers whose back-off is over. */
 void
 spawn_respawn_due(struct master *m)
 {
-	struct timespec now;
+	uint64_t now;
 
 	if (m->phase != MASTER_RUNNING)
 		return;
-	master_now(&now);
+	now = clock_now_ms();
 	for (int idx = 0; idx < m->conf->workers; idx++) {
-		bool present = false;
-		for (int i = 0; i < m->nslots; i++) {
-			const struct worker_slot *s = &m->slots[i];
-			if (s->gen == m->gen && s->index == idx && !s->draining &&
-			    (s->pid > 0 || s->chan != -1)) {
-				present = true;
-				break;
-			}
-		}
-		if (present)
-			continue;
-		if (now.tv_sec < m->respawn_at[idx].tv_sec ||
-		    (now.tv_sec == m->respawn_at[idx].tv_sec && now.tv_nsec < m->respawn_at[idx].tv_nsec))
+		if (spawn_index_present(m, idx) || now < m->backoff[idx].respawn_ms)
 			continue;
 		spawn_worker(m, idx);
 	}

@@ -4,6 +4,7 @@
  * SOCK_SEQPACKET datagram: struct channel_hdr, then hdr.len payload bytes,
  * optionally with one descriptor attached.  Anything malformed is dropped
  * whole, its descriptor (if any) closed, and reported as EBADMSG.
+ * It also owns the outgoing queue of messages that must not be lost.
  */
 #include <errno.h>
 #include <poll.h>
@@ -171,4 +172,69 @@ bad:
 	channel_close_fds(&msg);
 	errno = EBADMSG;
 	return -1;
+}
+
+void
+channel_queue_init(struct channel_queue *q)
+{
+	q->head = 0;
+	q->count = 0;
+}
+
+int
+channel_queue_push(struct channel_queue *q, enum channel_type type,
+    uint32_t gen, const void *payload, size_t len)
+{
+	struct channel_qmsg *m;
+
+	if (len > CHANNEL_PAYLOAD_MAX) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	if (q->count == CHANNEL_QUEUE_MAX) {
+		errno = ENOBUFS;
+		return -1;
+	}
+	m = &q->msgs[(q->head + q->count) % CHANNEL_QUEUE_MAX];
+	m->type = (uint32_t)type;
+	m->gen = gen;
+	m->len = (uint32_t)len;
+	if (len > 0)
+		memcpy(m->payload, payload, len);
+	q->count++;
+	return 0;
+}
+
+int
+channel_queue_has(const struct channel_queue *q, enum channel_type type)
+{
+	for (unsigned i = 0; i < q->count; i++) {
+		if (q->msgs[(q->head + i) % CHANNEL_QUEUE_MAX].type == (uint32_t)type)
+			return 1;
+	}
+	return 0;
+}
+
+unsigned
+channel_queue_pending(const struct channel_queue *q)
+{
+	return q->count;
+}
+
+int
+channel_queue_flush(int sock, struct channel_queue *q)
+{
+	while (q->count > 0) {
+		const struct channel_qmsg *m = &q->msgs[q->head];
+
+		if (channel_send(sock, (enum channel_type)m->type, m->gen,
+		    m->len ? m->payload : NULL, m->len, -1) == -1) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)
+				return (int)q->count;
+			return -1;
+		}
+		q->head = (q->head + 1) % CHANNEL_QUEUE_MAX;
+		q->count--;
+	}
+	return 0;
 }

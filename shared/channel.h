@@ -60,4 +60,40 @@ int  channel_recv(int sock, struct channel_hdr *hdr, void *payload,
 
 const char *channel_type_name(uint32_t type);
 
+/*
+ * An outgoing queue for messages that must not be lost when the peer's
+ * receive queue is full (the master's DRAIN, STOP and REOPEN): they wait
+ * here, in order, and the owner polls the socket for POLLOUT while any is
+ * pending (OpenBSD imsg's msgbuf is the model).  Bounded; carries no
+ * descriptors, so nothing in it needs closing.
+ */
+#define CHANNEL_QUEUE_MAX   8
+
+struct channel_qmsg {
+	uint32_t      type;
+	uint32_t      gen;
+	uint32_t      len;
+	unsigned char payload[CHANNEL_PAYLOAD_MAX];
+};
+
+struct channel_queue {
+	struct channel_qmsg msgs[CHANNEL_QUEUE_MAX];
+	unsigned            head;       /* oldest message */
+	unsigned            count;
+};
+
+void channel_queue_init(struct channel_queue *q);
+/* Appends a message (no descriptor); 0, or -1 with errno ENOBUFS / EMSGSIZE. */
+int  channel_queue_push(struct channel_queue *q, enum channel_type type,
+	    uint32_t gen, const void *payload, size_t len);
+/* True when a message of this type waits (a second one would say nothing new). */
+int  channel_queue_has(const struct channel_queue *q, enum channel_type type);
+unsigned channel_queue_pending(const struct channel_queue *q);
+/*
+ * Sends the waiting messages in order until the queue is empty or the
+ * socket would block.  Returns the number still waiting, or -1 with errno
+ * set on any error but EAGAIN (the queue is kept as it is).
+ */
+int  channel_queue_flush(int sock, struct channel_queue *q);
+
 #endif

@@ -1,6 +1,7 @@
 /*
- * config.c — hftpd's configuration file: defaults, one table that describes
- * every key, and errors that name FILE:LINE.
+ * config.c — hftpd's configuration: defaults, the file (one table that
+ * describes every key, errors that name FILE:LINE), and the command-line
+ * overrides on top (config_build: the one place a config is assembled).
  *
  * Format: one "key = value" per line; '#' starts a comment at the start of
  * a line or after white space; blank lines are ignored.  Single-valued keys
@@ -49,8 +50,8 @@ struct config_key {
 static const struct config_key config_keys[] = {
 	KEY("listen",             CONFIG_LISTEN,   listen,             0, 0),
 	KEY("directory",          CONFIG_PATH,     directory,          0, 0),
-	KEY("workers",            CONFIG_WORKERS,  workers,            1, 1024),
-	KEY("clients_per_worker", CONFIG_INT,      clients_per_worker, 1, 1000000),
+	KEY("workers",            CONFIG_WORKERS,  workers,            1, CONFIG_WORKERS_MAX),
+	KEY("clients_per_worker", CONFIG_INT,      clients_per_worker, 1, CONFIG_CLIENTS_MAX),
 	KEY("slice_encoding",     CONFIG_ENCODING, slice_encoding,     0, 0),
 	KEY("request_line_max",   CONFIG_SIZE,     request_line_max,   1, 1ull << 40),
 	KEY("client_timeout",     CONFIG_DURATION, client_timeout,     0, 86400 * 7),
@@ -223,48 +224,51 @@ config_resolve_path(char *dst, size_t dstlen, const char *base, const char *path
 }
 
 static int
-config_set(struct config *c, const struct config_key *k, const char *value,
+config_set_listen(struct config *c, const char *value, char *err, size_t errlen)
+{
+	if (c->nlisten == CONFIG_LISTEN_MAX) {
+		config_error(err, errlen, "too many listen lines (at most %d)", CONFIG_LISTEN_MAX);
+		return -1;
+	}
+	if (config_parse_listen(value, &c->listen[c->nlisten], err, errlen) == -1)
+		return -1;
+	for (int i = 0; i < c->nlisten; i++) {
+		if (strcmp(c->listen[i].text, c->listen[c->nlisten].text) == 0) {
+			config_error(err, errlen, "listen '%s' given twice", value);
+			return -1;
+		}
+	}
+	c->nlisten++;
+	return 0;
+}
+
+/* PATH, LOGPATH ("stderr" | "syslog" | path), OFFPATH ("off" | path). */
+static int
+config_set_path(const struct config_key *k, char *field, const char *value,
     const char *base, char *err, size_t errlen)
 {
-	char      *field = (char *)c + k->offset;
-	uint64_t   v;
-	int        iv;
+	if ((k->type == CONFIG_LOGPATH &&
+	    (strcmp(value, "stderr") == 0 || strcmp(value, "syslog") == 0)) ||
+	    (k->type == CONFIG_OFFPATH && strcmp(value, "off") == 0)) {
+		snprintf(field, k->size, "%s", value);
+		return 0;
+	}
+	if (config_resolve_path(field, k->size, base, value) == -1) {
+		config_error(err, errlen, "%s: path too long", k->name);
+		return -1;
+	}
+	return 0;
+}
+
+/* WORKERS ("auto" | integer), INT, SIZE, DURATION, each in [min, max]. */
+static int
+config_set_number(const struct config_key *k, char *field, const char *value,
+    char *err, size_t errlen)
+{
+	uint64_t v;
+	int      iv;
 
 	switch (k->type) {
-	case CONFIG_LISTEN:
-		if (c->nlisten == CONFIG_LISTEN_MAX) {
-			config_error(err, errlen, "too many listen lines (at most %d)", CONFIG_LISTEN_MAX);
-			return -1;
-		}
-		if (config_parse_listen(value, &c->listen[c->nlisten], err, errlen) == -1)
-			return -1;
-		for (int i = 0; i < c->nlisten; i++) {
-			if (strcmp(c->listen[i].text, c->listen[c->nlisten].text) == 0) {
-				config_error(err, errlen, "listen '%s' given twice", value);
-				return -1;
-			}
-		}
-		c->nlisten++;
-		return 0;
-	case CONFIG_LOGPATH:
-		if (strcmp(value, "stderr") == 0 || strcmp(value, "syslog") == 0) {
-			snprintf(field, k->size, "%s", value);
-			return 0;
-		}
-		goto path;
-	case CONFIG_OFFPATH:
-		if (strcmp(value, "off") == 0) {
-			snprintf(field, k->size, "%s", value);
-			return 0;
-		}
-		/* FALLTHROUGH */
-	case CONFIG_PATH:
-	path:
-		if (config_resolve_path(field, k->size, base, value) == -1) {
-			config_error(err, errlen, "%s: path too long", k->name);
-			return -1;
-		}
-		return 0;
 	case CONFIG_WORKERS:
 		if (strcmp(value, "auto") == 0) {
 			*(int *)field = 0;
@@ -298,6 +302,21 @@ config_set(struct config *c, const struct config_key *k, const char *value,
 		}
 		*(int *)field = iv;
 		return 0;
+	default:
+		break;
+	}
+	config_error(err, errlen, "%s: internal error (type %d)", k->name, (int)k->type);
+	return -1;
+}
+
+/* ENCODING, LOGLEVEL, NAME: one word from a list or of a given shape. */
+static int
+config_set_word(const struct config_key *k, char *field, const char *value,
+    char *err, size_t errlen)
+{
+	enum log_level level;
+
+	switch (k->type) {
 	case CONFIG_ENCODING:
 		if (strcmp(value, "base64") == 0)
 			*(enum slice_encoding *)field = SLICE_BASE64;
@@ -308,15 +327,13 @@ config_set(struct config *c, const struct config_key *k, const char *value,
 			return -1;
 		}
 		return 0;
-	case CONFIG_LOGLEVEL: {
-		enum log_level level;
+	case CONFIG_LOGLEVEL:
 		if (log_level_parse(value, &level) == -1) {
 			config_error(err, errlen, "%s: '%s' is not error, warn, info or debug", k->name, value);
 			return -1;
 		}
 		*(int *)field = (int)level;
 		return 0;
-	}
 	case CONFIG_NAME:
 		if (strlen(value) >= k->size) {
 			config_error(err, errlen, "%s: '%s' is too long", k->name, value);
@@ -330,6 +347,35 @@ config_set(struct config *c, const struct config_key *k, const char *value,
 		}
 		snprintf(field, k->size, "%s", value);
 		return 0;
+	default:
+		break;
+	}
+	config_error(err, errlen, "%s: internal error (type %d)", k->name, (int)k->type);
+	return -1;
+}
+
+static int
+config_set(struct config *c, const struct config_key *k, const char *value,
+    const char *base, char *err, size_t errlen)
+{
+	char *field = (char *)c + k->offset;
+
+	switch (k->type) {
+	case CONFIG_LISTEN:
+		return config_set_listen(c, value, err, errlen);
+	case CONFIG_PATH:
+	case CONFIG_LOGPATH:
+	case CONFIG_OFFPATH:
+		return config_set_path(k, field, value, base, err, errlen);
+	case CONFIG_WORKERS:
+	case CONFIG_INT:
+	case CONFIG_SIZE:
+	case CONFIG_DURATION:
+		return config_set_number(k, field, value, err, errlen);
+	case CONFIG_ENCODING:
+	case CONFIG_LOGLEVEL:
+	case CONFIG_NAME:
+		return config_set_word(k, field, value, err, errlen);
 	}
 	config_error(err, errlen, "%s: internal error (type %d)", k->name, (int)k->type);
 	return -1;
@@ -348,96 +394,119 @@ config_trim(char *s)
 	return s;
 }
 
-int
-config_load(struct config *c, const char *file, char *err, size_t errlen)
+/* base: the folder of file, absolute; 0 / -1 when too long. */
+static int
+config_base_dir(const char *file, char *base, size_t baselen)
 {
-	FILE       *fp;
-	char       *line = NULL, *key, *value, *eq, *hash, base[PATH_MAX];
-	size_t      linecap = 0;
-	unsigned    lineno = 0, seen[CONFIG_NKEYS] = { 0 };
-	int         nlisten_file = 0, rc = -1;
-	const char *slash;
-	char        msg[CONFIG_ERR_MAX];
+	const char *slash = strrchr(file, '/');
 
-	if ((fp = fopen(file, "re")) == NULL) {
-		config_error(err, errlen, "%s: %s", file, strerror(errno));
-		return -1;
-	}
-	/* base: the config file's folder, absolute */
-	slash = strrchr(file, '/');
 	base[0] = '\0';
-	if (file[0] != '/' && getcwd(base, sizeof(base)) == NULL)
+	if (file[0] != '/' && getcwd(base, baselen) == NULL)
 		base[0] = '\0';
 	if (slash != NULL) {
 		size_t used = strlen(base), dirlen = (size_t)(slash - file);
-		if (used + 1 + dirlen >= sizeof(base)) {
-			config_error(err, errlen, "%s: path too long", file);
-			fclose(fp);
+		if (used + 1 + dirlen >= baselen)
 			return -1;
-		}
 		if (used > 0)
 			base[used++] = '/';
 		memcpy(base + used, file, dirlen);
 		base[used + dirlen] = '\0';
 		if (base[0] == '\0')
-			snprintf(base, sizeof(base), "/");
+			snprintf(base, baselen, "/");
 	}
+	return 0;
+}
 
+/* What one config_load call remembers from line to line. */
+struct config_reader {
+	const char *base;                   /* folder of the file */
+	unsigned    lineno;
+	unsigned    seen[CONFIG_NKEYS];     /* line that set each key, 0 = not yet */
+	int         nlisten;                /* listen lines of this file so far */
+};
+
+/* Applies one line to c; 0 / -1 with msg (the caller adds FILE:LINE). */
+static int
+config_line(struct config *c, struct config_reader *r, char *line,
+    char *msg, size_t msglen)
+{
+	const struct config_key *k = NULL;
+	char                    *key, *value, *eq, *hash;
+
+	for (hash = line; (hash = strchr(hash, '#')) != NULL; hash++) {
+		if (hash == line || hash[-1] == ' ' || hash[-1] == '\t') {
+			*hash = '\0';
+			break;
+		}
+	}
+	key = config_trim(line);
+	if (*key == '\0')
+		return 0;
+	if ((eq = strchr(key, '=')) == NULL) {
+		config_error(msg, msglen, "expected 'key = value', got '%s'", key);
+		return -1;
+	}
+	*eq = '\0';
+	key = config_trim(key);
+	value = config_trim(eq + 1);
+	for (size_t i = 0; i < CONFIG_NKEYS; i++) {
+		if (strcmp(config_keys[i].name, key) == 0) {
+			k = &config_keys[i];
+			break;
+		}
+	}
+	if (k == NULL) {
+		config_error(msg, msglen, "unknown key '%s'", key);
+		return -1;
+	}
+	if (*value == '\0') {
+		config_error(msg, msglen, "%s: missing value", key);
+		return -1;
+	}
+	if (k->type != CONFIG_LISTEN && r->seen[k - config_keys]) {
+		config_error(msg, msglen, "%s: duplicate key (first set on line %u)",
+		    key, r->seen[k - config_keys]);
+		return -1;
+	}
+	r->seen[k - config_keys] = r->lineno;
+	if (k->type == CONFIG_LISTEN && r->nlisten++ == 0)
+		c->nlisten = 0;     /* the file's listen lines replace earlier ones */
+	return config_set(c, k, value, r->base, msg, msglen);
+}
+
+int
+config_load(struct config *c, const char *file, char *err, size_t errlen)
+{
+	struct config_reader r = { 0 };
+	FILE                *fp;
+	char                *line = NULL, base[PATH_MAX];
+	size_t               linecap = 0;
+	int                  rc = -1;
+	char                 msg[CONFIG_ERR_MAX];
+
+	if ((fp = fopen(file, "re")) == NULL) {
+		config_error(err, errlen, "%s: %s", file, strerror(errno));
+		return -1;
+	}
+	if (config_base_dir(file, base, sizeof(base)) == -1) {
+		config_error(err, errlen, "%s: path too long", file);
+		fclose(fp);
+		return -1;
+	}
+	r.base = base;
 	while (getline(&line, &linecap, fp) != -1) {
-		const struct config_key *k = NULL;
-
-		lineno++;
-		for (hash = line; (hash = strchr(hash, '#')) != NULL; hash++) {
-			if (hash == line || hash[-1] == ' ' || hash[-1] == '\t') {
-				*hash = '\0';
-				break;
-			}
+		r.lineno++;
+		if (config_line(c, &r, line, msg, sizeof(msg)) == -1) {
+			config_error(err, errlen, "%s:%u: %s", file, r.lineno, msg);
+			goto done;
 		}
-		key = config_trim(line);
-		if (*key == '\0')
-			continue;
-		if ((eq = strchr(key, '=')) == NULL) {
-			config_error(msg, sizeof(msg), "expected 'key = value', got '%s'", key);
-			goto fail;
-		}
-		*eq = '\0';
-		key = config_trim(key);
-		value = config_trim(eq + 1);
-		for (size_t i = 0; i < CONFIG_NKEYS; i++) {
-			if (strcmp(config_keys[i].name, key) == 0) {
-				k = &config_keys[i];
-				break;
-			}
-		}
-		if (k == NULL) {
-			config_error(msg, sizeof(msg), "unknown key '%s'", key);
-			goto fail;
-		}
-		if (*value == '\0') {
-			config_error(msg, sizeof(msg), "%s: missing value", key);
-			goto fail;
-		}
-		if (k->type != CONFIG_LISTEN && seen[k - config_keys]) {
-			config_error(msg, sizeof(msg), "%s: duplicate key (first set on line %u)",
-			    key, seen[k - config_keys]);
-			goto fail;
-		}
-		seen[k - config_keys] = lineno;
-		if (k->type == CONFIG_LISTEN && nlisten_file++ == 0)
-			c->nlisten = 0;     /* the file's listen lines replace earlier ones */
-		if (config_set(c, k, value, base, msg, sizeof(msg)) == -1)
-			goto fail;
 	}
 	if (ferror(fp)) {
 		config_error(err, errlen, "%s: %s", file, strerror(errno));
-		lineno = 0;
 		goto done;
 	}
 	snprintf(c->path, sizeof(c->path), "%s", file);
 	rc = 0;
-	goto done;
-fail:
-	config_error(err, errlen, "%s:%u: %s", file, lineno, msg);
 done:
 	free(line);
 	fclose(fp);
@@ -456,7 +525,7 @@ config_finish(struct config *c, char *err, size_t errlen)
 	}
 	if (c->workers == 0) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
-		c->workers = n < 1 ? 1 : (n > 1024 ? 1024 : (int)n);
+		c->workers = n < 1 ? 1 : (n > CONFIG_WORKERS_MAX ? CONFIG_WORKERS_MAX : (int)n);
 	}
 	if (c->directory[0] != '/') {
 		char cwd[PATH_MAX], abs[PATH_MAX];
@@ -468,4 +537,48 @@ config_finish(struct config *c, char *err, size_t errlen)
 		snprintf(c->directory, sizeof(c->directory), "%s", abs);
 	}
 	return 0;
+}
+
+/* -a / -p: one listener, the missing half from the defaults. */
+static int
+config_override_listen(const struct config_overrides *o, struct config *c,
+    char *err, size_t errlen)
+{
+	const char *addr = o->address ? o->address : CONFIG_DEFAULT_ADDR;
+	const char *port = o->port ? o->port : CONFIG_DEFAULT_PORT_TEXT;
+	char        text[128];
+	int         n;
+
+	if (strchr(addr, ':') != NULL && addr[0] != '[')
+		n = snprintf(text, sizeof(text), "[%s]:%s", addr, port);
+	else
+		n = snprintf(text, sizeof(text), "%s:%s", addr, port);
+	if (n < 0 || (size_t)n >= sizeof(text)) {
+		config_error(err, errlen, "listen '%s' port '%s': too long", addr, port);
+		return -1;
+	}
+	if (config_parse_listen(text, &c->listen[0], err, errlen) == -1)
+		return -1;
+	c->nlisten = 1;
+	return 0;
+}
+
+int
+config_build(const struct config_overrides *o, struct config *c, char *err, size_t errlen)
+{
+	config_defaults(c);
+	if (o->config_file != NULL && config_load(c, o->config_file, err, errlen) == -1)
+		return -1;
+	if (o->directory != NULL)
+		snprintf(c->directory, sizeof(c->directory), "%s", o->directory);
+	if ((o->address != NULL || o->port != NULL) &&
+	    config_override_listen(o, c, err, errlen) == -1)
+		return -1;
+	if (o->workers > 0)
+		c->workers = o->workers;
+	if (o->clients > 0)
+		c->clients_per_worker = o->clients;
+	if (!o->foreground && c->pid_file[0] == '\0')
+		snprintf(c->pid_file, sizeof(c->pid_file), "%s", CONFIG_DEFAULT_PID_FILE);
+	return config_finish(c, err, errlen);
 }

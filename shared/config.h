@@ -6,6 +6,7 @@
 #define HFTPD_CONFIG_H
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -13,13 +14,23 @@
 #define CONFIG_LISTEN_MAX   16
 #define CONFIG_ERR_MAX      (PATH_MAX + 256)
 
+/* A bare number, so that CONFIG_STR() can spell it. */
 #define CONFIG_DEFAULT_PORT                 19500
+#define CONFIG_STR_(x)                      #x
+#define CONFIG_STR(x)                       CONFIG_STR_(x)
+#define CONFIG_DEFAULT_PORT_TEXT            CONFIG_STR(CONFIG_DEFAULT_PORT)
 #define CONFIG_DEFAULT_ADDR                 "0.0.0.0"
 #define CONFIG_DEFAULT_DIRECTORY            "testdata"
 #define CONFIG_DEFAULT_CLIENTS_PER_WORKER   512
 #define CONFIG_DEFAULT_REQUEST_LINE_MAX     (16u * 1024 * 1024)
 #define CONFIG_DEFAULT_CLIENT_TIMEOUT       300
 #define CONFIG_DEFAULT_SHUTDOWN_TIMEOUT     60
+/* A daemon (not -f) writes this pid file unless the config names one. */
+#define CONFIG_DEFAULT_PID_FILE             "/run/hftpd.pid"
+
+/* Ranges of the workers and clients_per_worker keys (and of -w / -n). */
+#define CONFIG_WORKERS_MAX                  1024
+#define CONFIG_CLIENTS_MAX                  1000000
 
 enum slice_encoding { SLICE_BASE64, SLICE_FRAGMENTS };
 
@@ -48,6 +59,24 @@ struct config {
 	char                 group[64];
 	int                  shutdown_timeout;      /* seconds */
 };
+
+/* Command-line values that override the config file (kept for reloads). */
+struct config_overrides {
+	const char *config_file;    /* -c */
+	const char *directory;      /* -d */
+	const char *address;        /* -a */
+	const char *port;           /* -p */
+	int         workers;        /* -w, 0 = from the file */
+	int         clients;        /* -n, 0 = from the file */
+	bool        foreground;     /* -f */
+};
+
+/*
+ * Builds a complete config: defaults, then the file (-c), then the
+ * command-line overrides, then config_finish.  0 / -1 with err filled.
+ */
+int  config_build(const struct config_overrides *o, struct config *c,
+	    char *err, size_t errlen);
 
 /* Fills c with the built-in defaults (no listener yet: see config_finish). */
 void config_defaults(struct config *c);

@@ -1,5 +1,5 @@
 /*
- * net.h — socket helpers: listeners, descriptor flags, address text.
+ * net.h — socket helpers: listeners, address text.
  */
 #ifndef HFTPD_NET_H
 #define HFTPD_NET_H
@@ -11,7 +11,6 @@ struct config_listen;
 
 /* Binds and listens (SO_REUSEADDR, non-blocking, close-on-exec); fd / -1. */
 int  net_listen(const struct config_listen *l, int backlog);
-int  net_set_nonblock(int fd);
 /* "1.2.3.4:5678" or "[::1]:5678" of a socket's peer, "?" on failure. */
 void net_peer_text(int fd, char *buf, size_t len);
 void net_addr_text(const struct sockaddr *sa, char *buf, size_t len);

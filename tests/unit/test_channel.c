@@ -668,6 +668,136 @@ static void test_type_name(void **state)
 	assert_string_equal(channel_type_name(UINT32_MAX), "unknown");
 }
 
+/* Fills sock's peer queue with READY messages until EAGAIN; returns how many. */
+static int fill_until_eagain(int sock)
+{
+	int n = 0;
+
+	while (channel_send(sock, CHANNEL_READY, 0, NULL, 0, -1) == 0) {
+		n++;
+		assert_true(n < 10000000);
+	}
+	assert_int_equal(errno, EAGAIN);
+	return n;
+}
+
+static void test_queue_push_bounds(void **state)
+{
+	struct channel_queue q;
+	char big[CHANNEL_PAYLOAD_MAX + 1] = { 0 };
+
+	(void)state;
+	channel_queue_init(&q);
+	assert_int_equal(channel_queue_pending(&q), 0);
+	errno = 0;
+	assert_int_equal(channel_queue_push(&q, CHANNEL_LOAD, 1, big, sizeof(big)), -1);
+	assert_int_equal(errno, EMSGSIZE);
+	for (int i = 0; i < CHANNEL_QUEUE_MAX; i++)
+		assert_int_equal(channel_queue_push(&q, CHANNEL_DRAIN, 1, NULL, 0), 0);
+	errno = 0;
+	assert_int_equal(channel_queue_push(&q, CHANNEL_STOP, 1, NULL, 0), -1);
+	assert_int_equal(errno, ENOBUFS);
+	assert_int_equal(channel_queue_pending(&q), CHANNEL_QUEUE_MAX);
+	assert_true(channel_queue_has(&q, CHANNEL_DRAIN));
+	assert_false(channel_queue_has(&q, CHANNEL_STOP));
+}
+
+/*
+ * The peer's queue is full: messages wait in the channel_queue, a flush
+ * sends nothing, and once the peer has read, a flush sends them all in
+ * order after everything sent before.
+ */
+static void test_queue_waits_for_room(void **state)
+{
+	struct pair *p = *state;
+	struct channel_queue q;
+	struct channel_load load = { .received = 7, .open = 3 };
+	struct channel_hdr hdr;
+	unsigned char payload[CHANNEL_PAYLOAD_MAX];
+	static const enum channel_type order[] = { CHANNEL_REOPEN, CHANNEL_LOAD, CHANNEL_DRAIN, CHANNEL_STOP };
+	int filled, fd, rc, got = 0;
+
+	assert_int_equal(fcntl(p->sv[0], F_SETFL, O_NONBLOCK), 0);
+	filled = fill_until_eagain(p->sv[0]);
+	assert_true(filled > 0);
+	channel_queue_init(&q);
+	assert_int_equal(channel_queue_push(&q, CHANNEL_REOPEN, 2, NULL, 0), 0);
+	assert_int_equal(channel_queue_push(&q, CHANNEL_LOAD, 3, &load, sizeof(load)), 0);
+	assert_int_equal(channel_queue_push(&q, CHANNEL_DRAIN, 4, NULL, 0), 0);
+	assert_int_equal(channel_queue_push(&q, CHANNEL_STOP, 5, NULL, 0), 0);
+	assert_int_equal(channel_queue_flush(p->sv[0], &q), 4);
+	assert_int_equal(channel_queue_pending(&q), 4);
+
+	/* Drain the peer, then flush: nothing may be left behind or reordered. */
+	while ((rc = channel_recv(p->sv[1], &hdr, payload, sizeof(payload), &fd)) == 1) {
+		assert_int_equal(hdr.type, CHANNEL_READY);
+		got++;
+	}
+	assert_int_equal(got, filled);
+	assert_int_equal(channel_queue_flush(p->sv[0], &q), 0);
+	assert_int_equal(channel_queue_pending(&q), 0);
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+		assert_int_equal(channel_recv(p->sv[1], &hdr, payload, sizeof(payload), &fd), 1);
+		assert_int_equal(hdr.type, order[i]);
+		assert_int_equal(hdr.gen, (uint32_t)i + 2);
+		assert_int_equal(fd, -1);
+		if (order[i] == CHANNEL_LOAD)
+			assert_memory_equal(payload, &load, sizeof(load));
+	}
+	assert_int_equal(channel_recv(p->sv[1], &hdr, payload, sizeof(payload), &fd), -1);
+	assert_int_equal(errno, EAGAIN);
+}
+
+/* Room for only part of the queue: the rest waits for the next flush. */
+static void test_queue_partial_flush(void **state)
+{
+	struct pair *p = *state;
+	struct channel_queue q;
+	struct channel_hdr hdr;
+	unsigned char payload[CHANNEL_PAYLOAD_MAX];
+	uint32_t next;
+	int fd, rc;
+
+	assert_int_equal(fcntl(p->sv[0], F_SETFL, O_NONBLOCK), 0);
+	fill_until_eagain(p->sv[0]);
+	channel_queue_init(&q);
+	for (uint32_t i = 0; i < 3; i++)
+		assert_int_equal(channel_queue_push(&q, CHANNEL_REOPEN, 100 + i, NULL, 0), 0);
+	/* one read makes room for about one message */
+	assert_int_equal(channel_recv(p->sv[1], &hdr, payload, sizeof(payload), &fd), 1);
+	rc = channel_queue_flush(p->sv[0], &q);
+	assert_true(rc >= 0 && rc < 3);
+	/* what went out comes after the filler, in order */
+	next = 100;
+	while (channel_recv(p->sv[1], &hdr, payload, sizeof(payload), &fd) == 1) {
+		if (hdr.type == CHANNEL_REOPEN)
+			assert_int_equal(hdr.gen, next++);
+	}
+	assert_int_equal(next, 100 + (uint32_t)(3 - rc));
+	assert_int_equal(channel_queue_flush(p->sv[0], &q), 0);
+	for (; next < 103; next++) {
+		assert_int_equal(channel_recv(p->sv[1], &hdr, payload, sizeof(payload), &fd), 1);
+		assert_int_equal(hdr.type, CHANNEL_REOPEN);
+		assert_int_equal(hdr.gen, next);
+	}
+}
+
+/* A closed peer is an error, not "try later"; the queue is kept. */
+static void test_queue_flush_error(void **state)
+{
+	struct pair *p = *state;
+	struct channel_queue q;
+
+	channel_queue_init(&q);
+	assert_int_equal(channel_queue_push(&q, CHANNEL_STOP, 1, NULL, 0), 0);
+	close(p->sv[1]);
+	p->sv[1] = -1;
+	errno = 0;
+	assert_int_equal(channel_queue_flush(p->sv[0], &q), -1);
+	assert_int_equal(errno, EPIPE);
+	assert_int_equal(channel_queue_pending(&q), 1);
+}
+
 #define PT(f) cmocka_unit_test_setup_teardown(f, setup_pair, teardown_pair)
 
 int main(void)
@@ -698,6 +828,10 @@ int main(void)
 		PT(test_bad_conn_wrong_length_with_fd_closes_it),
 		PT(test_bad_then_good_queued),
 		cmocka_unit_test(test_type_name),
+		cmocka_unit_test(test_queue_push_bounds),
+		PT(test_queue_waits_for_room),
+		PT(test_queue_partial_flush),
+		PT(test_queue_flush_error),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -2,7 +2,8 @@
  * test_config.c — unit tests for shared/config.c: defaults, the key = value
  * file (every key, comments, blank lines, CRLF, relative paths resolved
  * against the file's folder), errors as "FILE:LINE: message" for each kind
- * of mistake, the listen / size / duration parsers, and config_finish.
+ * of mistake, the listen / size / duration parsers, config_finish, and
+ * config_build (defaults, then the file, then -a/-p/-d/-w/-n overrides).
  *
  * Fixtures live in tests/unit/fixtures/.  __FILE__ is relative when built by
  * the Makefile, so the folder is found at run time: as given when it exists
@@ -631,6 +632,95 @@ static void test_finish_keeps_explicit(void **state)
 	}
 }
 
+/* No file, no overrides: the defaults, finished; a daemon gets a pid file. */
+static void test_build_defaults(void **state)
+{
+	struct config_overrides o = { 0 };
+	struct config c;
+	char err[CONFIG_ERR_MAX] = "";
+
+	(void)state;
+	assert_int_equal(config_build(&o, &c, err, sizeof(err)), 0);
+	assert_int_equal(c.nlisten, 1);
+	assert_string_equal(c.listen[0].text, CONFIG_DEFAULT_ADDR ":" CONFIG_DEFAULT_PORT_TEXT);
+	assert_int_equal(c.clients_per_worker, CONFIG_DEFAULT_CLIENTS_PER_WORKER);
+	assert_true(c.workers >= 1 && c.workers <= CONFIG_WORKERS_MAX);
+	assert_string_equal(c.pid_file, CONFIG_DEFAULT_PID_FILE);
+	o.foreground = true;
+	assert_int_equal(config_build(&o, &c, err, sizeof(err)), 0);
+	assert_string_equal(c.pid_file, "");
+}
+
+/* The command line wins over the file, key by key; the rest is the file's. */
+static void test_build_overrides_win(void **state)
+{
+	struct config_overrides o = { 0 };
+	struct config c;
+	char file[PATH_MAX], err[CONFIG_ERR_MAX] = "";
+
+	(void)state;
+	fixture(file, sizeof(file), "good.conf");
+	o.config_file = file;
+	o.foreground = true;
+	assert_int_equal(config_build(&o, &c, err, sizeof(err)), 0);
+	assert_int_equal(c.nlisten, 2);
+	assert_int_equal(c.clients_per_worker, 64);
+
+	o.address = "127.0.0.2";
+	o.port = "2020";
+	o.directory = "/tmp";
+	o.workers = 3;
+	o.clients = 7;
+	assert_int_equal(config_build(&o, &c, err, sizeof(err)), 0);
+	assert_int_equal(c.nlisten, 1);     /* -a/-p replace the file's listeners */
+	assert_string_equal(c.listen[0].text, "127.0.0.2:2020");
+	assert_string_equal(c.directory, "/tmp");
+	assert_int_equal(c.workers, 3);
+	assert_int_equal(c.clients_per_worker, 7);
+	/* keys without an override keep the file's value */
+	assert_int_equal(c.slice_encoding, SLICE_FRAGMENTS);
+	assert_int_equal(c.shutdown_timeout, 90);
+	assert_string_equal(c.user, "nobody");
+	/* the file's own pid_file is kept for a daemon */
+	o.foreground = false;
+	assert_int_equal(config_build(&o, &c, err, sizeof(err)), 0);
+	assert_non_null(strstr(c.pid_file, "run/hftpd#1.pid"));
+}
+
+/* -a alone takes the default port, -p alone the default address; IPv6 gets brackets. */
+static void test_build_listen_halves(void **state)
+{
+	struct config_overrides o = { .foreground = true };
+	struct config c;
+	char err[CONFIG_ERR_MAX] = "";
+
+	(void)state;
+	o.address = "::1";
+	assert_int_equal(config_build(&o, &c, err, sizeof(err)), 0);
+	assert_string_equal(c.listen[0].text, "[::1]:" CONFIG_DEFAULT_PORT_TEXT);
+	o.address = NULL;
+	o.port = "3030";
+	assert_int_equal(config_build(&o, &c, err, sizeof(err)), 0);
+	assert_string_equal(c.listen[0].text, CONFIG_DEFAULT_ADDR ":3030");
+	o.port = "70000";
+	assert_int_equal(config_build(&o, &c, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "port must be a number"));
+}
+
+/* A bad file is reported as such, whatever the overrides. */
+static void test_build_bad_file(void **state)
+{
+	struct config_overrides o = { .workers = 2, .foreground = true };
+	struct config c;
+	char file[PATH_MAX], err[CONFIG_ERR_MAX] = "";
+
+	(void)state;
+	fixture(file, sizeof(file), "bad_unknown_key.conf");
+	o.config_file = file;
+	assert_int_equal(config_build(&o, &c, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "unknown key"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -662,6 +752,10 @@ int main(void)
 		cmocka_unit_test(test_parse_duration),
 		cmocka_unit_test(test_finish_defaults),
 		cmocka_unit_test(test_finish_keeps_explicit),
+		cmocka_unit_test(test_build_defaults),
+		cmocka_unit_test(test_build_overrides_win),
+		cmocka_unit_test(test_build_listen_halves),
+		cmocka_unit_test(test_build_bad_file),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, NULL);

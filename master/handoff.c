@@ -1,5 +1,5 @@
 /*
- * dispatch.c — the master's accept loop and the hand-off of each new
+ * handoff.c — the master's accept loop and the hand-off of each new
  * connection to the least-loaded worker of the current generation that has
  * a free slot.  When no worker has room the master stops accepting, so new
  * clients wait in the kernel backlog instead of being refused.
@@ -17,13 +17,26 @@
 #include "master.h"
 
 static uint64_t
-dispatch_load(const struct worker_slot *s)
+handoff_load(const struct worker_slot *s)
 {
 	return s->open + (s->sent - s->received);
 }
 
+/*
+ * The one definition of "this worker can take a client": serving, ready,
+ * below capacity, and no control message waiting (a CONN must not overtake
+ * it, and a worker that is not reading should not get more clients).
+ */
+static bool
+handoff_can_take(const struct master *m, const struct worker_slot *s)
+{
+	return spawn_slot_serving(m, s) && s->ready && !control_waiting(s) &&
+	    handoff_load(s) < (uint64_t)m->conf->clients_per_worker;
+}
+
+/* Least-loaded worker that can take a client and has not failed this attempt. */
 static struct worker_slot *
-dispatch_pick(struct master *m, uint64_t skip_mask)
+handoff_pick(struct master *m)
 {
 	struct worker_slot *best = NULL;
 	uint64_t            best_load = 0;
@@ -32,13 +45,9 @@ dispatch_pick(struct master *m, uint64_t skip_mask)
 		struct worker_slot *s = &m->slots[i];
 		uint64_t            load;
 
-		if (i < 64 && (skip_mask & (1ull << i)))
+		if (s->handoff_failed == m->handoff_attempt || !handoff_can_take(m, s))
 			continue;
-		if (s->gen != m->gen || !s->ready || s->draining || s->chan == -1 || s->pid == 0)
-			continue;
-		load = dispatch_load(s);
-		if (load >= (uint64_t)m->conf->clients_per_worker)
-			continue;
+		load = handoff_load(s);
 		if (best == NULL || load < best_load) {
 			best = s;
 			best_load = load;
@@ -48,62 +57,58 @@ dispatch_pick(struct master *m, uint64_t skip_mask)
 }
 
 bool
-dispatch_has_room(const struct master *m)
+handoff_has_room(const struct master *m)
 {
 	for (int i = 0; i < m->nslots; i++) {
-		const struct worker_slot *s = &m->slots[i];
-		if (s->gen == m->gen && s->ready && !s->draining && s->chan != -1 && s->pid != 0 &&
-		    dispatch_load(s) < (uint64_t)m->conf->clients_per_worker)
+		if (handoff_can_take(m, &m->slots[i]))
 			return true;
 	}
 	return false;
 }
 
-/* Hands fd to a worker; 0 when handed (fd closed), -1 when it is kept. */
-static int
-dispatch_handoff(struct master *m, int fd)
+int
+handoff_give(struct master *m, int fd)
 {
 	struct channel_conn conn;
-	uint64_t            skip = 0;
 	struct worker_slot *s;
 
-	while ((s = dispatch_pick(m, skip)) != NULL) {
-		conn.id = ++m->next_id;
+	/* A worker whose channel is full is marked and not tried again. */
+	m->handoff_attempt++;
+	while ((s = handoff_pick(m)) != NULL) {
+		conn.id = m->next_id + 1;
 		if (channel_send(s->chan, CHANNEL_CONN, s->gen, &conn, sizeof(conn), fd) == 0) {
+			m->next_id++;
 			s->sent++;
 			close(fd);
 			return 0;
 		}
-		m->next_id--;
 		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS) {
 			log_warn("worker %d (pid %ld): hand-off", s->index, (long)s->pid);
 			s->ready = false;   /* its death will be reaped shortly */
 		}
-		if (s - m->slots >= 64)
-			break;
-		skip |= 1ull << (s - m->slots);
+		s->handoff_failed = m->handoff_attempt;
 	}
 	return -1;
 }
 
 int
-dispatch_flush_pending(struct master *m)
+handoff_flush_pending(struct master *m)
 {
 	if (m->pending_fd == -1)
 		return 0;
-	if (dispatch_handoff(m, m->pending_fd) == -1)
+	if (handoff_give(m, m->pending_fd) == -1)
 		return -1;
 	m->pending_fd = -1;
 	return 0;
 }
 
 int
-dispatch_accept(struct master *m, int lfd)
+handoff_accept(struct master *m, int lfd)
 {
 	for (;;) {
 		int fd;
 
-		if (m->pending_fd != -1 || !dispatch_has_room(m))
+		if (m->pending_fd != -1 || !handoff_has_room(m))
 			return 0;
 		fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd == -1) {
@@ -115,7 +120,7 @@ dispatch_accept(struct master *m, int lfd)
 			log_warn("accept");
 			return -1;
 		}
-		if (dispatch_handoff(m, fd) == -1)
+		if (handoff_give(m, fd) == -1)
 			m->pending_fd = fd;     /* retried every loop turn */
 	}
 }

@@ -1,0 +1,259 @@
+/*
+ * test_handoff.c — unit tests for master/handoff.c without forking: a
+ * struct master whose worker slots' channels are one end of a socketpair,
+ * the test holding the other end as the "worker".  Least-loaded choice,
+ * a full pool (no room: accepting pauses), workers that may not take
+ * clients, a queued control message, and a pool of more than 64 workers
+ * whose first picks all fail with EAGAIN.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "channel.h"
+#include "config.h"
+#include "master.h"
+
+#define TEST_POOL_BIG   (64 + 16)
+
+static struct master  m;
+static struct config  conf;
+static int            peer[MASTER_SLOTS_MAX];  /* the worker's end */
+
+static void pool_make(int n, int capacity)
+{
+	memset(&m, 0, sizeof(m));
+	memset(&conf, 0, sizeof(conf));
+	conf.workers = n;
+	conf.clients_per_worker = capacity;
+	m.conf = &conf;
+	m.gen = 1;
+	m.pending_fd = -1;
+	m.ready_fd = -1;
+	for (int i = 0; i < n; i++) {
+		struct worker_slot *s = &m.slots[i];
+		int sv[2];
+
+		assert_int_equal(channel_pair(sv), 0);
+		s->chan = sv[0];
+		peer[i] = sv[1];
+		s->pid = 100000 + i;    /* never signalled: no fork here */
+		s->gen = 1;
+		s->index = i;
+		s->ready = true;
+		channel_queue_init(&s->out);
+	}
+	m.nslots = n;
+}
+
+static int pool_free(void **state)
+{
+	(void)state;
+	for (int i = 0; i < m.nslots; i++) {
+		if (m.slots[i].chan != -1)
+			close(m.slots[i].chan);
+		close(peer[i]);
+	}
+	m.nslots = 0;
+	return 0;
+}
+
+/* A descriptor to hand off (the read end of a pipe, write end closed). */
+static int conn_fd(void)
+{
+	int p[2];
+
+	assert_int_equal(pipe(p), 0);
+	close(p[1]);
+	return p[0];
+}
+
+static bool fd_is_open(int fd)
+{
+	return fcntl(fd, F_GETFD) != -1;
+}
+
+/* Which slots' peers got a CONN (and how many); the passed fds are closed. */
+static int received_by(int i)
+{
+	struct channel_hdr hdr;
+	unsigned char      payload[CHANNEL_PAYLOAD_MAX];
+	int                fd, n = 0;
+
+	while (channel_recv(peer[i], &hdr, payload, sizeof(payload), &fd) == 1) {
+		if (hdr.type == CHANNEL_CONN) {
+			assert_true(fd >= 0);
+			close(fd);
+			n++;
+		}
+	}
+	return n;
+}
+
+static void fill_channel(int i)
+{
+	int n = 0;
+
+	while (channel_send(m.slots[i].chan, CHANNEL_READY, 1, NULL, 0, -1) == 0)
+		assert_true(++n < 10000000);
+	assert_int_equal(errno, EAGAIN);
+}
+
+static void test_least_loaded(void **state)
+{
+	int fd = conn_fd();
+
+	(void)state;
+	pool_make(3, 10);
+	m.slots[0].open = 5;
+	m.slots[1].open = 2;
+	m.slots[2].open = 7;
+	assert_true(handoff_has_room(&m));
+	assert_int_equal(handoff_give(&m, fd), 0);
+	assert_false(fd_is_open(fd));
+	assert_int_equal(received_by(0), 0);
+	assert_int_equal(received_by(1), 1);
+	assert_int_equal(received_by(2), 0);
+	assert_int_equal(m.slots[1].sent, 1);
+	assert_int_equal(m.next_id, 1);
+	/* descriptors sent but not yet reported received count as load */
+	m.slots[1].sent = 4;
+	fd = conn_fd();
+	assert_int_equal(handoff_give(&m, fd), 0);
+	assert_int_equal(received_by(0), 1);
+}
+
+static void test_full_pool_has_no_room(void **state)
+{
+	int fd = conn_fd();
+
+	(void)state;
+	pool_make(3, 2);
+	for (int i = 0; i < 3; i++)
+		m.slots[i].open = 2;
+	assert_false(handoff_has_room(&m));
+	assert_int_equal(handoff_give(&m, fd), -1);
+	assert_true(fd_is_open(fd));    /* kept by the caller as pending */
+	m.slots[2].open = 1;
+	assert_true(handoff_has_room(&m));
+	assert_int_equal(handoff_give(&m, fd), 0);
+	assert_int_equal(received_by(2), 1);
+}
+
+/* Not ready, draining, an older generation, a closed channel: no clients. */
+static void test_only_serving_workers_take_clients(void **state)
+{
+	int fd = conn_fd();
+
+	(void)state;
+	pool_make(5, 10);
+	m.slots[0].ready = false;
+	m.slots[1].draining = true;
+	m.slots[2].gen = 0;
+	close(m.slots[3].chan);
+	m.slots[3].chan = -1;
+	m.slots[4].open = 9;
+	assert_true(handoff_has_room(&m));
+	assert_int_equal(handoff_give(&m, fd), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(received_by(i), 0);
+	assert_int_equal(received_by(4), 1);
+	m.slots[4].open = 10;
+	assert_false(handoff_has_room(&m));
+}
+
+/* A worker with a control message waiting gets no CONN to overtake it. */
+static void test_waiting_control_message_blocks_conn(void **state)
+{
+	int fd = conn_fd();
+
+	(void)state;
+	pool_make(2, 10);
+	m.slots[1].open = 3;
+	fill_channel(0);
+	control_send(&m.slots[0], CHANNEL_REOPEN);
+	assert_true(control_waiting(&m.slots[0]));
+	assert_int_equal(handoff_give(&m, fd), 0);
+	assert_int_equal(received_by(1), 1);
+	/* the worker reads: the REOPEN goes out first, then it may get clients */
+	assert_int_equal(received_by(0), 0);
+	assert_int_equal(control_flush(&m.slots[0]), 0);
+	assert_false(control_waiting(&m.slots[0]));
+	fd = conn_fd();
+	assert_int_equal(handoff_give(&m, fd), 0);
+	{
+		struct channel_hdr hdr;
+		unsigned char      payload[CHANNEL_PAYLOAD_MAX];
+		int                got;
+		assert_int_equal(channel_recv(peer[0], &hdr, payload, sizeof(payload), &got), 1);
+		assert_int_equal(hdr.type, CHANNEL_REOPEN);
+		assert_int_equal(channel_recv(peer[0], &hdr, payload, sizeof(payload), &got), 1);
+		assert_int_equal(hdr.type, CHANNEL_CONN);
+		close(got);
+	}
+	/* a single worker with a message waiting: no room, accepting pauses */
+	m.slots[1].open = 10;
+	fill_channel(0);
+	control_send(&m.slots[0], CHANNEL_DRAIN);
+	assert_false(handoff_has_room(&m));
+}
+
+/*
+ * More than 64 workers (the config allows 1024): the first picks, all
+ * with the lowest load, fail with EAGAIN; the one worker left with room
+ * in its channel, the most loaded and the last slot, takes the client.
+ */
+static void test_more_than_64_workers(void **state)
+{
+	int fd = conn_fd();
+	int last = TEST_POOL_BIG - 1;
+
+	(void)state;
+	pool_make(TEST_POOL_BIG, 10);
+	for (int i = 0; i < last; i++)
+		fill_channel(i);
+	m.slots[last].open = 1;
+	assert_int_equal(handoff_give(&m, fd), 0);
+	assert_false(fd_is_open(fd));
+	assert_int_equal(received_by(last), 1);
+	assert_int_equal(m.slots[last].sent, 1);
+	assert_int_equal(m.next_id, 1);
+	for (int i = 0; i < last; i++)
+		assert_int_equal(m.slots[i].sent, 0);
+
+	/* every channel full: the descriptor is kept, nothing loops for ever */
+	fill_channel(last);
+	fd = conn_fd();
+	assert_int_equal(handoff_give(&m, fd), -1);
+	assert_true(fd_is_open(fd));
+	close(fd);
+	assert_int_equal(m.next_id, 1);
+	/* a failed attempt does not mark workers for the next one */
+	assert_int_equal(received_by(7), 0);
+	fd = conn_fd();
+	assert_int_equal(handoff_give(&m, fd), 0);
+	assert_int_equal(received_by(7), 1);
+}
+
+#define PT(f) cmocka_unit_test_teardown(f, pool_free)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		PT(test_least_loaded),
+		PT(test_full_pool_has_no_room),
+		PT(test_only_serving_workers_take_clients),
+		PT(test_waiting_control_message_blocks_conn),
+		PT(test_more_than_64_workers),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
