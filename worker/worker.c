@@ -36,8 +36,6 @@
 #define WORKER_POOL_MAX 64
 /* Poll timeout when no client is hot: the once-a-second sweeps still run. */
 #define WORKER_IDLE_POLL_MS  1000
-/* Idle sweep, cold demotion and the mapping cache's sweep run this often. */
-#define WORKER_SWEEP_MS      1000
 
 /* See the header comment: the hot/cold split of the poll set. */
 #define WORKER_COLD_AFTER    2          /* seconds quiet before going cold */
@@ -410,7 +408,7 @@ int
 worker_main(const struct config *conf, unsigned gen, int chan)
 {
 	struct worker w;
-	uint64_t      last_sweep_ms;
+	uint64_t      last_sweep_s;    /* the idle sweep runs once each second */
 	int           rc = 1, r;
 
 	log_set_role("worker", gen);
@@ -423,15 +421,15 @@ worker_main(const struct config *conf, unsigned gen, int chan)
 	if (channel_send(chan, CHANNEL_READY, gen, NULL, 0, -1) == -1)
 		log_warn("channel: send READY");
 	log_debug("serving %s, up to %d clients", conf->directory, w.maxclients);
-	last_sweep_ms = w.now_ms;
+	last_sweep_s = w.now_ms / CLOCK_MS_PER_SEC;
 
 	while (!w.stopping && !worker_got_term && !(w.draining && w.nclients == 0)) {
 		if ((r = worker_turn(&w)) == -1)
 			goto done;
 		if (r == 1)
 			break;
-		if (w.now_ms - last_sweep_ms >= WORKER_SWEEP_MS) {
-			last_sweep_ms = w.now_ms;
+		if (w.now_ms / CLOCK_MS_PER_SEC != last_sweep_s) {
+			last_sweep_s = w.now_ms / CLOCK_MS_PER_SEC;
 			worker_sweep(&w);
 		}
 		worker_report_load(&w);
