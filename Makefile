@@ -16,7 +16,7 @@ UNIT_SRC   = $(wildcard tests/unit/test_*.c)
 UNIT_BIN   = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_SRC  = $(wildcard bench/*.c)
 
-.PHONY: all run test unit integration valgrind asan asan-test bench-smoke deps clean
+.PHONY: all run test unit integration valgrind asan asan-test bench-smoke clang deps clean
 all: $(BUILD)/hftpd $(if $(BENCH_SRC),$(BUILD)/hftp-bench)
 
 $(BUILD)/obj/%.o: %.c
@@ -46,6 +46,7 @@ run: $(BUILD)/hftpd
 # make test: install missing test dependencies, then every suite.
 test: deps
 	$(MAKE) all
+	$(MAKE) clang
 	$(MAKE) unit
 	$(MAKE) bench-smoke
 	$(MAKE) integration
@@ -72,6 +73,11 @@ asan:
 asan-test: asan
 	cd tests/integration && HFTPD_BIN=$(CURDIR)/build/asan/hftpd HFTPD_ASAN=1 \
 	    $(PYTHON) -m pytest -q -p no:cacheprovider .
+
+# make clang: the whole tree (daemon, load generator, unit tests) built by
+# clang into build/clang, with the same zero-warning flags.
+clang:
+	$(MAKE) CC=clang BUILD=build/clang all $(UNIT_SRC:tests/unit/%.c=build/clang/tests/%)
 
 bench-smoke: $(BUILD)/hftpd $(BUILD)/hftp-bench
 	sh bench/smoke.sh $(BUILD)

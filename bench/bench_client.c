@@ -27,12 +27,14 @@
 #define HDR_MAX       16384u          /* longest HTTP response head accepted */
 #define SAMPLE_EVERY  64u             /* verify one payload in this many */
 #define OPEN_QCAP     1024u           /* open loop: most requests in flight per connection */
-#define QUIT_OK       "0 OK\r\n"   /* HFTP's answer to quit */
-#define QUIT_OK_LEN   (sizeof(QUIT_OK) - 1)
 #define RETRY_NS      10000000ull     /* wait after an error before reconnecting */
 #define TICK_NS       5000000ull      /* housekeeping period */
 #define SCRATCH_CHARS 65536u          /* base64 characters decoded at once */
 #define MAX_EVENTS    256
+
+/* HFTP's answer to quit: an array, so that a suffix is &quit_ok[k] */
+static const char quit_ok[] = "0 OK\r\n";
+#define QUIT_OK_LEN   (sizeof(quit_ok) - 1)
 
 enum cstate { C_DOWN, C_CONNECTING, C_OPEN };
 
@@ -80,7 +82,7 @@ struct conn {
      * nginx does for Connection: close, and the client closes on reading
      * the last byte, as for HTTP) */
     int quitting;
-    size_t quit_seen;       /* bytes of QUIT_OK read so far */
+    size_t quit_seen;       /* bytes of quit_ok read so far */
     uint64_t quit_t0;
     int list_found;
     char carry[4];
@@ -557,7 +559,7 @@ static int conn_parse(struct loop *L, struct conn *c)
             /* "0 OK\r\n" for quit, then nothing but the server's close */
             size_t take = avail < QUIT_OK_LEN - c->quit_seen ? avail : QUIT_OK_LEN - c->quit_seen;
 
-            if (take == 0 || memcmp(p, QUIT_OK + c->quit_seen, take) != 0) {
+            if (take == 0 || memcmp(p, &quit_ok[c->quit_seen], take) != 0) {
                 conn_down(L, c, 1, 0);
                 conn_start(L, c);
                 return 1;
