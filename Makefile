@@ -8,16 +8,25 @@ LDFLAGS  +=
 BUILD    ?= build
 PYTHON   := $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
 
-LIB_SRC    = $(wildcard shared/*.c) $(filter-out worker/worker_main.c,$(wildcard worker/*.c)) \
+LIB_SRC    = $(wildcard shared/*.c) $(wildcard worker/*.c) \
              $(filter-out master/main.c,$(wildcard master/*.c))
 LIB_OBJ    = $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 MAIN_OBJ   = $(BUILD)/obj/master/main.o
 UNIT_SRC   = $(wildcard tests/unit/test_*.c)
 UNIT_BIN   = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
-BENCH_SRC  = $(wildcard bench/*.c)
+# bench/base64-bench.c is a program of its own; the rest is hftp-bench.
+B64_BENCH  = bench/base64-bench.c
+BENCH_SRC  = $(filter-out $(B64_BENCH),$(wildcard bench/*.c))
+# make fuzz: every tests/fuzz/fuzz_*.c is a libFuzzer harness, built by clang
+# against the library and run FUZZ_SECONDS each on a corpus kept in
+# build/fuzz/corpus/NAME/ (seeded from tests/fuzz/corpus/NAME/ if present).
+FUZZ_SRC   = $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN   = $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
+FUZZ_SECONDS ?= 10
+FUZZ_SAN   = -fsanitize=address,undefined -fno-sanitize-recover=undefined
 
-.PHONY: all run test unit integration valgrind asan asan-test bench-smoke deps clean
-all: $(BUILD)/hftpd $(if $(BENCH_SRC),$(BUILD)/hftp-bench)
+.PHONY: all run test unit integration valgrind asan asan-test bench-smoke clang fuzz fuzz-lib fuzz-smoke deps clean
+all: $(BUILD)/hftpd $(if $(BENCH_SRC),$(BUILD)/hftp-bench) $(BUILD)/base64-bench
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -34,6 +43,10 @@ $(BUILD)/hftp-bench: $(BENCH_SRC) $(BUILD)/libhftpd.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -pthread $(LDFLAGS) -o $@ $(BENCH_SRC) $(BUILD)/libhftpd.a -lm
 
+$(BUILD)/base64-bench: $(B64_BENCH) $(BUILD)/libhftpd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(B64_BENCH) $(BUILD)/libhftpd.a
+
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libhftpd.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libhftpd.a -lcmocka
@@ -46,7 +59,9 @@ run: $(BUILD)/hftpd
 # make test: install missing test dependencies, then every suite.
 test: deps
 	$(MAKE) all
+	$(MAKE) clang
 	$(MAKE) unit
+	$(MAKE) fuzz-smoke
 	$(MAKE) bench-smoke
 	$(MAKE) integration
 	$(MAKE) asan-test
@@ -72,6 +87,34 @@ asan:
 asan-test: asan
 	cd tests/integration && HFTPD_BIN=$(CURDIR)/build/asan/hftpd HFTPD_ASAN=1 \
 	    $(PYTHON) -m pytest -q -p no:cacheprovider .
+
+# make clang: the whole tree (daemon, load generator, unit tests) built by
+# clang into build/clang, with the same zero-warning flags.
+clang:
+	$(MAKE) CC=clang BUILD=build/clang all $(UNIT_SRC:tests/unit/%.c=build/clang/tests/%)
+
+# The harnesses link a library of their own: instrumented for coverage
+# (fuzzer-no-link) and the sanitizers; libFuzzer's main goes into each
+# harness only.
+fuzz-lib:
+	$(MAKE) CC=clang BUILD=build/fuzz OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link $(FUZZ_SAN)" \
+	    build/fuzz/libhftpd.a
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c build/fuzz/libhftpd.a
+	clang $(CSTD) $(WARN) -O1 -g -fno-omit-frame-pointer -Ishared -Iworker -Imaster \
+	    -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $< build/fuzz/libhftpd.a
+
+fuzz: fuzz-lib
+	$(MAKE) $(FUZZ_BIN)
+	@set -e; for f in $(FUZZ_BIN); do \
+	    name=$${f##*/}; corpus=build/fuzz/corpus/$$name; seeds=tests/fuzz/corpus/$$name; \
+	    mkdir -p $$corpus; [ -d $$seeds ] || seeds=; \
+	    echo "== $$name: $(FUZZ_SECONDS) s, corpus $$corpus $$seeds"; \
+	    $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $$corpus $$seeds; \
+	done
+
+fuzz-smoke:
+	$(MAKE) fuzz FUZZ_SECONDS=3
 
 bench-smoke: $(BUILD)/hftpd $(BUILD)/hftp-bench
 	sh bench/smoke.sh $(BUILD)

@@ -39,6 +39,9 @@
 #define BASE64_X86 0
 #endif
 
+/* Names the encoder to use instead of the automatic choice. */
+#define BASE64_ENV_OVERRIDE	"HFTPD_BASE64"
+
 /* ---------------------------------------------------------------- scalar */
 
 static const char alphabet[64] =
@@ -60,8 +63,11 @@ static const char alphabet[64] =
 	c "w" c "x" c "y" c "z" c "0" c "1" c "2" c "3" \
 	c "4" c "5" c "6" c "7" c "8" c "9" c "+" c "/"
 
+/* Values of 12 bits: one entry of pairs each. */
+#define BASE64_PAIR_VALUES	4096
+
 /* 8192 characters plus the literal's terminating NUL (never used). */
-static const char pairs[2 * 4096 + 1] =
+static const char pairs[2 * BASE64_PAIR_VALUES + 1] =
 	B64_ROW("A") B64_ROW("B") B64_ROW("C") B64_ROW("D")
 	B64_ROW("E") B64_ROW("F") B64_ROW("G") B64_ROW("H")
 	B64_ROW("I") B64_ROW("J") B64_ROW("K") B64_ROW("L")
@@ -83,7 +89,8 @@ static const char pairs[2 * 4096 + 1] =
 
 /* 8 bytes at p as a big-endian integer; memcpy keeps unaligned reads
  * defined (and compiles to a single load). */
-static inline uint64_t load_be64(const unsigned char *p)
+static inline uint64_t
+base64_load_be64(const unsigned char *p)
 {
 	uint64_t v;
 
@@ -95,12 +102,14 @@ static inline uint64_t load_be64(const unsigned char *p)
 }
 
 /* Writes the two characters of the 12-bit value v. */
-static inline void put_pair(char *dst, uint64_t v)
+static inline void
+base64_put_pair(char *dst, uint64_t v)
 {
-	memcpy(dst, pairs + 2 * (size_t)(v & 0xfff), 2);
+	memcpy(dst, pairs + 2 * (size_t)(v & (BASE64_PAIR_VALUES - 1)), 2);
 }
 
-size_t base64_encode_scalar(char *dst, const unsigned char *src, size_t n)
+size_t
+base64_encode_scalar(char *dst, const unsigned char *src, size_t n)
 {
 	char *out = dst;
 	size_t i = 0;
@@ -111,17 +120,17 @@ size_t base64_encode_scalar(char *dst, const unsigned char *src, size_t n)
 	 * second load reads src[i+6, i+14), hence the i + 14 <= n bound.
 	 */
 	while (n - i >= 14) {
-		uint64_t a = load_be64(src + i) >> 16;
-		uint64_t b = load_be64(src + i + 6) >> 16;
+		uint64_t a = base64_load_be64(src + i) >> 16;
+		uint64_t b = base64_load_be64(src + i + 6) >> 16;
 
-		put_pair(out + 0, a >> 36);
-		put_pair(out + 2, a >> 24);
-		put_pair(out + 4, a >> 12);
-		put_pair(out + 6, a);
-		put_pair(out + 8, b >> 36);
-		put_pair(out + 10, b >> 24);
-		put_pair(out + 12, b >> 12);
-		put_pair(out + 14, b);
+		base64_put_pair(out + 0, a >> 36);
+		base64_put_pair(out + 2, a >> 24);
+		base64_put_pair(out + 4, a >> 12);
+		base64_put_pair(out + 6, a);
+		base64_put_pair(out + 8, b >> 36);
+		base64_put_pair(out + 10, b >> 24);
+		base64_put_pair(out + 12, b >> 12);
+		base64_put_pair(out + 14, b);
 		i += 12;
 		out += 16;
 	}
@@ -130,8 +139,8 @@ size_t base64_encode_scalar(char *dst, const unsigned char *src, size_t n)
 		uint64_t v = (uint64_t)src[i] << 16 | (uint64_t)src[i + 1] << 8 |
 			     src[i + 2];
 
-		put_pair(out, v >> 12);
-		put_pair(out + 2, v);
+		base64_put_pair(out, v >> 12);
+		base64_put_pair(out + 2, v);
 		i += 3;
 		out += 4;
 	}
@@ -166,7 +175,8 @@ size_t base64_encode_scalar(char *dst, const unsigned char *src, size_t n)
  * 16 ASCII characters.
  */
 __attribute__((target("ssse3")))
-static inline __m128i enc_lane_ssse3(__m128i in)
+static inline __m128i
+base64_lane_ssse3(__m128i in)
 {
 	/*
 	 * Each 32-bit word becomes bytes [b1, b0, b2, b1] (memory order), so
@@ -210,7 +220,8 @@ static inline __m128i enc_lane_ssse3(__m128i in)
 }
 
 __attribute__((target("ssse3")))
-static size_t base64_encode_ssse3(char *dst, const unsigned char *src, size_t n)
+static size_t
+base64_encode_ssse3(char *dst, const unsigned char *src, size_t n)
 {
 	size_t i = 0, o = 0;
 
@@ -218,7 +229,7 @@ static size_t base64_encode_ssse3(char *dst, const unsigned char *src, size_t n)
 	while (n - i >= 16) {
 		__m128i in = _mm_loadu_si128((const __m128i *)(const void *)(src + i));
 
-		_mm_storeu_si128((__m128i *)(void *)(dst + o), enc_lane_ssse3(in));
+		_mm_storeu_si128((__m128i *)(void *)(dst + o), base64_lane_ssse3(in));
 		i += 12;
 		o += 16;
 	}
@@ -227,10 +238,11 @@ static size_t base64_encode_ssse3(char *dst, const unsigned char *src, size_t n)
 
 /* ------------------------------------------------------------------ AVX2 */
 
-/* Same as enc_lane_ssse3, on two independent 16-byte lanes (vpshufb and
+/* Same as base64_lane_ssse3, on two independent 16-byte lanes (vpshufb and
  * the multiplies work within each 128-bit half). */
 __attribute__((target("avx2")))
-static inline __m256i enc_lanes_avx2(__m256i in)
+static inline __m256i
+base64_lanes_avx2(__m256i in)
 {
 	in = _mm256_shuffle_epi8(in, _mm256_setr_epi8(
 		1, 0, 2, 1, 4, 3, 5, 4, 7, 6, 8, 7, 10, 9, 11, 10,
@@ -253,7 +265,8 @@ static inline __m256i enc_lanes_avx2(__m256i in)
 /* 24 input bytes at p into the two lanes (p[0..12) low, p[12..24) high),
  * reading p[0, 28). */
 __attribute__((target("avx2")))
-static inline __m256i load_24(const unsigned char *p)
+static inline __m256i
+base64_load_24(const unsigned char *p)
 {
 	__m128i lo = _mm_loadu_si128((const __m128i *)(const void *)p);
 	__m128i hi = _mm_loadu_si128((const __m128i *)(const void *)(p + 12));
@@ -262,15 +275,16 @@ static inline __m256i load_24(const unsigned char *p)
 }
 
 __attribute__((target("avx2")))
-static size_t base64_encode_avx2(char *dst, const unsigned char *src, size_t n)
+static size_t
+base64_encode_avx2(char *dst, const unsigned char *src, size_t n)
 {
 	size_t i = 0, o = 0;
 
 	/* Two independent 24-byte blocks per step for instruction-level
 	 * parallelism; the last load of the step reads src[i+36, i+52). */
 	while (n - i >= 52) {
-		__m256i a = enc_lanes_avx2(load_24(src + i));
-		__m256i b = enc_lanes_avx2(load_24(src + i + 24));
+		__m256i a = base64_lanes_avx2(base64_load_24(src + i));
+		__m256i b = base64_lanes_avx2(base64_load_24(src + i + 24));
 
 		_mm256_storeu_si256((__m256i *)(void *)(dst + o), a);
 		_mm256_storeu_si256((__m256i *)(void *)(dst + o + 32), b);
@@ -279,7 +293,7 @@ static size_t base64_encode_avx2(char *dst, const unsigned char *src, size_t n)
 	}
 	if (n - i >= 28) {
 		_mm256_storeu_si256((__m256i *)(void *)(dst + o),
-				    enc_lanes_avx2(load_24(src + i)));
+				    base64_lanes_avx2(base64_load_24(src + i)));
 		i += 24;
 		o += 32;
 	}
@@ -311,7 +325,8 @@ static const struct impl impls[] = {
  * may both resolve, harmlessly: they store the same entry. */
 static _Atomic(const struct impl *) active;
 
-static int impl_supported(const struct impl *im)
+static int
+base64_impl_supported(const struct impl *im)
 {
 #if BASE64_X86
 	/* __builtin_cpu_supports() also checks that the OS saves the YMM
@@ -325,37 +340,41 @@ static int impl_supported(const struct impl *im)
 	return strcmp(im->name, "scalar") == 0;
 }
 
-static const struct impl *resolve(void)
+static const struct impl *
+base64_resolve(void)
 {
-	const char *want = getenv("HFTPD_BASE64");
+	const char *want = getenv(BASE64_ENV_OVERRIDE);
 	const struct impl *pick = NULL;
 	size_t k;
 
 	if (want != NULL)
 		for (k = 0; k < sizeof impls / sizeof impls[0]; k++)
 			if (strcmp(want, impls[k].name) == 0 &&
-			    impl_supported(&impls[k]))
+			    base64_impl_supported(&impls[k]))
 				pick = &impls[k];
 	for (k = 0; pick == NULL; k++)	/* "scalar" always qualifies */
-		if (impl_supported(&impls[k]))
+		if (base64_impl_supported(&impls[k]))
 			pick = &impls[k];
 	atomic_store_explicit(&active, pick, memory_order_release);
 	return pick;
 }
 
-static inline const struct impl *current(void)
+static inline const struct impl *
+base64_current(void)
 {
 	const struct impl *im = atomic_load_explicit(&active, memory_order_acquire);
 
-	return im != NULL ? im : resolve();
+	return im != NULL ? im : base64_resolve();
 }
 
-size_t base64_encode(char *dst, const unsigned char *src, size_t n)
+size_t
+base64_encode(char *dst, const unsigned char *src, size_t n)
 {
-	return current()->fn(dst, src, n);
+	return base64_current()->fn(dst, src, n);
 }
 
-const char *base64_impl_name(void)
+const char *
+base64_impl_name(void)
 {
-	return current()->name;
+	return base64_current()->name;
 }

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Installs what the test suites need and is missing: cmocka, pytest (for the
-# system python3), valgrind.  Debian packages only; runs apt-get as root, or
+# system python3), valgrind, clang and its sanitizer / libFuzzer runtimes.  Debian packages only; runs apt-get as root, or
 # through sudo when not root.  Safe to run again: it installs nothing present.
 set -eu
 missing=""
@@ -9,6 +9,14 @@ missing=""
 command -v valgrind >/dev/null 2>&1 || missing="$missing valgrind"
 command -v cc >/dev/null 2>&1 || missing="$missing gcc"
 command -v make >/dev/null 2>&1 || missing="$missing make"
+# libFuzzer and the sanitizer runtimes are only a Recommends of clang.
+fuzz_probe='int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return d[0] & (int)n; }'
+if ! command -v clang >/dev/null 2>&1; then
+	missing="$missing clang libclang-rt-dev"
+elif ! echo "$fuzz_probe" | clang -x c -fsanitize=fuzzer,address,undefined \
+    -o /dev/null - >/dev/null 2>&1; then
+	missing="$missing libclang-rt-dev"
+fi
 [ -z "$missing" ] && { echo "test dependencies present"; exit 0; }
 echo "installing:$missing"
 SUDO=""

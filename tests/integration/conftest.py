@@ -1,9 +1,21 @@
-"""Fixtures for the hftpd integration suite.
+"""The hftpd integration harness: fixtures and the helpers tests import
+(`from conftest import ...`).
 
-The server binary is $HFTPD_BIN (default: <repo>/build/hftpd).  Every test
-gets its own server on a free loopback port serving a pytest tmp directory;
-the server is stopped with SIGTERM at teardown and must exit within 5 s
-(30 s under valgrind).
+The server binary is $HFTPD_BIN (default: <repo>/build/hftpd).  Two ways to
+run it, each a fixture:
+
+  hftpd / server  a Server: `hftpd -f` on a free loopback port serving a
+                  pytest tmp directory, configured on the command line or
+                  through a config file; stopped with SIGTERM at teardown
+                  and must exit within 5 s (30 s under valgrind).
+  daemon          a Daemon: hftpd the way an operator runs it, through the
+                  launcher (`hftpd -c FILE`, `hftpd -s ACTION`) or in the
+                  foreground, with its config file, pid file and logs under
+                  the test's tmp_path.  Every master it ever saw is stopped
+                  (then SIGKILLed with its children) at teardown.
+
+Raw-socket helpers (connect, request, RawSlice, ...) cover what the hftp
+client library deliberately does not do.
 
 HFTPD_VALGRIND=1  run the server under valgrind; every process's log must say
                   "ERROR SUMMARY: 0 errors".  Use -m "not slow".
@@ -11,6 +23,7 @@ HFTPD_ASAN=1      the binary is built with ASan/UBSan; no report may appear.
 """
 
 import glob
+import hashlib
 import os
 import re
 import shutil
@@ -18,6 +31,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -39,6 +53,10 @@ ASAN = os.environ.get("HFTPD_ASAN") == "1"
 SCALE = 15 if VALGRIND else (3 if ASAN else 1)
 START_DEADLINE = 30.0 if VALGRIND else 10.0
 STOP_DEADLINE = 30.0 if VALGRIND else 5.0
+# How long the daemon launcher may take to come back (valgrind is slow).
+LAUNCH_TIMEOUT = 120 if VALGRIND else 20
+
+MiB = 1 << 20
 
 WORKED_EXAMPLE = b"!Que calor que hace hoy, pinta una birra!"
 
@@ -96,6 +114,19 @@ def children_of(pid):
     return sorted(out)
 
 
+def descendants(pid):
+    """pid's descendants (children first, then theirs)."""
+    out = []
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        for c in children_of(p):
+            if c not in out:
+                out.append(c)
+                todo.append(c)
+    return out
+
+
 def process_alive(pid):
     """True unless pid is gone or a zombie."""
     try:
@@ -105,6 +136,20 @@ def process_alive(pid):
         return False
     state = stat[stat.rindex(")") + 2:].split()[0]
     return state not in ("Z", "X")
+
+
+def live(pids):
+    """The pids of pids that are alive (not gone, not zombies)."""
+    return [p for p in pids if process_alive(p)]
+
+
+def wait_workers_of(master, n, timeout, exclude=()):
+    """Waits until master has exactly n live children, none of them in
+    exclude; returns them, or None after timeout."""
+    def ok():
+        ws = live(children_of(master))
+        return ws if len(ws) == n and not set(ws) & set(exclude) else None
+    return wait_for(ok, timeout)
 
 
 def socket_inodes_of(pid):
@@ -125,9 +170,13 @@ def socket_inodes_of(pid):
     return out
 
 
-def tcp_connections(local_port):
-    """Established TCP connections whose local port is local_port (the
-    server side of client connections): list of (remote_port, inode)."""
+TCP_ESTABLISHED = "01"
+TCP_LISTEN = "0A"
+
+
+def tcp_sockets(local_port, state):
+    """TCP sockets (IPv4 and IPv6) whose local port is local_port, in state
+    (a /proc/net/tcp state code): list of (remote_port, inode)."""
     out = []
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
@@ -139,12 +188,46 @@ def tcp_connections(local_port):
             p = line.split()
             lport = int(p[1].rsplit(":", 1)[1], 16)
             rport = int(p[2].rsplit(":", 1)[1], 16)
-            if lport == local_port and p[3] == "01":
+            if lport == local_port and p[3] == state:
                 out.append((rport, int(p[9])))
     return out
 
 
+def tcp_connections(local_port):
+    """Established TCP connections whose local port is local_port (the
+    server side of client connections): list of (remote_port, inode)."""
+    return tcp_sockets(local_port, TCP_ESTABLISHED)
+
+
+def listener_inode(port):
+    """Inode of the listening TCP socket on port (or None)."""
+    found = tcp_sockets(port, TCP_LISTEN)
+    return found[0][1] if found else None
+
+
+def worker_of_connection(server_port, client_port, worker_pids):
+    """The pid among worker_pids that holds the server side of the
+    connection whose client port is client_port (or None)."""
+    inodes = {rport: ino for rport, ino in tcp_connections(server_port)}
+    ino = inodes.get(client_port)
+    if ino is None:
+        return None
+    for w in worker_pids:
+        if ino in socket_inodes_of(w):
+            return w
+    return None
+
+
+def cpu_seconds(pid):
+    """utime + stime of pid in seconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        stat = f.read()
+    fields = stat[stat.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wait_for(pred, timeout, interval=0.01):
+    """pred()'s first truthy value, or its last value after timeout."""
     deadline = time.monotonic() + timeout
     while True:
         v = pred()
@@ -187,6 +270,14 @@ def check_tool_logs(logdir, ignore_pids=()):
             text = Path(log).read_text(errors="replace")
             problems.append("sanitizer report %s:\n%s" % (log, text[-6000:]))
     return problems
+
+
+def read_text(path):
+    """The file's text, or "" while it does not exist."""
+    try:
+        return Path(path).read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
 
 
 def require_binary():
@@ -275,10 +366,7 @@ class Server:
         return self
 
     def stderr_text(self):
-        try:
-            return self.stderr_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
+        return read_text(self.stderr_path)
 
     def client(self, timeout=None, host=None, port=None):
         """A connected hftp.Client (closed at teardown)."""
@@ -290,11 +378,11 @@ class Server:
     def workers(self):
         return children_of(self.pid)
 
-    def wait_workers(self, n, timeout=None):
-        """Waits until the master has n live children; returns them."""
-        return wait_for(lambda: (lambda w: w if len(w) == n else None)(
-            [p for p in self.workers() if process_alive(p)]),
-            timeout or 5 * SCALE) or self.workers()
+    def wait_workers(self, n, timeout=None, exclude=()):
+        """Waits until the master has n live children, none of them in
+        exclude; returns them (or all its children after timeout)."""
+        return (wait_workers_of(self.pid, n, timeout or 5 * SCALE, exclude)
+                or self.workers())
 
     def kill(self, pid, sig=signal.SIGKILL):
         if sig == signal.SIGKILL:
@@ -326,11 +414,9 @@ class Server:
         elif not self.start_failed:
             problems.append("hftpd exited by itself before teardown with "
                             "status %s" % self.proc.returncode)
-        left = wait_for(lambda: not [p for p in workers if process_alive(p)],
-                        STOP_DEADLINE)
-        if not left:
+        if not wait_for(lambda: not live(workers), STOP_DEADLINE):
             problems.append("workers %s still alive after the master exited"
-                            % [p for p in workers if process_alive(p)])
+                            % live(workers))
             self._killpg()
         self._stderr.close()
         if check:
@@ -463,3 +549,375 @@ def assert_usable(c):
     """The connection still answers requests."""
     c.send_raw(b"help\r\n")
     assert c.read_at_most(len(HELP_RESPONSE)) == HELP_RESPONSE
+
+
+# -- the daemon ---------------------------------------------------------------
+
+class Daemon:
+    """hftpd run as an operator runs it; owns one folder under the test's
+    tmp_path holding its config file, pid file, logs and served directory.
+    Every master it ever saw (from the pid file or a foreground Popen) is
+    remembered, so that cleanup() can stop it and SIGKILL whatever is left:
+    no test leaves a daemon behind."""
+
+    def __init__(self, tmp_path, name="hftpd", workers=2, files=None,
+                 **settings):
+        require_binary()
+        self.root = Path(tmp_path) / name
+        self.root.mkdir(parents=True)
+        self.conf = self.root / "hftpd.conf"
+        self.pid_file = self.root / "hftpd.pid"
+        self.error_log = self.root / "error.log"
+        self.access_log = self.root / "access.log"
+        self.toollogs = self.root / "toollogs"
+        self.toollogs.mkdir()
+        self.port = free_port()
+        self.directory = self.root / "data"
+        make_tree(self.directory, files if files is not None
+                  else {"hello.txt": b"hello, world\n"})
+        self.settings = {
+            "listen": "127.0.0.1:%d" % self.port,
+            "directory": str(self.directory),
+            "workers": str(workers),
+            "pid_file": str(self.pid_file),
+            "error_log": str(self.error_log),
+            "access_log": str(self.access_log),
+            "log_level": "info",
+            "shutdown_timeout": "%ds" % (30 * SCALE),
+        }
+        self.settings.update({k: str(v) for k, v in settings.items()})
+        self.write_config()
+        self.masters = set()      # every master pid seen
+        self.killed_pids = set()  # SIGKILLed: their tool logs are partial
+        self.fg = []              # foreground Popen objects
+        self.master = None
+
+    @property
+    def workers_wanted(self):
+        return int(self.settings["workers"])
+
+    # -- config -------------------------------------------------------------
+
+    def write_config(self, extra_lines=(), **changes):
+        """(Re)writes the config file atomically from self.settings updated
+        with changes; extra_lines are appended as they are."""
+        self.settings.update({k: str(v) for k, v in changes.items()})
+        lines = ["# written by conftest.Daemon"]
+        lines += ["%s = %s" % kv for kv in self.settings.items()]
+        lines += list(extra_lines)
+        tmp = self.conf.with_name(self.conf.name + ".tmp")
+        tmp.write_text("\n".join(lines) + "\n")
+        os.replace(tmp, self.conf)
+        return len(lines)         # number of the last line
+
+    # -- processes ----------------------------------------------------------
+
+    def command(self, *args, env=None):
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        return wrap_command([HFTPD_BIN] + list(args), str(self.toollogs),
+                            full_env)
+
+    def run(self, *args, env=None, timeout=LAUNCH_TIMEOUT, cwd=None):
+        """Runs hftpd with args (stdout and stderr captured through pipes, so
+        a daemon that kept the launcher's stdio open would make this time
+        out).  Returns the CompletedProcess with .out/.err as str."""
+        argv, full_env = self.command(*args, env=env)
+        try:
+            r = subprocess.run(argv, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env=full_env, timeout=timeout, cwd=cwd)
+        except subprocess.TimeoutExpired as e:
+            self.note_pid_file()
+            raise AssertionError(
+                "hftpd %s did not return within %ss (does the daemon keep the "
+                "launcher's stdout/stderr open?) stderr: %r"
+                % (" ".join(args), timeout, e.stderr))
+        r.out = r.stdout.decode(errors="replace")
+        r.err = r.stderr.decode(errors="replace")
+        self.note_pid_file()
+        return r
+
+    def start(self, *extra_args, env=None, cwd=None, conf=None):
+        """Daemon start through the launcher; asserts exit 0."""
+        r = self.run("-c", str(conf or self.conf), *extra_args, env=env,
+                     cwd=cwd)
+        assert r.returncode == 0, (
+            "launcher exited %d: stderr %r\nerror log:\n%s"
+            % (r.returncode, r.err, self.log()))
+        pid = self.read_pid()
+        assert pid is not None, "no pid file %s after start" % self.pid_file
+        self.master = pid
+        self.masters.add(pid)
+        return r
+
+    def start_foreground(self, env=None):
+        """hftpd -f -c CONF as a child (its stderr goes to fg.stderr)."""
+        argv, full_env = self.command("-f", "-c", str(self.conf), env=env)
+        err = open(self.root / "fg.stderr", "wb")
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err,
+                             stderr=err, env=full_env, start_new_session=True)
+        err.close()
+        self.fg.append(p)
+        self.master = p.pid
+        self.masters.add(p.pid)
+        return p
+
+    def ctl(self, action, conf=None, cwd=None):
+        return self.run("-s", action, "-c", str(conf or self.conf), cwd=cwd)
+
+    def read_pid(self):
+        try:
+            text = self.pid_file.read_text()
+        except FileNotFoundError:
+            return None
+        m = re.fullmatch(r"\s*(\d+)\s*", text)
+        return int(m.group(1)) if m else None
+
+    def note_pid_file(self):
+        pid = self.read_pid()
+        if pid is not None and process_alive(pid):
+            try:      # only remember it if it is an hftpd
+                exe = os.readlink("/proc/%d/exe" % pid)
+            except OSError:
+                exe = ""
+            if "hftpd" in exe or "valgrind" in exe or "memcheck" in exe:
+                self.masters.add(pid)
+
+    def workers(self, master=None):
+        """The master's live children (its workers)."""
+        return sorted(live(children_of(master or self.master)))
+
+    def wait_workers(self, n, timeout=None, exclude=()):
+        """Waits until the master has exactly n live children, none of them
+        in exclude; returns them (or the live children after timeout)."""
+        return (wait_workers_of(self.master, n, timeout or 10 * SCALE,
+                                exclude) or self.workers())
+
+    def kill(self, pid, sig=signal.SIGKILL):
+        if sig == signal.SIGKILL:
+            self.killed_pids.add(pid)
+        os.kill(pid, sig)
+
+    def master_fds(self):
+        out = {}
+        d = "/proc/%d/fd" % self.master
+        for fd in os.listdir(d):
+            try:
+                out[int(fd)] = os.readlink("%s/%s" % (d, fd))
+            except OSError:
+                pass
+        return out
+
+    def gone(self, pids):
+        return not live(pids)
+
+    # -- logs ---------------------------------------------------------------
+
+    def log(self, path=None):
+        """The error log's text (or the file's at path)."""
+        return read_text(path or self.error_log)
+
+    def fg_log(self):
+        return self.log(self.root / "fg.stderr")
+
+    def wait_log(self, pattern, timeout=None, path=None, count=1):
+        """Waits until the log at path (default: the error log) has count
+        lines matching the regex pattern; returns the matches (or [])."""
+        rx = re.compile(pattern, re.M)
+
+        def found():
+            m = rx.findall(self.log(path))
+            return m if len(m) >= count else None
+        return wait_for(found, timeout or 10 * SCALE, 0.02) or []
+
+    # -- teardown -----------------------------------------------------------
+
+    def cleanup(self):
+        """Stops every master seen with SIGTERM (they must be gone within
+        STOP_DEADLINE), then SIGKILLs anything left.  Returns problems."""
+        problems = []
+        self.note_pid_file()
+        for pid in sorted(self.masters):
+            if not process_alive(pid):
+                continue
+            family = [pid] + descendants(pid)
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                continue
+            if not wait_for(lambda: self.gone(family), STOP_DEADLINE):
+                problems.append("hftpd master %d (or its children %s) still "
+                                "alive %ss after SIGTERM"
+                                % (pid, live(family[1:]), STOP_DEADLINE))
+                for p in [pid] + descendants(pid) + family[1:]:
+                    self.killed_pids.add(p)
+                    try:
+                        os.kill(p, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                wait_for(lambda: self.gone(family), 5)
+        for p in self.fg:
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
+        problems += check_tool_logs(str(self.toollogs),
+                                    ignore_pids=self.killed_pids)
+        return problems
+
+
+@pytest.fixture
+def daemon(tmp_path):
+    """Factory: daemon(name=None, workers=2, files={...}, **config) -> a
+    Daemon (config written, not started)."""
+    made = []
+
+    def make(name=None, **kw):
+        d = Daemon(tmp_path, name=name or "hftpd%d" % len(made), **kw)
+        made.append(d)
+        return d
+
+    yield make
+    problems = []
+    for d in made:
+        problems += d.cleanup()
+    if problems:
+        pytest.fail("\n".join(problems) + "".join(
+            "\n--- error log of %s:\n%s" % (d.root, d.log()[-4000:])
+            for d in made))
+
+
+# -- raw-socket transfers ---------------------------------------------------
+
+def connect(port, timeout=None):
+    s = socket.create_connection(("127.0.0.1", port),
+                                 timeout=timeout or 10 * SCALE)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+
+def read_until(sock, marker, limit=4096):
+    buf = b""
+    while marker not in buf:
+        data = sock.recv(limit)
+        if not data:
+            raise ConnectionError("closed after %r" % buf[:200])
+        buf += data
+        if len(buf) > limit:
+            raise AssertionError("no %r in %r" % (marker, buf[:200]))
+    i = buf.index(marker) + len(marker)
+    return buf[:i], buf[i:]
+
+
+def request(port, line, timeout=None):
+    """One request on a fresh connection, then quit; returns all bytes."""
+    with connect(port, timeout) as s:
+        s.sendall(line + b"quit\r\n")
+        out = b""
+        while True:
+            d = s.recv(65536)
+            if not d:
+                return out
+            out += d
+
+
+class RawSlice:
+    """One `get_slice NAME OFF SIZE raw` download, read on its own thread.
+
+    The reader takes the header and at least `prefix` body bytes, sets
+    .started, then (if a gate Event is given) waits on it before reading the
+    rest, so tests can keep a transfer in progress for as long as they need.
+    The body is checked against `expected` (bytes of the slice) through
+    SHA-1, so 64 MiB slices are verified without being held in memory.
+    """
+
+    def __init__(self, port, name, offset, expected, gate=None,
+                 prefix=256 * 1024, timeout=None):
+        self.port = port
+        self.name = name
+        self.offset = offset
+        self.size = len(expected)
+        self.digest = hashlib.sha1(expected).digest()
+        self.gate = gate
+        self.prefix = min(prefix, self.size)
+        self.timeout = timeout or 60 * SCALE
+        self.started = threading.Event()
+        self.done = threading.Event()
+        self.received = 0
+        self.error = None
+        self.header = b""
+        self.tail = None
+        self.ok = False
+        self.local_port = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def _run(self):
+        h = hashlib.sha1()
+        try:
+            with connect(self.port, self.timeout) as s:
+                self.local_port = s.getsockname()[1]
+                s.sendall(b"get_slice %s %d %d raw\r\n"
+                          % (self.name.encode(), self.offset, self.size))
+                self.header, rest = read_until(s, b"\r\n\r\n")
+                want = b"0 OK\r\nContent-Length: %d\r\n\r\n" % self.size
+                if self.header != want:
+                    raise AssertionError("header %r, expected %r"
+                                         % (self.header, want))
+                rest = rest[:self.size + 1]
+                h.update(rest[:self.size])
+                self.received = len(rest)
+                buf = bytearray(1 * MiB)
+                mv = memoryview(buf)
+                while self.received < self.size:
+                    if self.received >= self.prefix and not self.started.is_set():
+                        self.started.set()
+                        if self.gate is not None:
+                            self.gate.wait(self.timeout)
+                    n = s.recv_into(mv, min(len(buf),
+                                            self.size - self.received))
+                    if n == 0:
+                        raise ConnectionError(
+                            "connection closed after %d of %d body bytes"
+                            % (self.received, self.size))
+                    h.update(mv[:n])
+                    self.received += n
+                self.started.set()
+                # Nothing may follow the body: ask for one more thing and
+                # make sure its answer is the very next byte (a draining
+                # worker may close instead: then nothing at all may come).
+                tail = b""
+                try:
+                    s.sendall(b"quit\r\n")
+                    while len(tail) < 6:
+                        d = s.recv(6 - len(tail))
+                        if not d:
+                            break
+                        tail += d
+                except (ConnectionResetError, BrokenPipeError):
+                    pass
+                if tail not in (b"0 OK\r\n", b""):
+                    raise AssertionError("after the body: %r" % tail[:100])
+                self.tail = tail
+            if h.digest() != self.digest:
+                raise AssertionError("body of %d bytes differs from the file"
+                                     % self.received)
+            self.ok = True
+        except Exception as e:       # reported by the test
+            self.error = e
+        finally:
+            self.started.set()
+            self.done.set()
+
+    def join(self, timeout=None):
+        self.thread.join(timeout or self.timeout)
+        return not self.thread.is_alive()
+
+    def describe(self):
+        return "%s@%d: received %d/%d, error %r" % (
+            self.name, self.offset, self.received, self.size, self.error)

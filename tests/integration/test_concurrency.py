@@ -15,7 +15,7 @@ import pytest
 from conftest import (ASAN, HELP_RESPONSE, OK, SCALE, ST, VALGRIND,
                       WORKED_EXAMPLE, assert_usable, children_of,
                       process_alive, socket_inodes_of, tcp_connections,
-                      wait_for)
+                      wait_for, wait_workers_of, worker_of_connection)
 import hftp
 
 DATA = random.Random(7).randbytes(4 << 20)
@@ -427,23 +427,17 @@ def test_worker_killed_other_transfer_intact_and_respawned(hftpd):
     workers = srv.wait_workers(2)
     a = srv.client(timeout=20 * SCALE)
     assert a.metadata("big") == len(data)
-    lport = a.sock.getsockname()[1]
-    conn = [ino for rport, ino in tcp_connections(srv.port) if rport == lport]
-    assert len(conn) == 1
-    mine = [w for w in workers if conn[0] in socket_inodes_of(w)]
-    assert len(mine) == 1, "connection not found in a worker"
-    victim = [w for w in workers if w != mine[0]][0]
+    mine = worker_of_connection(srv.port, a.sock.getsockname()[1], workers)
+    assert mine is not None, "connection not found in a worker"
+    victim = [w for w in workers if w != mine][0]
     it = a.iter_slice("big", 0, len(data), raw=True, chunk_size=1 << 20)
     got = bytearray(next(it))
     srv.kill(victim)
     t0 = time.monotonic()
-    now = wait_for(lambda: (lambda ws: ws if len(ws) == 2 and victim not in ws
-                            else None)([w for w in srv.workers()
-                                        if process_alive(w)]),
-                   1.0 * SCALE)
+    now = wait_workers_of(srv.pid, 2, 1.0 * SCALE, exclude=[victim])
     assert now, "no replacement worker within %ss: %s" % (1.0 * SCALE,
                                                           srv.workers())
-    assert mine[0] in now
+    assert mine in now
     for chunk in it:
         got += chunk
     assert bytes(got) == data

@@ -6,7 +6,8 @@ Every server here is started the way an operator starts it: `hftpd -c FILE`
 (daemonized through the launcher) or `hftpd -f -c FILE` where the foreground
 is the point.  Each test's config, pid file, logs and served directories live
 under its tmp_path; the `daemon` fixture stops (then SIGKILLs) every master it
-saw and its children at teardown.
+saw and its children at teardown (the `daemon` fixture and the Daemon class
+are in conftest.py).
 """
 
 import os
@@ -24,9 +25,10 @@ from pathlib import Path
 
 import pytest
 
-from daemon_util import (
-    MiB, SCALE, VALGRIND, Daemon, RawSlice, children_of, connect, cpu_seconds,
-    free_port, live, make_files, poll_until, process_alive, request, worker_of_connection,
+from conftest import (
+    MiB, SCALE, VALGRIND, RawSlice, children_of, connect, cpu_seconds,
+    free_port, listener_inode, live, make_tree, process_alive, request,
+    socket_inodes_of, wait_for, worker_of_connection,
 )
 
 import hftp  # noqa: E402  (conftest put <repo>/client on sys.path)
@@ -37,27 +39,6 @@ LOG_LINE = re.compile(
     r"(master|worker)\[(\d+)\] gen (\d+): (.*)$")
 ACCESS_LINE = re.compile(
     r'^(\S+) 127\.0\.0\.1:(\d+) "(.*)" (\d+) (\d+) (\d+)$')
-
-
-@pytest.fixture
-def daemon(tmp_path):
-    """Factory: daemon(workers=2, files={...}, **config) -> Daemon (config
-    written, not started)."""
-    made = []
-
-    def make(name=None, **kw):
-        d = Daemon(tmp_path, name=name or "hftpd%d" % len(made), **kw)
-        made.append(d)
-        return d
-
-    yield make
-    problems = []
-    for d in made:
-        problems += d.cleanup()
-    if problems:
-        pytest.fail("\n".join(problems) + "".join(
-            "\n--- error log of %s:\n%s" % (d.root, d.log()[-4000:])
-            for d in made))
 
 
 def metadata(port, name):
@@ -84,33 +65,6 @@ def log_lines(text):
         m = LOG_LINE.match(line)
         assert m, "malformed error log line: %r" % line
         out.append(m)
-    return out
-
-
-def listener_inode(port):
-    """Inode of the listening TCP socket on port (or None)."""
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = open(table).read().splitlines()[1:]
-        except FileNotFoundError:
-            continue
-        for line in lines:
-            p = line.split()
-            if int(p[1].rsplit(":", 1)[1], 16) == port and p[3] == "0A":
-                return int(p[9])
-    return None
-
-
-def fd_inodes(pid):
-    out = set()
-    for fd in os.listdir("/proc/%d/fd" % pid):
-        try:
-            m = re.match(r"socket:\[(\d+)\]",
-                         os.readlink("/proc/%d/fd/%s" % (pid, fd)))
-        except OSError:
-            continue
-        if m:
-            out.add(int(m.group(1)))
     return out
 
 
@@ -242,8 +196,8 @@ def test_stale_pid_file_is_replaced(daemon):
         bystander.wait()
     # Garbage in a stale pid file too.
     assert d.ctl("stop").returncode == 0
-    assert poll_until(lambda: not process_alive(d.master), 5 * SCALE)
-    assert poll_until(lambda: not d.pid_file.exists(), 5 * SCALE)
+    assert wait_for(lambda: not process_alive(d.master), 5 * SCALE)
+    assert wait_for(lambda: not d.pid_file.exists(), 5 * SCALE)
     d.pid_file.write_text("not a pid\n")
     d.start()
     assert d.read_pid() == d.master
@@ -264,8 +218,8 @@ def test_second_instance_is_refused(daemon):
     # -s reaches the running one; stop removes the pid file.
     workers = first.workers()
     assert second.ctl("stop").returncode == 0
-    assert poll_until(lambda: not live([first.master] + workers), 2 * SCALE)
-    assert poll_until(lambda: not first.pid_file.exists(), 2 * SCALE)
+    assert wait_for(lambda: not live([first.master] + workers), 2 * SCALE)
+    assert wait_for(lambda: not first.pid_file.exists(), 2 * SCALE)
 
 
 # -- reload -------------------------------------------------------------------
@@ -280,7 +234,7 @@ def test_reload_during_twenty_64mib_downloads(daemon):
     old = d.workers()
     assert len(old) == 2
     newdir = d.root / "data-b"
-    make_files(newdir, {"gen-b": b"b", "big.bin": b"not the same"})
+    make_tree(newdir, {"gen-b": b"b", "big.bin": b"not the same"})
 
     gate = threading.Event()
     downloads = [RawSlice(d.port, "big.bin", i * step,
@@ -288,7 +242,7 @@ def test_reload_during_twenty_64mib_downloads(daemon):
                           prefix=1 * MiB, timeout=120).start()
                  for i in range(n)]
     try:
-        assert poll_until(lambda: all(t.started.is_set() for t in downloads),
+        assert wait_for(lambda: all(t.started.is_set() for t in downloads),
                           60 * SCALE), "downloads did not start"
         failed = [t.describe() for t in downloads if t.error]
         assert not failed, failed
@@ -301,7 +255,7 @@ def test_reload_during_twenty_64mib_downloads(daemon):
         assert d.ctl("reload").returncode == 0
         assert d.wait_log(r"configuration reloaded: generation 2"), d.log()
         # A new generation serves new connections from the new directory...
-        new = poll_until(lambda: (lambda w: w if len(set(w) - set(old)) == 2
+        new = wait_for(lambda: (lambda w: w if len(set(w) - set(old)) == 2
                                   else None)(d.workers()), 10 * SCALE)
         assert new, "no second generation of workers: %s" % d.workers()
         for _ in range(4):
@@ -319,11 +273,11 @@ def test_reload_during_twenty_64mib_downloads(daemon):
     assert not failed, "%d of %d downloads failed: %s" % (len(failed), n,
                                                            failed)
     # Idle now: the old generation exits, exactly `workers` remain.
-    assert poll_until(lambda: not live(old), 10 * SCALE), \
+    assert wait_for(lambda: not live(old), 10 * SCALE), \
         "old workers %s still alive" % live(old)
     now = d.wait_workers(2)
     assert len(now) == 2 and not set(now) & set(old), (now, old)
-    assert poll_until(lambda: len(children_of(d.master)) == 2, 5 * SCALE), \
+    assert wait_for(lambda: len(children_of(d.master)) == 2, 5 * SCALE), \
         "unreaped children: %s" % children_of(d.master)
     assert not [m.group(0) for m in log_lines(d.log())
                 if m.group(1) == "error"]
@@ -334,7 +288,7 @@ def test_reload_with_broken_config_keeps_serving(daemon):
     d.start()
     workers = d.workers()
     newdir = d.root / "data-b"
-    make_files(newdir, {"other": b"x"})
+    make_tree(newdir, {"other": b"x"})
     # The broken config also changes the directory: none of it may apply.
     bad_line = d.write_config(extra_lines=["no_such_key = 1"],
                               directory=newdir)
@@ -359,8 +313,8 @@ def test_reload_with_broken_config_keeps_serving(daemon):
     d.write_config(directory=newdir)
     assert d.ctl("reload").returncode == 0
     assert d.wait_log(r"configuration reloaded: generation 2"), d.log()
-    assert poll_until(lambda: listing(d.port) == ["other"], 5 * SCALE)
-    assert poll_until(lambda: not live(workers), 5 * SCALE)
+    assert wait_for(lambda: listing(d.port) == ["other"], 5 * SCALE)
+    assert wait_for(lambda: not live(workers), 5 * SCALE)
     assert len(d.wait_workers(2, exclude=workers)) == 2
 
 
@@ -370,7 +324,7 @@ def test_reload_with_relative_config_path(daemon):
     d = daemon(workers=1)
     d.start(cwd=d.root, conf="hftpd.conf")
     newdir = d.root / "data-b"
-    make_files(newdir, {"other": b"x"})
+    make_tree(newdir, {"other": b"x"})
     d.write_config(directory=newdir)
     assert d.ctl("reload", conf="hftpd.conf", cwd=d.root).returncode == 0
     assert d.wait_log(r"reload failed|configuration reloaded"), d.log()
@@ -384,7 +338,7 @@ def test_reload_changes_listeners_and_worker_count(daemon):
     d.start()
     first = d.port
     inode = listener_inode(first)
-    assert inode in fd_inodes(d.master)
+    assert inode in socket_inodes_of(d.master)
     second = free_port()
     d.settings.pop("listen")
     d.write_config(extra_lines=["listen = 127.0.0.1:%d" % first,
@@ -395,7 +349,7 @@ def test_reload_changes_listeners_and_worker_count(daemon):
     assert d.wait_log(r"configuration reloaded: generation 2"), d.log()
     # The kept listener is the same socket (no gap); the new one answers.
     assert listener_inode(first) == inode
-    assert inode in fd_inodes(d.master)
+    assert inode in socket_inodes_of(d.master)
     assert metadata(second, "hello.txt") == len(HELLO)
     assert metadata(first, "hello.txt") == len(HELLO)
     assert len(d.wait_workers(3, exclude=old)) == 3
@@ -403,7 +357,7 @@ def test_reload_changes_listeners_and_worker_count(daemon):
     d.write_config(extra_lines=["listen = 127.0.0.1:%d" % second])
     assert d.ctl("reload").returncode == 0
     assert d.wait_log(r"configuration reloaded: generation 3"), d.log()
-    assert poll_until(lambda: refuses(first), 5 * SCALE)
+    assert wait_for(lambda: refuses(first), 5 * SCALE)
     assert metadata(second, "hello.txt") == len(HELLO)
 
 
@@ -479,7 +433,7 @@ def test_fifty_reloads_under_load(daemon):
     fds_before = d.master_fds()
     load = Load(d.port, files).start()
     try:
-        assert poll_until(lambda: load.requests >= 20, 10 * SCALE)
+        assert wait_for(lambda: load.requests >= 20, 10 * SCALE)
         for gen in range(2, 52):
             # Alternate a setting so that consecutive configs differ.
             d.write_config(client_timeout="%ds" % (300 + gen % 2))
@@ -491,7 +445,7 @@ def test_fifty_reloads_under_load(daemon):
                               % gen), "reload %d: %s" % (gen,
                                                          d.log()[-3000:])
             n = load.requests
-            assert poll_until(lambda: load.requests > n or load.failures,
+            assert wait_for(lambda: load.requests > n or load.failures,
                               10 * SCALE), "load stalled after reload %d" % gen
     finally:
         stopped = load.finish()
@@ -501,11 +455,11 @@ def test_fifty_reloads_under_load(daemon):
     assert load.requests >= 100
     assert process_alive(d.master)
     # No leaked workers: exactly `workers` children (zombies included).
-    assert poll_until(lambda: len(children_of(d.master)) == 2, 15 * SCALE), \
+    assert wait_for(lambda: len(children_of(d.master)) == 2, 15 * SCALE), \
         "master children after 50 reloads: %s" % children_of(d.master)
     assert not set(children_of(d.master)) & set(first)
     # No leaked descriptors in the master.
-    same = poll_until(lambda: len(d.master_fds()) == len(fds_before),
+    same = wait_for(lambda: len(d.master_fds()) == len(fds_before),
                       5 * SCALE)
     assert same, "master fds before: %s\nafter: %s" % (fds_before,
                                                        d.master_fds())
@@ -527,7 +481,7 @@ def test_quit_waits_for_the_transfer_then_exits(daemon):
         assert t.started.wait(30 * SCALE) and t.error is None, t.describe()
         assert d.ctl("quit").returncode == 0
         # Listeners close at once; the master stays for the transfer.
-        assert poll_until(lambda: refuses(d.port), 5 * SCALE), \
+        assert wait_for(lambda: refuses(d.port), 5 * SCALE), \
             "still accepting after QUIT"
         assert d.wait_log(r"master\[%d\] gen 1: .*(graceful|quit|stop)"
                           % d.master)
@@ -538,7 +492,7 @@ def test_quit_waits_for_the_transfer_then_exits(daemon):
         gate.set()
         t.join()
     assert t.ok, t.describe()
-    assert poll_until(lambda: not live([d.master] + workers), 5 * SCALE), \
+    assert wait_for(lambda: not live([d.master] + workers), 5 * SCALE), \
         "master/workers still alive after the last transfer: %s" % live(
             [d.master] + workers)
     assert not d.pid_file.exists()
@@ -558,7 +512,7 @@ def test_term_stops_everything_within_two_seconds(daemon):
         assert t.started.wait(30 * SCALE) and t.error is None, t.describe()
         began = time.monotonic()
         os.kill(d.master, signal.SIGTERM)
-        gone = poll_until(lambda: not live(family), 2 * SCALE)
+        gone = wait_for(lambda: not live(family), 2 * SCALE)
         took = time.monotonic() - began
         assert gone, "alive %.1fs after SIGTERM: %s" % (took, live(family))
         assert not d.pid_file.exists()
@@ -580,12 +534,12 @@ def test_stop_and_quit_through_the_launcher(daemon):
     d.start()
     family = [d.master] + d.workers()
     assert d.ctl("quit").returncode == 0
-    assert poll_until(lambda: not live(family), 5 * SCALE)
+    assert wait_for(lambda: not live(family), 5 * SCALE)
     assert not d.pid_file.exists()
     d.start()
     family = [d.master] + d.workers()
     assert d.ctl("stop").returncode == 0
-    assert poll_until(lambda: not live(family), 2 * SCALE)
+    assert wait_for(lambda: not live(family), 2 * SCALE)
     assert not d.pid_file.exists()
     assert d.ctl("reload").returncode == 1
 
@@ -606,7 +560,7 @@ def test_reopen_logs_after_rename(daemon):
     os.rename(d.error_log, old_err)
     os.rename(d.access_log, old_acc)
     assert d.ctl("reopen").returncode == 0
-    assert poll_until(d.error_log.exists, 5 * SCALE), "no new error log"
+    assert wait_for(d.error_log.exists, 5 * SCALE), "no new error log"
     # Connections made now go to workers that have reopened.
     for i in range(6):
         assert request(d.port, b"get_metadata after-reopen-%d\r\n" % i) == \
@@ -706,7 +660,7 @@ def test_crash_loop_is_throttled(daemon):
     assert d.wait_log(r"keeps dying at start; next try in \d+ ms",
                       count=2), d.log() + d.fg_log()
     # Watch for 3 s: the master must stay up and not respawn in a tight loop.
-    died = poll_until(lambda: p.poll() is not None, 3.0)
+    died = wait_for(lambda: p.poll() is not None, 3.0)
     assert not died, "master exited with %s:\n%s" % (p.returncode,
                                                      d.log() + d.fg_log())
     text = d.log()
@@ -753,7 +707,7 @@ def test_workers_drop_privileges(daemon, open_tmp, log_dir_owner):
     d = daemon(workers=2, user="nobody")
     # Everything the workers touch lives in a folder nobody can traverse.
     base = os.path.join(open_tmp, "srv")
-    make_files(base + "/data", {"hello.txt": HELLO})
+    make_tree(base + "/data", {"hello.txt": HELLO})
     os.mkdir(base + "/log")
     for path in (base, base + "/data", base + "/log"):
         os.chmod(path, 0o755)
@@ -782,7 +736,7 @@ def test_workers_drop_privileges(daemon, open_tmp, log_dir_owner):
     os.rename(d.access_log, base + "/log/access.log.1")
     os.rename(d.error_log, base + "/log/error.log.1")
     assert d.ctl("reopen").returncode == 0
-    assert poll_until(d.error_log.exists, 5 * SCALE)
+    assert wait_for(d.error_log.exists, 5 * SCALE)
     for _ in range(4):
         assert metadata(d.port, "hello.txt") == len(HELLO)
     assert d.wait_log(r'"get_metadata hello.txt"', path=d.access_log,
