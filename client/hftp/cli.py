@@ -23,7 +23,8 @@ from .progress import Progress
 from .transfer import (
     DEFAULT_CHUNK, DEFAULT_CONNECTIONS, DEFAULT_RETRIES, PART_SUFFIX,
     SEGMENT_MIN, AlreadyExists, Cancelled, ChangedSizeError, FileDownload,
-    LocalIOError, NetworkError, Options, Session, Target, TransferError,
+    LocalIOError, NetworkError, Options, OutputClosed, Session, Target,
+    TransferError,
     describe_network_error, resolve_target,
 )
 
@@ -359,9 +360,7 @@ def report(ctx: Context, err: BaseException) -> int:
     elif isinstance(err, LocalIOError):
         code, text = EXIT_LOCAL, str(err)
     elif isinstance(err, NetworkError):
-        code, text = EXIT_NETWORK, "%s%s" % (what, err)
-        if ctx.what and ctx.args.command == "get":
-            text += "; partial download kept, continue with -c"
+        code, text = EXIT_NETWORK, "%s%s%s" % (what, err, _kept_part(ctx))
     elif isinstance(err, ConnectionClosedError) or (
             isinstance(err, OSError) and not isinstance(err, ProtocolError)):
         code, text = EXIT_NETWORK, "%s%s: %s" % (
@@ -378,6 +377,19 @@ def report(ctx: Context, err: BaseException) -> int:
         raise err
     print("hftp: %s" % text, file=sys.stderr)
     return code
+
+
+def _kept_part(ctx: Context) -> str:
+    """'; OUT.hftp-part kept, ...' when a get left a partial download."""
+    if ctx.args.command != "get" or not ctx.what:
+        return ""
+    try:
+        t: Target = resolve_target(ctx.args.name, ctx.args.output)
+    except TransferError:
+        return ""
+    if t.kind == "file" and os.path.exists(t.part):
+        return "; %s kept, continue with -c" % t.part
+    return ""
 
 
 def _on_sigterm(signum: int, frame: Optional[FrameType]) -> NoReturn:
@@ -408,7 +420,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             pass
         except Terminated:
             interrupted = EXIT_TERMINATED
-    except BrokenPipeError:
+    except (BrokenPipeError, OutputClosed):
         # The reader went away (hftp ... cat | head): not an error of ours.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
@@ -416,13 +428,5 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (HFTPError, ProtocolError, OSError, TransferError) as e:
         sys.stdout.flush()
         return report(ctx, e)
-    kept = ""
-    if args.command == "get" and ctx.what:
-        try:
-            t: Target = resolve_target(args.name, args.output)
-            if t.kind == "file" and os.path.exists(t.part):
-                kept = "; %s kept, continue with -c" % t.part
-        except TransferError:
-            pass
-    print("hftp: interrupted%s" % kept, file=sys.stderr)
+    print("hftp: interrupted%s" % _kept_part(ctx), file=sys.stderr)
     return interrupted

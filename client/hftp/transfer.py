@@ -65,6 +65,11 @@ class AlreadyExists(TransferError):
     """--no-clobber and the destination exists."""
 
 
+class OutputClosed(Exception):
+    """The reader of stdout went away (hftp cat | head): not an error, but
+    the download stops.  Not an OSError, so that it is never retried."""
+
+
 class Cancelled(Exception):
     """The download was stopped (Ctrl-C, or another part failed)."""
 
@@ -191,7 +196,7 @@ class Session:
         when the retries are spent."""
         if failures > self.opts.retries:
             raise NetworkError("%s: %s (after %d retries)"
-                               % (what, describe_network_error(err),
+                               % (self.address, describe_network_error(err),
                                   self.opts.retries)) from err
         delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (failures - 1))
         self.log("%s: %s; retry %d of %d in %.2g s"
@@ -342,7 +347,7 @@ class FileDownload:
 
     run() returns the size.  It raises HFTPError (the server's answer),
     ProtocolError, NetworkError, LocalIOError, ChangedSizeError, Cancelled
-    or BrokenPipeError (stdout's reader left)."""
+    or OutputClosed (stdout's reader left)."""
 
     def __init__(self, session: Session, name: str, target: Target,
                  client: Optional[Client] = None,
@@ -598,8 +603,10 @@ class FileDownload:
                         w = os.pwrite(fd, data, pos)
                     data = data[w:]
                     pos += w
-            except BrokenPipeError:
-                raise
+            except BrokenPipeError as e:
+                if in_order:
+                    raise OutputClosed() from e
+                raise LocalIOError("%s: %s" % (where, e.strerror)) from e
             except OSError as e:
                 raise LocalIOError("%s: %s" % (where, e.strerror)) from e
             seg.done += n

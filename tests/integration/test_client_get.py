@@ -342,3 +342,15 @@ def test_progress_on_a_terminal_not_on_a_pipe(hftpd, tmp_path, big):
     assert (code, seen) == (0, b"")
     r = hftp_run(addr(srv), "get", "big", "-o", tmp_path / "c")
     assert (r.returncode, r.stderr) == (0, b"")
+
+
+def test_reader_leaving_stdout_is_not_retried(hftpd, big):
+    # hftp cat big | head -c 100: the broken pipe ends the command quietly.
+    srv = hftpd(files={"big": big})
+    p = hftp_popen(addr(srv), "-v", "cat", "big")
+    assert len(p.stdout.read(100)) == 100
+    p.stdout.close()
+    err = p.stderr.read()
+    p.wait(30 * SCALE)
+    assert p.returncode == 0, err
+    assert b"retry" not in err and b"Traceback" not in err
