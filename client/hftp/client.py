@@ -9,6 +9,12 @@ whole slice.  The three framings of HFTP.md are understood:
 
 For the non-raw form the framing is told apart by the first body bytes: a
 fragment starts with digits followed by a space, and base64 has no space.
+
+slice()/iter_slice() use the framing the caller asks for (base64 unless
+raw=True).  fetch_into() uses the client's `framing`: "auto" asks help once
+per connection (negotiate()) and uses raw when the server lists get_slice
+there; servers older than the 2026 edition answer help with 200 and get
+requests without raw.
 """
 
 import base64
