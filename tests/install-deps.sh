@@ -6,6 +6,14 @@ set -eu
 missing=""
 [ -f /usr/include/cmocka.h ] || missing="$missing libcmocka-dev"
 /usr/bin/python3 -c 'import pytest' 2>/dev/null || missing="$missing python3-pytest"
+# The client's packaging test (pip install --no-build-isolation in a venv)
+# and its type check; curl for bench/client-compare.
+/usr/bin/python3 -c 'import ensurepip' 2>/dev/null || missing="$missing python3-venv"
+/usr/bin/python3 -c 'import setuptools' 2>/dev/null || missing="$missing python3-setuptools"
+/usr/bin/python3 -c 'import wheel' 2>/dev/null || missing="$missing python3-wheel"
+/usr/bin/python3 -c 'import pip' 2>/dev/null || missing="$missing python3-pip"
+/usr/bin/python3 -c 'import mypy' 2>/dev/null || missing="$missing python3-mypy"
+command -v curl >/dev/null 2>&1 || missing="$missing curl"
 command -v valgrind >/dev/null 2>&1 || missing="$missing valgrind"
 command -v cc >/dev/null 2>&1 || missing="$missing gcc"
 command -v make >/dev/null 2>&1 || missing="$missing make"

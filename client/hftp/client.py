@@ -9,6 +9,12 @@ whole slice.  The three framings of HFTP.md are understood:
 
 For the non-raw form the framing is told apart by the first body bytes: a
 fragment starts with digits followed by a space, and base64 has no space.
+
+slice()/iter_slice() use the framing the caller asks for (base64 unless
+raw=True).  fetch_into() uses the client's `framing`: "auto" asks help once
+per connection (negotiate()) and uses raw when the server lists get_slice
+there; servers older than the 2026 edition answer help with 200 and get
+requests without raw.
 """
 
 import base64
@@ -16,9 +22,15 @@ import binascii
 import os
 import re
 import socket
+import stat
+from types import TracebackType
+from typing import (
+    IO, Callable, Iterator, List, Optional, Type, TypeVar, Union,
+)
 
 from .errors import (
-    ConnectionClosedError, HFTPError, ProtocolError, error_for,
+    ConnectionClosedError, HFTPError, InvalidArguments, ProtocolError,
+    error_for,
 )
 
 DEFAULT_PORT = 19500
@@ -32,8 +44,27 @@ _B64_CHARS = frozenset(
 
 _RECV_SIZE = 256 * 1024
 
+# Bytes a raw slice body is received into at a time (one buffer per client).
+RAW_RECV_SIZE = 1024 * 1024
 
-def _arg(value):
+# Framings a client can ask for: raw, or the server's own (base64 for the
+# base64 era and 2026 servers, fragments for the fragment era).
+FRAMING_AUTO = "auto"
+FRAMING_RAW = "raw"
+FRAMING_BASE64 = "base64"
+FRAMINGS = (FRAMING_AUTO, FRAMING_RAW, FRAMING_BASE64)
+
+# What a request element may be: written in decimal, or sent as it is.
+Arg = Union[int, str, bytes, bytearray]
+# Where slice bytes go: called with (offset in the file, bytes).
+Sink = Callable[[int, memoryview], None]
+# Told each request line sent (for -v).
+RequestLog = Callable[[str], None]
+
+_T = TypeVar("_T")
+
+
+def _arg(value: object) -> bytes:
     """A request element as bytes.  Integers are written in decimal; str and
     bytes go as they are (so tests can send malformed arguments)."""
     if isinstance(value, bool):
@@ -50,7 +81,7 @@ def _arg(value):
     return bytes(value)
 
 
-def _int_or_none(value):
+def _int_or_none(value: object) -> Optional[int]:
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -71,22 +102,30 @@ class Client:
     closed.
     """
 
-    def __init__(self, host="127.0.0.1", port=DEFAULT_PORT, timeout=30,
-                 connect=True):
+    def __init__(self, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
+                 timeout: Optional[float] = 30, connect: bool = True,
+                 framing: str = FRAMING_AUTO,
+                 log: Optional[RequestLog] = None) -> None:
+        if framing not in FRAMINGS:
+            raise ValueError("framing must be one of %s" % ", ".join(FRAMINGS))
         self.host = host
         self.port = int(port)
         self.timeout = timeout
-        self._sock = None
+        self.framing = framing  # auto until negotiate() has run
+        self.log = log
+        self._sock: Optional[socket.socket] = None
         self._buf = bytearray()
         self._eof = False
         self._busy = False      # a slice generator is still streaming
+        self._recv_buf: Optional[bytearray] = None
+        self._framing_guessed = False   # negotiate() chose it
         self.closed = True
         if connect:
             self.connect()
 
     # -- connection ---------------------------------------------------------
 
-    def connect(self):
+    def connect(self) -> "Client":
         if not self.closed:
             raise RuntimeError("already connected")
         sock = socket.create_connection((self.host, self.port),
@@ -102,7 +141,7 @@ class Client:
         self.closed = False
         return self
 
-    def close(self):
+    def close(self) -> None:
         """Closes the socket without sending quit."""
         self.closed = True
         self._busy = False
@@ -112,39 +151,46 @@ class Client:
             finally:
                 self._sock = None
 
-    def fileno(self):
+    def fileno(self) -> int:
         return self._sock.fileno() if self._sock is not None else -1
 
     @property
-    def sock(self):
+    def sock(self) -> Optional[socket.socket]:
         """The underlying socket (for tests: shutdown, settimeout, ...)."""
         return self._sock
 
-    def __enter__(self):
+    def __enter__(self) -> "Client":
         return self
 
-    def __exit__(self, exc_type, exc, tb):
+    def __exit__(self, exc_type: Optional[Type[BaseException]],
+                 exc: Optional[BaseException],
+                 tb: Optional[TracebackType]) -> None:
         if not self.closed and not self._busy:
             try:
                 self.quit()
             except (OSError, HFTPError, ProtocolError):
                 pass
         self.close()
-        return False
 
-    def __repr__(self):
+    @property
+    def address(self) -> str:
+        """HOST:PORT as a user writes it ([V6]:PORT for IPv6)."""
+        host = "[%s]" % self.host if ":" in self.host else self.host
+        return "%s:%d" % (host, self.port)
+
+    def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
         return "<hftp.Client %s port %d %s>" % (self.host, self.port, state)
 
     # -- low level: bytes in, bytes out -------------------------------------
 
-    def send_raw(self, data):
+    def send_raw(self, data: Union[bytes, bytearray]) -> None:
         """Sends bytes as they are."""
         if self._sock is None:
             raise ConnectionClosedError("client is closed")
         self._sock.sendall(bytes(data))
 
-    def _fill(self):
+    def _fill(self) -> bool:
         """Receives more bytes into the buffer; False at end of stream."""
         if self._eof:
             return False
@@ -160,7 +206,7 @@ class Client:
         self._buf += data
         return True
 
-    def _read_some(self, limit):
+    def _read_some(self, limit: int) -> bytes:
         """Up to limit bytes (at least one), from the buffer or one recv."""
         if not self._buf and not self._fill():
             raise ConnectionClosedError("connection closed by the server")
@@ -169,7 +215,7 @@ class Client:
         del self._buf[:n]
         return out
 
-    def read_exact(self, n):
+    def read_exact(self, n: int) -> bytes:
         """Exactly n bytes; ConnectionClosedError if the stream ends first."""
         while len(self._buf) < n:
             if not self._fill():
@@ -181,7 +227,7 @@ class Client:
         del self._buf[:n]
         return out
 
-    def read_line(self, limit=1 << 20):
+    def read_line(self, limit: int = 1 << 20) -> bytes:
         """One line without its CR LF.  A LF without CR before it, a line
         longer than limit or the end of the stream is a ProtocolError."""
         start = 0
@@ -202,7 +248,7 @@ class Client:
                     "connection closed in the middle of a line: %r"
                     % bytes(self._buf)[:200])
 
-    def read_status(self):
+    def read_status(self) -> "tuple[int, str]":
         """Reads a status line; returns (code, text) and raises nothing for
         non-zero codes."""
         line = self.read_line(limit=4096)
@@ -215,7 +261,7 @@ class Client:
             raise ProtocolError("status text is not ASCII: %r" % line)
         return int(m.group(1)), text
 
-    def read_all(self):
+    def read_all(self) -> bytes:
         """Everything until the server closes (buffered bytes included)."""
         while self._fill():
             pass
@@ -223,7 +269,7 @@ class Client:
         self._buf.clear()
         return out
 
-    def read_at_most(self, n):
+    def read_at_most(self, n: int) -> bytes:
         """Up to n bytes: returns fewer only when the stream ends or the
         socket timeout passes (tests use it to see what arrived in time)."""
         try:
@@ -235,31 +281,34 @@ class Client:
         del self._buf[:n]
         return out
 
-    def at_eof(self):
+    def at_eof(self) -> bool:
         """True if the server has closed and no unread bytes remain (waits up
         to the socket timeout for either to happen)."""
         if self._buf:
             return False
         return not self._fill()
 
-    def pending(self):
+    def pending(self) -> bytes:
         """Bytes received but not consumed yet."""
         return bytes(self._buf)
 
     # -- requests -----------------------------------------------------------
 
-    def _check_ready(self):
+    def _check_ready(self) -> None:
         if self.closed:
             raise ConnectionClosedError("client is closed")
         if self._busy:
             raise RuntimeError("a slice is still being streamed on this "
                                "connection; consume or close it first")
 
-    def request(self, *elements):
+    def request(self, *elements: Arg) -> None:
         """Sends one request line built from elements; reads and checks the
         status.  Returns nothing: the caller reads the body."""
         self._check_ready()
         line = b" ".join(_arg(e) for e in elements) + EOL
+        if self.log is not None:
+            self.log("%s: %s" % (self.address,
+                                 line[:-2].decode("ascii", "replace")))
         try:
             self.send_raw(line)
             self._expect_ok()
@@ -267,7 +316,7 @@ class Client:
             self.close()
             raise
 
-    def _expect_ok(self):
+    def _expect_ok(self) -> None:
         code, text = self.read_status()
         if code != 0:
             err = error_for(code, text)
@@ -277,15 +326,15 @@ class Client:
         if text != "OK":
             raise ProtocolError("status 0 with text %r" % text)
 
-    def _guard(self, fn, *args):
+    def _guard(self, fn: Callable[..., _T], *args: object) -> _T:
         try:
             return fn(*args)
         except (ProtocolError, OSError):
             self.close()
             raise
 
-    def _read_lines_until_empty(self):
-        out = []
+    def _read_lines_until_empty(self) -> List[str]:
+        out: List[str] = []
         while True:
             line = self.read_line(limit=64 * 1024)
             if not line:
@@ -295,39 +344,41 @@ class Client:
             except UnicodeDecodeError:
                 raise ProtocolError("non-ASCII line: %r" % line[:200])
 
-    def listing(self):
+    def listing(self) -> List[str]:
         """get_file_listing -> list of names, in the server's order."""
         self.request("get_file_listing")
         return self._guard(self._read_lines_until_empty)
 
-    def help(self):
+    def help(self) -> List[str]:
         """help -> list of command names."""
         self.request("help")
         return self._guard(self._read_lines_until_empty)
 
-    def metadata(self, name):
+    def metadata(self, name: Arg) -> int:
         """get_metadata NAME -> size in bytes."""
         self.request("get_metadata", name)
 
-        def body():
+        def body() -> int:
             line = self.read_line(limit=64)
             if not line or not all(c in _DIGITS for c in line):
                 raise ProtocolError("bad metadata size line: %r" % line)
             return int(line)
         return self._guard(body)
 
-    def quit(self):
+    def quit(self) -> None:
         """quit: the server answers 0 OK and closes; so does the client."""
         try:
             self.request("quit")
         finally:
             self.close()
 
-    def slice(self, name, offset, size, raw=False):
+    def slice(self, name: Arg, offset: Arg, size: Arg,
+              raw: bool = False) -> bytes:
         """get_slice -> the bytes (the whole slice in memory)."""
         return b"".join(self.iter_slice(name, offset, size, raw=raw))
 
-    def iter_slice(self, name, offset, size, raw=False, chunk_size=64 * 1024):
+    def iter_slice(self, name: Arg, offset: Arg, size: Arg, raw: bool = False,
+                   chunk_size: int = 64 * 1024) -> Iterator[bytes]:
         """get_slice as a generator of byte chunks (at most about chunk_size
         each).  The request is sent when iteration starts.  Closing the
         generator before its end closes the connection (the rest of the
@@ -352,15 +403,111 @@ class Client:
             if not done:
                 self.close()
 
-    def download(self, name, dest, chunk=4 * 1024 * 1024, raw=False):
+    def negotiate(self) -> str:
+        """Settles framing "auto" once per connection: asks help, and uses
+        raw slices when the server lists get_slice there (the 2026 edition);
+        an older server answers help with 200 and gets requests without
+        raw, answered in its own framing (base64 or fragments).  Returns the
+        framing in force."""
+        if self.framing != FRAMING_AUTO:
+            return self.framing
+        try:
+            names = self.help()
+        except HFTPError as e:
+            if e.fatal:
+                raise
+            names = []
+        self.framing = FRAMING_RAW if "get_slice" in names else FRAMING_BASE64
+        self._framing_guessed = True
+        return self.framing
+
+    def fetch_into(self, name: Arg, offset: int, size: int, sink: Sink,
+                   max_recv: int = RAW_RECV_SIZE) -> None:
+        """get_slice NAME OFFSET SIZE in the negotiated framing, handing the
+        bytes to sink(file offset, bytes) as they arrive.  The memoryview
+        given to sink is only valid during the call.  If the transfer stops
+        early (error, exception in sink) the connection is closed, and the
+        caller knows from its sink how many bytes arrived."""
+        framing = self.negotiate()
+        if framing == FRAMING_RAW:
+            try:
+                self.request("get_slice", name, offset, size, "raw")
+            except InvalidArguments:
+                # A server that listed help but not raw slices: fall back.
+                if not self._framing_guessed:
+                    raise
+                self.framing = FRAMING_BASE64
+                self.fetch_into(name, offset, size, sink, max_recv)
+                return
+            self._busy = True
+            done = False
+            try:
+                self._raw_into(size, offset, sink, max_recv)
+                done = True
+            finally:
+                self._busy = False
+                if not done:
+                    self.close()
+            return
+        pos = offset
+        for piece in self.iter_slice(name, offset, size, chunk_size=max_recv):
+            sink(pos, memoryview(piece))
+            pos += len(piece)
+
+    def _raw_into(self, expected: int, pos: int, sink: Sink,
+                  max_recv: int) -> None:
+        length = self._raw_header(expected)
+        remaining = length
+        if self._buf:
+            n = min(remaining, len(self._buf))
+            sink(pos, memoryview(bytes(self._buf[:n])))
+            del self._buf[:n]
+            pos += n
+            remaining -= n
+        if not remaining:
+            return
+        sock = self._sock
+        if sock is None:
+            raise ConnectionClosedError("client is closed")
+        if self._recv_buf is None:
+            self._recv_buf = bytearray(RAW_RECV_SIZE)
+        view = memoryview(self._recv_buf)
+        step = max(1, min(max_recv, len(view)))
+        while remaining:
+            try:
+                n = sock.recv_into(view[:min(remaining, step)])
+            except ConnectionResetError:
+                n = 0
+            if n == 0:
+                self._eof = True
+                raise ConnectionClosedError(
+                    "connection closed after %d of %d slice bytes"
+                    % (length - remaining, length))
+            sink(pos, view[:n])
+            pos += n
+            remaining -= n
+
+    def download(self, name: Arg,
+                 dest: Union[str, "os.PathLike[str]", IO[bytes]],
+                 chunk: int = 4 * 1024 * 1024, raw: bool = False) -> int:
         """Fetches the whole file NAME into the path dest (or a binary file
         object) with get_metadata then get_slice of chunk bytes at a time.
         Returns the size."""
         size = self.metadata(name)
-        if hasattr(dest, "write"):
+        if not isinstance(dest, (str, os.PathLike)):
             self._download_to(dest, name, size, chunk, raw)
             return size
-        tmp = "%s.part%d" % (os.fspath(dest), os.getpid())
+        path = os.fspath(dest)
+        try:
+            mode = os.stat(path).st_mode
+        except FileNotFoundError:
+            mode = stat.S_IFREG
+        if not stat.S_ISREG(mode):
+            # A device, FIFO or socket is written in place, never replaced.
+            with open(os.open(path, os.O_WRONLY), "wb") as f:
+                self._download_to(f, name, size, chunk, raw)
+            return size
+        tmp = "%s.part%d" % (path, os.getpid())
         try:
             with open(tmp, "wb") as f:
                 self._download_to(f, name, size, chunk, raw)
@@ -373,7 +520,8 @@ class Client:
             raise
         return size
 
-    def _download_to(self, f, name, size, chunk, raw):
+    def _download_to(self, f: IO[bytes], name: Arg, size: int, chunk: int,
+                     raw: bool) -> None:
         if chunk <= 0:
             raise ValueError("chunk must be positive")
         offset = 0
@@ -387,7 +535,7 @@ class Client:
 
     # -- slice bodies -------------------------------------------------------
 
-    def _raw_body(self, expected, chunk_size):
+    def _raw_header(self, expected: Optional[int]) -> int:
         header = self.read_line(limit=256)
         m = _CONTENT_LENGTH_RE.match(header)
         if not m:
@@ -400,13 +548,18 @@ class Client:
         if blank:
             raise ProtocolError("raw slice header not followed by an empty "
                                 "line: %r" % blank)
-        remaining = length
+        return length
+
+    def _raw_body(self, expected: Optional[int],
+                  chunk_size: int) -> Iterator[bytes]:
+        remaining = self._raw_header(expected)
         while remaining:
             piece = self._read_some(min(remaining, chunk_size))
             remaining -= len(piece)
             yield piece
 
-    def _framed_body(self, expected, chunk_size):
+    def _framed_body(self, expected: Optional[int],
+                     chunk_size: int) -> Iterator[bytes]:
         # Tell base64 from fragments: digits followed by a space start a
         # fragment; anything else is a base64 line (possibly empty).
         i = 0
@@ -422,7 +575,8 @@ class Client:
             return self._fragments_body(expected, chunk_size)
         return self._base64_body(expected, chunk_size)
 
-    def _base64_body(self, expected, chunk_size):
+    def _base64_body(self, expected: Optional[int],
+                     chunk_size: int) -> Iterator[bytes]:
         pending = bytearray()
         total = 0
         padded = False
@@ -467,7 +621,7 @@ class Client:
             raise ProtocolError("base64 slice of %d bytes, expected %d"
                                 % (total, expected))
 
-    def _fragment_len(self):
+    def _fragment_len(self) -> int:
         i = 0
         while True:
             j = self._buf.find(b" ", i)
@@ -488,7 +642,8 @@ class Client:
             raise ProtocolError("bad fragment length: %r" % token)
         return int(token)
 
-    def _fragments_body(self, expected, chunk_size):
+    def _fragments_body(self, expected: Optional[int],
+                        chunk_size: int) -> Iterator[bytes]:
         total = 0
         while True:
             n = self._fragment_len()

@@ -1,5 +1,7 @@
 """Exceptions raised by the HFTP client."""
 
+from typing import Dict, Type
+
 
 class HFTPError(Exception):
     """The server answered a request with a non-zero status.
@@ -9,16 +11,16 @@ class HFTPError(Exception):
     them, and the client marks itself closed.
     """
 
-    def __init__(self, code, text):
+    def __init__(self, code: int, text: str) -> None:
         super().__init__(code, text)
         self.code = code
         self.text = text
 
     @property
-    def fatal(self):
+    def fatal(self) -> bool:
         return 100 <= self.code < 200
 
-    def __str__(self):
+    def __str__(self) -> str:
         return "%d %s" % (self.code, self.text)
 
 
@@ -50,7 +52,7 @@ class OffsetExceedsFileSize(HFTPError):
     """203 OFFSET EXCEEDS FILE SIZE"""
 
 
-ERRORS_BY_CODE = {
+ERRORS_BY_CODE: Dict[int, Type[HFTPError]] = {
     100: BadEOL,
     101: BadRequest,
     199: InternalServerError,
@@ -61,7 +63,7 @@ ERRORS_BY_CODE = {
 }
 
 # The fixed status texts of HFTP.md.
-STATUS_TEXT = {
+STATUS_TEXT: Dict[int, str] = {
     0: "OK",
     100: "BAD EOL",
     101: "BAD REQUEST",
@@ -73,7 +75,7 @@ STATUS_TEXT = {
 }
 
 
-def error_for(code, text):
+def error_for(code: int, text: str) -> HFTPError:
     """The HFTPError subclass instance for a status code."""
     return ERRORS_BY_CODE.get(code, HFTPError)(code, text)
 

@@ -64,12 +64,15 @@ def test_help(cli_server):
 
 
 def test_error_status(cli_server, tmp_path):
+    # Errors name the file and the server.
     r = hftp_cli(addr(cli_server), "stat", "missing")
     assert r.returncode == 1
-    assert r.stderr.strip() == b"hftp: 202 FILE NOT FOUND"
+    assert r.stderr.strip() == (b"hftp: missing: 202 FILE NOT FOUND on %s"
+                                % addr(cli_server).encode())
     r = hftp_cli(addr(cli_server), "cat", "../etc/passwd")
     assert r.returncode == 1
-    assert r.stderr.strip() == b"hftp: 201 INVALID ARGUMENTS FOR COMMAND"
+    assert r.stderr.strip() == (b"hftp: ../etc/passwd: 201 INVALID ARGUMENTS "
+                                b"FOR COMMAND on %s" % addr(cli_server).encode())
     out = tmp_path / "out"
     out.mkdir()
     r = hftp_cli(addr(cli_server), "get", "missing", cwd=out)
@@ -79,7 +82,7 @@ def test_error_status(cli_server, tmp_path):
 
 def test_connection_refused():
     r = hftp_cli("127.0.0.1:%d" % free_port(), "ls")
-    assert r.returncode == 2
+    assert r.returncode == 5            # network error (2 is usage)
     assert b"refused" in r.stderr.lower()
     assert b"Traceback" not in r.stderr
 
