@@ -55,6 +55,10 @@ static const struct config_key config_keys[] = {
 	KEY("slice_encoding",     CONFIG_ENCODING, slice_encoding,     0, 0),
 	KEY("request_line_max",   CONFIG_SIZE,     request_line_max,   1, 1ull << 40),
 	KEY("client_timeout",     CONFIG_DURATION, client_timeout,     0, 86400 * 7),
+	KEY("request_timeout",    CONFIG_DURATION, request_timeout,    1, 86400),
+	KEY("request_min_rate",   CONFIG_SIZE,     request_min_rate,   0, 1ull << 40),
+	KEY("send_timeout",       CONFIG_DURATION, send_timeout,       1, 86400),
+	KEY("send_buffer",        CONFIG_SIZE,     send_buffer,        0, 1ull << 30),
 	KEY("pid_file",           CONFIG_PATH,     pid_file,           0, 0),
 	KEY("error_log",          CONFIG_LOGPATH,  error_log,          0, 0),
 	KEY("access_log",         CONFIG_OFFPATH,  access_log,         0, 0),
@@ -76,6 +80,10 @@ config_defaults(struct config *c)
 	c->request_line_max = CONFIG_DEFAULT_REQUEST_LINE_MAX;
 	c->client_timeout = CONFIG_DEFAULT_CLIENT_TIMEOUT;
 	c->shutdown_timeout = CONFIG_DEFAULT_SHUTDOWN_TIMEOUT;
+	c->request_timeout = CONFIG_DEFAULT_REQUEST_TIMEOUT;
+	c->request_min_rate = CONFIG_DEFAULT_REQUEST_MIN_RATE;
+	c->send_timeout = CONFIG_DEFAULT_SEND_TIMEOUT;
+	c->send_buffer = CONFIG_DEFAULT_SEND_BUFFER;
 	snprintf(c->error_log, sizeof(c->error_log), "stderr");
 	snprintf(c->access_log, sizeof(c->access_log), "off");
 	c->log_level = LOG_LEVEL_INFO;

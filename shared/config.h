@@ -25,6 +25,10 @@
 #define CONFIG_DEFAULT_REQUEST_LINE_MAX     (16u * 1024 * 1024)
 #define CONFIG_DEFAULT_CLIENT_TIMEOUT       300
 #define CONFIG_DEFAULT_SHUTDOWN_TIMEOUT     60
+#define CONFIG_DEFAULT_REQUEST_TIMEOUT      30
+#define CONFIG_DEFAULT_REQUEST_MIN_RATE     (32u * 1024)
+#define CONFIG_DEFAULT_SEND_TIMEOUT         60
+#define CONFIG_DEFAULT_SEND_BUFFER          0
 /* A daemon (not -f) writes this pid file unless the config names one. */
 #define CONFIG_DEFAULT_PID_FILE             "/run/hftpd.pid"
 
@@ -50,6 +54,11 @@ struct config {
 	enum slice_encoding  slice_encoding;
 	uint64_t             request_line_max;      /* bytes */
 	int                  client_timeout;        /* seconds */
+	/* deadlines and limits against stalled and hostile clients */
+	int                  request_timeout;       /* seconds from a line's first byte */
+	uint64_t             request_min_rate;      /* bytes a second that extend it */
+	int                  send_timeout;          /* seconds without output progress */
+	uint64_t             send_buffer;           /* SO_SNDBUF per client, 0 = kernel's */
 	/* operations (daemon) */
 	char                 pid_file[PATH_MAX];
 	char                 error_log[PATH_MAX];   /* "stderr", "syslog" or a path */
