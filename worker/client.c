@@ -7,8 +7,10 @@
  * they hold bytes, so an idle connection costs little more than this struct.
  */
 #include <errno.h>
+#include <linux/sockios.h>
 #include <inttypes.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -17,14 +19,19 @@
 #include "commands.h"
 #include "config.h"
 #include "log.h"
+#include "net.h"
 #include "worker.h"
 
 static const char *const client_state_names[] = {
 	[CLIENT_READING]   = "reading",
 	[CLIENT_STREAMING] = "streaming",
 	[CLIENT_CLOSING]   = "closing",
+	[CLIENT_LINGERING] = "lingering",
 	[CLIENT_CLOSED]    = "closed",
 };
+
+/* Input dropped per read while lingering. */
+#define CLIENT_LINGER_CHUNK 16384
 
 const char *
 client_state_name(enum client_state state)
@@ -72,8 +79,10 @@ client_set_state(struct client *c, enum client_state state)
 {
 	if (c->state == CLIENT_CLOSED || c->state == state)
 		return;
-	/* Once closing, only CLOSED follows: nothing more is read or answered. */
-	if (c->state == CLIENT_CLOSING && state != CLIENT_CLOSED)
+	/* Once closing, only lingering or CLOSED follow: nothing more is answered. */
+	if (c->state == CLIENT_CLOSING && state != CLIENT_CLOSED && state != CLIENT_LINGERING)
+		return;
+	if (c->state == CLIENT_LINGERING && state != CLIENT_CLOSED)
 		return;
 	log_debug("client %" PRIu64 ": %s -> %s", c->id,
 	    client_state_name(c->state), client_state_name(state));
@@ -81,6 +90,8 @@ client_set_state(struct client *c, enum client_state state)
 		stream_end(&c->stream, c->worker->now_ms);
 		client_response_end(c);
 	}
+	if (state == CLIENT_CLOSING)
+		c->unread_input |= buffer_len(&c->in) > 0;
 	if (state == CLIENT_CLOSING || state == CLIENT_CLOSED)
 		buffer_detach(&c->in, &c->worker->in_pool);
 	c->state = state;
@@ -92,8 +103,11 @@ client_status(struct client *c, enum status status)
 	c->status = status;
 	if (buffer_printf(&c->out, "%d %s\r\n", (int)status, protocol_status_text(status)) == -1)
 		log_warnx("client %" PRIu64 ": output queue full", c->id);
-	if (protocol_status_fatal(status))
+	if (protocol_status_fatal(status)) {
+		/* The rest of the line may still be on its way. */
+		c->unread_input = true;
 		client_set_state(c, CLIENT_CLOSING);
+	}
 }
 
 /* Bytes are owed while the queue holds some or a body is being produced. */
@@ -138,6 +152,8 @@ client_respond(struct client *c, enum request_result res)
 {
 	size_t before = buffer_len(&c->out);
 
+	if (!client_owes(c))
+		c->send_progress = c->worker->now_ms;   /* send_timeout starts now */
 	c->access = access_begin(c->fd, &c->parser);
 	if (res == REQUEST_LINE)
 		commands_run(c);
@@ -170,6 +186,11 @@ client_process(struct client *c)
 	}
 	if (c->state == CLIENT_READING && c->in.data != NULL && buffer_len(&c->in) == 0)
 		buffer_detach(&c->in, &c->worker->in_pool);
+	/* request_timeout runs from the first byte of a line to its end. */
+	if (!request_partial(&c->parser))
+		c->request_started = 0;
+	else if (c->request_started == 0)
+		c->request_started = c->worker->now_ms;
 }
 
 /* A body that cannot go on ends the connection: it cannot take back its "0 OK". */
@@ -218,7 +239,7 @@ client_send_direct(struct client *c)
 	r = stream_send_direct(&c->stream, c->fd, &c->out, c->worker->now_ms, &sent);
 	access_count(c->access, sent);
 	if (sent > 0)
-		c->last_active = c->worker->now_ms;
+		c->last_active = c->send_progress = c->worker->now_ms;
 	if (r == STREAM_DONE)
 		client_set_state(c, CLIENT_READING);
 	else if (r != STREAM_MORE) {
@@ -245,7 +266,7 @@ client_send(struct client *c)
 	n = send(c->fd, buffer_head(&c->out), buffer_len(&c->out), MSG_NOSIGNAL);
 	if (n >= 0) {
 		buffer_consume(&c->out, (size_t)n);
-		c->last_active = c->worker->now_ms;
+		c->last_active = c->send_progress = c->worker->now_ms;
 		return true;
 	}
 	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
@@ -253,6 +274,58 @@ client_send(struct client *c)
 	if (errno != EPIPE && errno != ECONNRESET)
 		log_warn("client %" PRIu64 ": send", c->id);
 	return false;
+}
+
+/* Reads and drops input while lingering; CLOSED at EOF, error or the byte bound. */
+static void
+client_linger_read(struct client *c)
+{
+	char    drop[CLIENT_LINGER_CHUNK];
+	ssize_t n;
+
+	for (;;) {
+		n = recv(c->fd, drop, sizeof(drop), 0);
+		if (n > 0) {
+			c->lingered += (uint64_t)n;
+			if (c->lingered <= CLIENT_LINGER_BYTES)
+				continue;
+		} else if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+			return;
+		client_set_state(c, CLIENT_CLOSED);
+		return;
+	}
+}
+
+/* Whether input waits that close() would turn into a reset. */
+static bool
+client_input_waiting(struct client *c)
+{
+	char    byte;
+	ssize_t n;
+
+	if (c->unread_input)
+		return true;
+	n = recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+	if (n == 0)
+		c->peer_eof = true;
+	return n > 0;
+}
+
+/*
+ * Everything owed is flushed: close, or, when input is waiting that close()
+ * would answer with a reset (destroying what the client has not read yet),
+ * shut the write side down and linger.
+ */
+static void
+client_finish(struct client *c)
+{
+	if (c->peer_eof || !client_input_waiting(c) || shutdown(c->fd, SHUT_WR) == -1) {
+		client_set_state(c, CLIENT_CLOSED);
+		return;
+	}
+	c->linger_until = c->worker->now_ms + CLIENT_LINGER_MS;
+	client_set_state(c, CLIENT_LINGERING);
+	client_linger_read(c);
 }
 
 /* Nothing owed: give back the output block, and close what is finished. */
@@ -263,7 +336,7 @@ client_settle(struct client *c)
 		return;
 	buffer_detach(&c->out, &c->worker->out_pool);
 	if (c->state == CLIENT_CLOSING)
-		client_set_state(c, CLIENT_CLOSED);
+		client_finish(c);
 	/* Half-closed and every complete request answered: done. */
 	else if (c->peer_eof && c->state == CLIENT_READING && buffer_len(&c->in) == 0)
 		client_set_state(c, CLIENT_CLOSED);
@@ -274,6 +347,11 @@ client_turn(struct client *c, short revents)
 {
 	if (revents & (POLLERR | POLLNVAL)) {
 		client_set_state(c, CLIENT_CLOSED);
+		return;
+	}
+	if (c->state == CLIENT_LINGERING) {
+		if (revents & (POLLIN | POLLHUP))
+			client_linger_read(c);
 		return;
 	}
 	if ((revents & (POLLIN | POLLHUP)) && c->state == CLIENT_READING && !c->peer_eof &&
@@ -299,6 +377,8 @@ client_events(const struct client *c)
 {
 	short ev = 0;
 
+	if (c->state == CLIENT_LINGERING)
+		return POLLIN;
 	if (client_owes(c))
 		ev |= POLLOUT;
 	if (c->state == CLIENT_READING && !c->peer_eof &&
@@ -309,23 +389,81 @@ client_events(const struct client *c)
 }
 
 bool
-client_quiet(const struct client *c, int seconds)
+client_stalled(const struct client *c, int seconds)
 {
-	return !client_owes(c) && c->worker->now_ms - c->last_active >= (uint64_t)seconds * CLOCK_MS_PER_SEC;
+	return c->worker->now_ms - c->last_active >= (uint64_t)seconds * CLOCK_MS_PER_SEC;
 }
 
-void
-client_idle_check(struct client *c)
-{
-	int timeout = c->worker->conf->client_timeout;
+static const char *const client_expiry_names[CLIENT_EXPIRY_KINDS] = {
+	[CLIENT_EXPIRY_NONE]    = "none",
+	[CLIENT_EXPIRY_IDLE]    = "client_timeout",
+	[CLIENT_EXPIRY_REQUEST] = "request_timeout",
+	[CLIENT_EXPIRY_SEND]    = "send_timeout",
+	[CLIENT_EXPIRY_LINGER]  = "lingering close",
+};
 
+/* Which of c's deadlines has passed, if any. */
+static enum client_expiry
+client_expired(const struct client *c, const struct config *conf, uint64_t now)
+{
+	uint64_t allowed;
+
+	if (c->state == CLIENT_LINGERING)
+		return now >= c->linger_until ? CLIENT_EXPIRY_LINGER : CLIENT_EXPIRY_NONE;
 	/*
-	 * Idle means no request bytes and nothing owed (docs/PROTOCOL.md): a
-	 * client that is slow to read what it is owed is not idle.  TCP
-	 * keepalive finds peers that vanished.
+	 * A client slow to read what it is owed is not idle (docs/PROTOCOL.md):
+	 * send_timeout counts time without progress draining the output.
 	 */
-	if (timeout > 0 && client_quiet(c, timeout)) {
-		log_debug("client %" PRIu64 ": idle for %ds; closing", c->id, timeout);
-		client_set_state(c, CLIENT_CLOSED);
+	if (client_owes(c))
+		return now - c->send_progress >= (uint64_t)conf->send_timeout * CLOCK_MS_PER_SEC ?
+		    CLIENT_EXPIRY_SEND : CLIENT_EXPIRY_NONE;
+	if (conf->client_timeout > 0 &&
+	    now - c->last_active >= (uint64_t)conf->client_timeout * CLOCK_MS_PER_SEC)
+		return CLIENT_EXPIRY_IDLE;
+	if (c->request_started == 0)
+		return CLIENT_EXPIRY_NONE;
+	/* A second more for every request_min_rate bytes already received. */
+	allowed = (uint64_t)conf->request_timeout * CLOCK_MS_PER_SEC;
+	if (conf->request_min_rate > 0)
+		allowed += c->parser.line_len * CLOCK_MS_PER_SEC / conf->request_min_rate;
+	return now - c->request_started >= allowed ? CLIENT_EXPIRY_REQUEST : CLIENT_EXPIRY_NONE;
+}
+
+/*
+ * A reader that drains the socket is making progress even while send()
+ * has had no room for a while (the kernel wakes a writer only once a third
+ * of the buffer is free): the send queue shrinking counts too.
+ */
+static void
+client_sample_drain(struct client *c)
+{
+	int queued;
+
+	if (ioctl(c->fd, SIOCOUTQ, &queued) == -1 || queued < 0)
+		return;
+	if ((uint32_t)queued < c->send_queued)
+		c->send_progress = c->worker->now_ms;
+	c->send_queued = (uint32_t)queued;
+}
+
+enum client_expiry
+client_deadline_check(struct client *c)
+{
+	enum client_expiry why;
+	char               peer[ACCESS_PEER_MAX];
+
+	if (client_owes(c))
+		client_sample_drain(c);
+	why = client_expired(c, c->worker->conf, c->worker->now_ms);
+	if (why == CLIENT_EXPIRY_NONE)
+		return why;
+	if (why == CLIENT_EXPIRY_LINGER)
+		log_debug("client %" PRIu64 ": lingering close over; closing", c->id);
+	else {
+		net_peer_text(c->fd, peer, sizeof(peer));
+		log_info("client %" PRIu64 " (%s): %s expired in state %s; closing", c->id, peer,
+		    client_expiry_names[why], client_state_name(c->state));
 	}
+	client_set_state(c, CLIENT_CLOSED);
+	return why;
 }

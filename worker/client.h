@@ -1,13 +1,19 @@
 /*
  * client.h — one client connection inside a worker: its buffers, its
- * parser, the response body it is producing, and the one state machine
- * that says what it is doing.
+ * parser, the response body it is producing, its deadlines, and the one
+ * state machine that says what it is doing.
  *
  *   READING --slice/listing--> STREAMING --body done--> READING
- *      |  \--quit, 1xx, EOF, broken body----------------> CLOSING --flushed--> CLOSED
+ *      |  \--quit, 1xx, EOF, broken body----> CLOSING --flushed--> CLOSED
+ *      |                                          \--unread input--> LINGERING --> CLOSED
+ *      \--a deadline passed (idle, request, send)-------------------------------> CLOSED
  *
  * Only client_set_state() changes the state; leaving STREAMING ends the
- * stream and writes the response's access-log line.
+ * stream and writes the response's access-log line.  LINGERING (as nginx's
+ * lingering close): the response is flushed and the write side shut down,
+ * input is read and dropped until the client closes, for a bounded time and
+ * number of bytes, so closing with unread input cannot reset the connection
+ * and destroy the response the client has not read yet.
  */
 #ifndef HFTPD_CLIENT_H
 #define HFTPD_CLIENT_H
@@ -25,12 +31,26 @@
 #define CLIENT_OUT_CAP      (256 * 1024)
 /* Requests are read only while less than this is queued for the client. */
 #define CLIENT_OUT_HIGH     (CLIENT_OUT_CAP - 4096)
+/* Lingering close: input dropped for at most this long, and this much. */
+#define CLIENT_LINGER_MS    5000
+#define CLIENT_LINGER_BYTES (1u << 20)
 
 enum client_state {
 	CLIENT_READING,     /* parsing requests (idle or mid-line) */
 	CLIENT_STREAMING,   /* a response body is being produced */
 	CLIENT_CLOSING,     /* flush what is owed, then close (quit, fatal, EOF) */
+	CLIENT_LINGERING,   /* flushed, write side shut: drop input until EOF */
 	CLIENT_CLOSED       /* to be freed by the worker */
+};
+
+/* Why a client was closed by a deadline (see client_deadline_check). */
+enum client_expiry {
+	CLIENT_EXPIRY_NONE,
+	CLIENT_EXPIRY_IDLE,     /* client_timeout: nothing sent, nothing owed */
+	CLIENT_EXPIRY_REQUEST,  /* request_timeout: a request line not finished */
+	CLIENT_EXPIRY_SEND,     /* send_timeout: owed bytes, none read */
+	CLIENT_EXPIRY_LINGER,   /* a lingering close ran out of time */
+	CLIENT_EXPIRY_KINDS
 };
 
 struct worker;
@@ -43,6 +63,12 @@ struct client {
 	enum status            status;      /* of the last response begun */
 	uint64_t               id;
 	uint64_t               last_active; /* worker->now_ms of the last byte */
+	uint64_t               request_started; /* ms: a partial line's first byte, 0 none */
+	uint64_t               send_progress;   /* ms: last byte sent or drained, or response begun */
+	uint32_t               send_queued;     /* socket send queue at the last sweep */
+	uint64_t               linger_until;    /* ms: LINGERING ends then */
+	uint64_t               lingered;        /* bytes dropped while LINGERING */
+	bool                   unread_input;    /* CLOSING left request bytes unread */
 	struct buffer          in;          /* a pool block while holding bytes */
 	struct buffer          out;
 	struct stream          stream;      /* while STREAMING */
@@ -64,9 +90,12 @@ const char *client_state_name(enum client_state state);
  * status for the access log; a fatal status also starts closing.
  */
 void client_status(struct client *c, enum status status);
-/* Closes c when it has been idle longer than client_timeout. */
-void client_idle_check(struct client *c);
-/* Owed nothing, and no bytes either way for seconds. */
-bool client_quiet(const struct client *c, int seconds);
+/*
+ * Closes c when one of its deadlines passed (client_timeout, request_timeout,
+ * send_timeout, the lingering close's), logs why, and says which.
+ */
+enum client_expiry client_deadline_check(struct client *c);
+/* No bytes either way for seconds, owed or not. */
+bool client_stalled(const struct client *c, int seconds);
 
 #endif

@@ -167,6 +167,12 @@ request_line_end(struct request_parser *p)
 	return REQUEST_LINE;
 }
 
+bool
+request_partial(const struct request_parser *p)
+{
+	return !p->line_done && (p->line_len > 0 || p->pending_cr);
+}
+
 size_t
 request_feed(struct request_parser *p, const char *data, size_t len,
     enum request_result *res)

@@ -98,6 +98,9 @@ void   request_init(struct request_parser *p, uint64_t line_max, request_shape_f
 size_t request_feed(struct request_parser *p, const char *data, size_t len,
 	    enum request_result *res);
 
+/* Whether a line has begun and not ended; its bytes so far in p->line_len. */
+bool   request_partial(const struct request_parser *p);
+
 /* Text bytes an element of this kind keeps, NUL included. */
 uint32_t request_arg_cap(enum request_arg kind);
 /* Whether a command of this shape fits the arena with its command text. */

@@ -158,12 +158,16 @@ worker_promote(struct worker *w)
 	}
 }
 
-/* Hot clients quiet for WORKER_COLD_AFTER seconds become cold. */
+/*
+ * Hot clients with no bytes either way for WORKER_COLD_AFTER seconds become
+ * cold, owed bytes or not: a client that does not read what it is owed
+ * waits in the full scan like an idle one.
+ */
 static void
 worker_demote(struct worker *w)
 {
 	for (int i = w->nhot; i >= 1; i--) {
-		if (client_quiet(w->clients[i], WORKER_COLD_AFTER))
+		if (client_stalled(w->clients[i], WORKER_COLD_AFTER))
 			worker_swap(w, i, w->nhot--);
 	}
 }
@@ -353,12 +357,12 @@ worker_test_hook(void)
 		_exit(atoi(code));
 }
 
-/* Once a second: idle clients closed, quiet ones cooled, old mappings dropped. */
+/* Once a second: clients past a deadline closed, quiet ones cooled, old mappings dropped. */
 static void
 worker_sweep(struct worker *w)
 {
 	for (int i = w->nclients; i >= 1; i--) {
-		client_idle_check(w->clients[i]);
+		w->expired[client_deadline_check(w->clients[i])]++;
 		if (w->clients[i]->state == CLIENT_CLOSED)
 			worker_remove_client(w, i);
 	}
@@ -437,6 +441,12 @@ worker_main(const struct config *conf, unsigned gen, int chan)
 	}
 	rc = 0;
 done:
+	if (w.expired[CLIENT_EXPIRY_IDLE] + w.expired[CLIENT_EXPIRY_REQUEST] +
+	    w.expired[CLIENT_EXPIRY_SEND] > 0)
+		log_info("closed by deadlines: %" PRIu64 " client_timeout, %" PRIu64
+		    " request_timeout, %" PRIu64 " send_timeout",
+		    w.expired[CLIENT_EXPIRY_IDLE], w.expired[CLIENT_EXPIRY_REQUEST],
+		    w.expired[CLIENT_EXPIRY_SEND]);
 	worker_teardown(&w);
 	log_close();
 	return rc;

@@ -281,6 +281,26 @@ static void assert_closed(struct fixture *fx)
 	assert_int_equal(recv(fx->peer, &b, 1, 0), 0);
 }
 
+/*
+ * After quit or a fatal status with input left unread, the client lingers:
+ * its write side is shut (the peer reads the whole answer, then EOF), its
+ * input is dropped, and it closes once the peer closes too, so close()
+ * never resets a connection whose answer the peer has not read.
+ */
+static void assert_lingers_then_closes(struct fixture *fx)
+{
+	char b;
+
+	assert_int_equal(fx->c->state, CLIENT_LINGERING);
+	assert_int_equal(recv(fx->peer, &b, 1, MSG_DONTWAIT), 0);
+	send_request(fx, "more ignored bytes\r\n", 20);
+	client_turn(fx->c, POLLIN);
+	assert_int_equal(fx->c->state, CLIENT_LINGERING);
+	assert_int_equal(shutdown(fx->peer, SHUT_WR), 0);
+	client_turn(fx->c, POLLIN);
+	assert_closed(fx);
+}
+
 static void test_ok_metadata(void **state)
 {
 	struct fixture *fx = *state;
@@ -508,8 +528,8 @@ static void test_quit(void **state)
 
 	start_client(fx);
 	/* bytes after quit are ignored */
-	exchange(fx, "quit\r\nhelp\r\n", "0 OK\r\n", STATUS_OK, CLIENT_CLOSED);
-	assert_closed(fx);
+	exchange(fx, "quit\r\nhelp\r\n", "0 OK\r\n", STATUS_OK, CLIENT_LINGERING);
+	assert_lingers_then_closes(fx);
 }
 
 /* quit behind a body bigger than the socket holds: the body first, then close. */
@@ -546,8 +566,8 @@ static void test_status_100_closes(void **state)
 	start_client(fx);
 	/* what came before is answered first */
 	exchange(fx, "get_metadata empty\r\nhelp\nquit\r\n", "0 OK\r\n0\r\n100 BAD EOL\r\n",
-	    STATUS_BAD_EOL, CLIENT_CLOSED);
-	assert_closed(fx);
+	    STATUS_BAD_EOL, CLIENT_LINGERING);
+	assert_lingers_then_closes(fx);
 }
 
 static void test_status_101_closes(void **state)
@@ -558,16 +578,16 @@ static void test_status_101_closes(void **state)
 
 	for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
 		start_client(fx);
-		exchange(fx, reqs[i], "101 BAD REQUEST\r\n", STATUS_BAD_REQUEST, CLIENT_CLOSED);
-		assert_closed(fx);
+		exchange(fx, reqs[i], "101 BAD REQUEST\r\n", STATUS_BAD_REQUEST, CLIENT_LINGERING);
+		assert_lingers_then_closes(fx);
 	}
 	/* A line over request_line_max is refused before it ends. */
 	fx->conf.request_line_max = 64;
 	start_client(fx);
 	memset(line, 'a', sizeof(line) - 1);
 	line[sizeof(line) - 1] = '\0';
-	exchange(fx, line, "101 BAD REQUEST\r\n", STATUS_BAD_REQUEST, CLIENT_CLOSED);
-	assert_closed(fx);
+	exchange(fx, line, "101 BAD REQUEST\r\n", STATUS_BAD_REQUEST, CLIENT_LINGERING);
+	assert_lingers_then_closes(fx);
 }
 
 /*
@@ -601,9 +621,9 @@ static void test_status_199_slice_closes(void **state)
 	exchange(fx, "get_slice missing 0 1\r\nget_slice archivo.txt 0 999\r\n"
 	    "get_metadata empty\r\nget_slice archivo.txt 0 1\r\nhelp\r\n",
 	    "202 FILE NOT FOUND\r\n203 OFFSET EXCEEDS FILE SIZE\r\n0 OK\r\n0\r\n"
-	    "199 INTERNAL SERVER ERROR\r\n", STATUS_INTERNAL_ERROR, CLIENT_CLOSED);
+	    "199 INTERNAL SERVER ERROR\r\n", STATUS_INTERNAL_ERROR, CLIENT_LINGERING);
 	unlimit_fds(fx);
-	assert_closed(fx);
+	assert_lingers_then_closes(fx);
 }
 
 static void test_status_199_listing_closes(void **state)
@@ -613,9 +633,9 @@ static void test_status_199_listing_closes(void **state)
 	start_client(fx);
 	limit_fds(fx);
 	exchange(fx, "get_file_listing\r\nhelp\r\n", "199 INTERNAL SERVER ERROR\r\n",
-	    STATUS_INTERNAL_ERROR, CLIENT_CLOSED);
+	    STATUS_INTERNAL_ERROR, CLIENT_LINGERING);
 	unlimit_fds(fx);
-	assert_closed(fx);
+	assert_lingers_then_closes(fx);
 }
 
 /* The cause docs/PROTOCOL.md names: a regular file that cannot be read. */
@@ -634,7 +654,47 @@ static void test_status_199_unreadable_file(void **state)
 	start_client(fx);
 	exchange(fx, "get_metadata secret\r\n", "0 OK\r\n3\r\n", STATUS_OK, CLIENT_READING);
 	exchange(fx, "get_slice secret 0 1\r\n", "199 INTERNAL SERVER ERROR\r\n",
-	    STATUS_INTERNAL_ERROR, CLIENT_CLOSED);
+	    STATUS_INTERNAL_ERROR, CLIENT_LINGERING);
+	assert_lingers_then_closes(fx);
+}
+
+/* Lingering is bounded in bytes and in time. */
+static void test_linger_bounded(void **state)
+{
+	struct fixture *fx = *state;
+	static char     junk[64 * 1024];
+	size_t          sent = 0;
+
+	start_client(fx);
+	exchange(fx, "\r\nx", "101 BAD REQUEST\r\n", STATUS_BAD_REQUEST, CLIENT_LINGERING);
+	memset(junk, 'j', sizeof(junk));
+	while (fx->c->state == CLIENT_LINGERING && sent <= 2 * CLIENT_LINGER_BYTES) {
+		send_request(fx, junk, sizeof(junk));
+		sent += sizeof(junk);
+		client_turn(fx->c, POLLIN);
+	}
+	assert_int_equal(fx->c->state, CLIENT_CLOSED);
+	assert_true(sent > CLIENT_LINGER_BYTES);
+	client_free(fx->c);
+	fx->c = NULL;
+
+	start_client(fx);
+	exchange(fx, "\r\nx", "101 BAD REQUEST\r\n", STATUS_BAD_REQUEST, CLIENT_LINGERING);
+	assert_int_equal(client_deadline_check(fx->c), CLIENT_EXPIRY_NONE);
+	fx->w.now_ms += CLIENT_LINGER_MS;
+	assert_int_equal(client_deadline_check(fx->c), CLIENT_EXPIRY_LINGER);
+	assert_closed(fx);
+}
+
+/* quit as the last bytes: nothing unread, so no lingering. */
+static void test_quit_last_closes_at_once(void **state)
+{
+	struct fixture *fx = *state;
+
+	start_client(fx);
+	exchange(fx, "help\r\nquit\r\n",
+	    "0 OK\r\nget_file_listing\r\nget_metadata\r\nget_slice\r\nhelp\r\nquit\r\n\r\n0 OK\r\n",
+	    STATUS_OK, CLIENT_CLOSED);
 	assert_closed(fx);
 }
 
@@ -708,6 +768,8 @@ int main(void)
 		CT(test_nul_in_elements),
 		CT(test_check_order),
 		CT(test_quit),
+		CT(test_linger_bounded),
+		CT(test_quit_last_closes_at_once),
 		CT(test_quit_flushes_first),
 		CT(test_status_100_closes),
 		CT(test_status_101_closes),
