@@ -23,15 +23,28 @@ handoff_load(const struct worker_slot *s)
 }
 
 /*
+ * Clients the worker can hold: clients_per_worker, or fewer when its
+ * descriptor limit says so (it reports what it can hold).
+ */
+static uint64_t
+handoff_capacity(const struct master *m, const struct worker_slot *s)
+{
+	uint64_t cap = (uint64_t)m->conf->clients_per_worker;
+
+	return s->capacity > 0 && s->capacity < cap ? s->capacity : cap;
+}
+
+/*
  * The one definition of "this worker can take a client": serving, ready,
- * below capacity, and no control message waiting (a CONN must not overtake
- * it, and a worker that is not reading should not get more clients).
+ * below capacity or holding idle clients it would close to make room, and
+ * no control message waiting (a CONN must not overtake it, and a worker
+ * that is not reading should not get more clients).
  */
 static bool
 handoff_can_take(const struct master *m, const struct worker_slot *s)
 {
 	return spawn_slot_serving(m, s) && s->ready && !control_waiting(s) &&
-	    handoff_load(s) < (uint64_t)m->conf->clients_per_worker;
+	    (handoff_load(s) < handoff_capacity(m, s) || s->evictable > 0);
 }
 
 /* Least-loaded worker that can take a client and has not failed this attempt. */
@@ -78,6 +91,8 @@ handoff_give(struct master *m, int fd)
 		conn.id = m->next_id + 1;
 		if (channel_send(s->chan, CHANNEL_CONN, s->gen, &conn, sizeof(conn), fd) == 0) {
 			m->next_id++;
+			if (handoff_load(s) >= handoff_capacity(m, s))
+				s->evictable--;     /* it closes an idle client for this one */
 			s->sent++;
 			close(fd);
 			return 0;
@@ -116,10 +131,19 @@ handoff_accept(struct master *m, int lfd)
 				continue;
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				return 0;
-			/* EMFILE and friends: the caller pauses accepting a moment */
-			log_warn("accept");
+			/*
+			 * EMFILE, ENFILE, ENOBUFS: the caller pauses accepting
+			 * a moment; clients wait in the backlog meanwhile.
+			 * Logged once per episode.
+			 */
+			if (!m->accept_failing)
+				log_warn("accept (pausing new connections until it works again)");
+			m->accept_failing = true;
 			return -1;
 		}
+		if (m->accept_failing)
+			log_info("accept works again");
+		m->accept_failing = false;
 		if (handoff_give(m, fd) == -1)
 			m->pending_fd = fd;     /* retried every loop turn */
 	}

@@ -22,8 +22,6 @@
 #include "master.h"
 
 #define HFTPD_VERSION       "1.0.0"
-/* Descriptors a worker needs besides its clients (logs, channel, files). */
-#define MAIN_NOFILE_SPARE   64
 /* main_options: go on, or exit with this status */
 #define MAIN_CONTINUE       (-1)
 
@@ -201,7 +199,7 @@ static void
 main_raise_nofile(const struct config *c)
 {
 	struct rlimit rl;
-	rlim_t        want = (rlim_t)c->clients_per_worker + MAIN_NOFILE_SPARE;
+	rlim_t        want = (rlim_t)c->clients_per_worker * CONFIG_FDS_PER_CLIENT + CONFIG_FDS_RESERVE;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
 		return;
@@ -210,8 +208,9 @@ main_raise_nofile(const struct config *c)
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
 	if (rl.rlim_cur < want)
-		log_warnx("open file limit %llu is below clients_per_worker + %d = %llu",
-		    (unsigned long long)rl.rlim_cur, MAIN_NOFILE_SPARE, (unsigned long long)want);
+		log_warnx("open file limit %llu is below %d x clients_per_worker + %d = %llu: "
+		    "workers take fewer clients", (unsigned long long)rl.rlim_cur,
+		    CONFIG_FDS_PER_CLIENT, CONFIG_FDS_RESERVE, (unsigned long long)want);
 }
 
 static int

@@ -125,6 +125,10 @@ master_load_report(struct worker_slot *s, const unsigned char *payload)
 	}
 	s->open = load.open;
 	s->received = load.received;
+	s->capacity = load.capacity;
+	/* Connections still in flight may each take one of the idle slots. */
+	s->evictable = load.evictable > s->sent - s->received ?
+	    load.evictable - (uint32_t)(s->sent - s->received) : 0;
 }
 
 /* Reads every message a worker sent; bad ones are logged and dropped. */

@@ -33,6 +33,8 @@ struct worker_slot {
 	bool        draining;
 	bool        stop_sent;
 	uint32_t    open;           /* as last reported */
+	uint32_t    capacity;       /* as last reported; 0: not yet (clients_per_worker) */
+	uint32_t    evictable;      /* idle clients it would close for new ones */
 	uint64_t    received;       /* as last reported */
 	uint64_t    sent;           /* descriptors handed to it */
 	uint64_t    handoff_failed; /* hand-off attempt in which a send to it failed */
@@ -68,6 +70,7 @@ struct master {
 	uint64_t            next_id;
 	uint64_t            handoff_attempt; /* numbers each hand-off attempt */
 	bool                accept_paused;  /* logged once per pause */
+	bool                accept_failing; /* accept4 fails (EMFILE...): logged once */
 	uint64_t            accept_resume_ms; /* after EMFILE: pause until */
 	int                 ready_fd;       /* daemon readiness pipe, or -1 */
 	bool                announced;

@@ -153,7 +153,8 @@ channel_recv(int sock, struct channel_hdr *hdr, void *payload,
 			nfds += (int)k;
 		}
 	}
-	if ((msg.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) || nfds > 1)
+	if ((msg.msg_flags & MSG_TRUNC) || nfds > 1 ||
+	    ((msg.msg_flags & MSG_CTRUNC) && nfds > 0))
 		goto bad;
 	if ((size_t)n < sizeof(*hdr))
 		goto bad;
@@ -163,7 +164,10 @@ channel_recv(int sock, struct channel_hdr *hdr, void *payload,
 	if (hdr->len != (size_t)n - sizeof(*hdr) || hdr->len != channel_rules[hdr->type].len ||
 	    hdr->len > payload_max)
 		goto bad;
-	if (channel_rules[hdr->type].has_fd != (nfds == 1))
+	/* The descriptor of a CONN was dropped by the kernel: say so. */
+	if ((msg.msg_flags & MSG_CTRUNC) && hdr->type != CHANNEL_CONN)
+		goto bad;
+	if (channel_rules[hdr->type].has_fd != (nfds == 1) && !(msg.msg_flags & MSG_CTRUNC))
 		goto bad;
 	memcpy(payload, data + sizeof(*hdr), hdr->len);
 	*fd = got;

@@ -31,8 +31,10 @@ struct channel_conn {
 };
 
 struct channel_load {
-	uint64_t received;  /* connections ever received by this worker */
+	uint64_t received;  /* connections ever received (descriptors lost included) */
 	uint32_t open;      /* connections open now */
+	uint32_t capacity;  /* connections it can hold (its descriptor limit allowing) */
+	uint32_t evictable; /* idle ones it would close to make room, when full */
 	uint32_t pad;
 };
 
@@ -53,7 +55,10 @@ int  channel_send(int sock, enum channel_type type, uint32_t gen,
  * Receives one message.  Returns 1 with *hdr, payload and *fd filled (fd -1
  * when none came), 0 on EOF, -1 on error (errno EAGAIN when nothing waits,
  * EBADMSG for a malformed message, which has been dropped and any fd closed).
- * The payload length is checked against the type's expected size.
+ * The payload length is checked against the type's expected size.  A CONN
+ * whose descriptor the receiver could not take (MSG_CTRUNC: its descriptor
+ * limit) comes back whole with *fd == -1: that connection is lost, and the
+ * receiver must still count it.
  */
 int  channel_recv(int sock, struct channel_hdr *hdr, void *payload,
 	    size_t payload_max, int *fd);

@@ -25,6 +25,12 @@
 #define CONFIG_DEFAULT_REQUEST_LINE_MAX     (16u * 1024 * 1024)
 #define CONFIG_DEFAULT_CLIENT_TIMEOUT       300
 #define CONFIG_DEFAULT_SHUTDOWN_TIMEOUT     60
+/*
+ * Descriptors a worker needs: per client its socket and, while a body is
+ * sent, the file; plus a reserve for the channel, logs and the directory.
+ */
+#define CONFIG_FDS_PER_CLIENT               2
+#define CONFIG_FDS_RESERVE                  16
 #define CONFIG_DEFAULT_REQUEST_TIMEOUT      30
 #define CONFIG_DEFAULT_REQUEST_MIN_RATE     (32u * 1024)
 #define CONFIG_DEFAULT_SEND_TIMEOUT         60

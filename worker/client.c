@@ -389,6 +389,13 @@ client_events(const struct client *c)
 }
 
 bool
+client_idle(const struct client *c, uint64_t quiet_ms)
+{
+	return c->state == CLIENT_READING && !client_owes(c) && buffer_len(&c->in) == 0 &&
+	    !request_partial(&c->parser) && c->worker->now_ms - c->last_active >= quiet_ms;
+}
+
+bool
 client_stalled(const struct client *c, int seconds)
 {
 	return c->worker->now_ms - c->last_active >= (uint64_t)seconds * CLOCK_MS_PER_SEC;

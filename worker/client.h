@@ -95,6 +95,11 @@ void client_status(struct client *c, enum status status);
  * send_timeout, the lingering close's), logs why, and says which.
  */
 enum client_expiry client_deadline_check(struct client *c);
+/*
+ * Idle: reading, owed nothing, no partial request, and quiet for quiet_ms:
+ * a client that may be closed to make room for a new one.
+ */
+bool client_idle(const struct client *c, uint64_t quiet_ms);
 /* No bytes either way for seconds, owed or not. */
 bool client_stalled(const struct client *c, int seconds);
 

@@ -20,6 +20,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -42,6 +43,13 @@
 #define WORKER_SCAN_SHARE    32         /* full scan every 32 x its cost */
 #define WORKER_SCAN_MIN_MS   1
 #define WORKER_SCAN_MAX_MS   100
+
+/*
+ * A full worker closes its idle client quiet longest to make room for a
+ * new one (never one mid-request or owed bytes), as nginx reuses keep-alive
+ * connections; only clients quiet this long count as idle.
+ */
+#define WORKER_EVICT_QUIET_MS 1000
 
 /* See worker_report_load(). */
 #define WORKER_LOAD_MS       10
@@ -109,13 +117,57 @@ worker_remove_client(struct worker *w, int i)
 	w->unreported_closes++;
 }
 
+/* The idle client quiet longest, to close for a new one; 0 when none. */
+static int
+worker_evictable_slot(const struct worker *w)
+{
+	int best = 0;
+
+	for (int i = 1; i <= w->nclients; i++) {
+		const struct client *c = w->clients[i];
+		if (client_idle(c, WORKER_EVICT_QUIET_MS) &&
+		    (best == 0 || c->last_active < w->clients[best]->last_active))
+			best = i;
+	}
+	return best;
+}
+
+/* Makes room for one more client when full; false when there is none to be had. */
+static bool
+worker_make_room(struct worker *w, uint64_t id)
+{
+	int victim;
+
+	if (w->nclients < w->maxclients)
+		return true;
+	if ((victim = worker_evictable_slot(w)) == 0)
+		return false;
+	log_info("client %" PRIu64 ": closing idle client %" PRIu64 " to make room",
+	    id, w->clients[victim]->id);
+	client_set_state(w->clients[victim], CLIENT_CLOSED);
+	worker_remove_client(w, victim);
+	if (w->evictable > 0)
+		w->evictable--;
+	return true;
+}
+
 static void
 worker_add_client(struct worker *w, int fd, uint64_t id)
 {
 	struct client *c;
 
 	w->received++;
-	if (w->nclients >= w->maxclients || w->draining) {
+	if (fd == -1) {
+		/* The kernel dropped the descriptor: our limit.  Counted, not served. */
+		if (!w->fd_lost)
+			log_warnx("client %" PRIu64 ": descriptor lost in the hand-off "
+			    "(open file limit reached?); such losses are logged once", id);
+		w->fd_lost = true;
+		w->unreported_closes++;
+		return;
+	}
+	w->fd_lost = false;
+	if (w->draining || !worker_make_room(w, id)) {
 		/* The master's books say we had room; they are wrong. */
 		log_warnx("client %" PRIu64 ": no free slot (%d open); closing", id, w->nclients);
 		close(fd);
@@ -221,19 +273,64 @@ worker_poll(struct worker *w, int *npolled)
 static void
 worker_report_load(struct worker *w)
 {
-	struct channel_load load = { .received = w->received, .open = (uint32_t)w->nclients };
+	struct channel_load load = {
+		.received = w->received,
+		.open = (uint32_t)w->nclients,
+		.capacity = (uint32_t)w->maxclients,
+		.evictable = w->evictable,
+	};
 	uint64_t            believed = (uint64_t)w->nclients + w->unreported_closes;
 
-	if (w->unreported_closes == 0)
+	if (w->unreported_closes == 0 && !w->load_changed)
 		return;
-	if (believed + WORKER_LOAD_MARGIN(w) < (uint64_t)w->maxclients &&
+	if (!w->load_changed && believed + WORKER_LOAD_MARGIN(w) < (uint64_t)w->maxclients &&
 	    w->now_ns - w->reported_ns < WORKER_LOAD_MS * CLOCK_NS_PER_MS)
 		return;
 	if (channel_send(w->chan, CHANNEL_LOAD, w->gen, &load, sizeof(load), -1) == 0) {
 		w->unreported_closes = 0;
+		w->load_changed = false;
 		w->reported_ns = w->now_ns;
 	} else if (errno != EAGAIN)
 		log_warn("channel: send LOAD");
+}
+
+/* When nearly full, how many clients could be closed to make room (told the master). */
+static void
+worker_count_evictable(struct worker *w)
+{
+	uint32_t n = 0;
+
+	if ((uint64_t)w->nclients + WORKER_LOAD_MARGIN(w) >= (uint64_t)w->maxclients) {
+		for (int i = 1; i <= w->nclients; i++)
+			n += client_idle(w->clients[i], WORKER_EVICT_QUIET_MS);
+	}
+	if (n != w->evictable)
+		w->load_changed = true;
+	w->evictable = n;
+}
+
+/*
+ * Clients this worker can hold: clients_per_worker, or fewer when its open
+ * file limit cannot give each its socket and a file (a descriptor the
+ * kernel cannot hand over is lost, and the client with it).
+ */
+static int
+worker_capacity(const struct config *conf)
+{
+	struct rlimit rl;
+	rlim_t        fit;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur == RLIM_INFINITY)
+		return conf->clients_per_worker;
+	fit = rl.rlim_cur > CONFIG_FDS_RESERVE ?
+	    (rl.rlim_cur - CONFIG_FDS_RESERVE) / CONFIG_FDS_PER_CLIENT : 1;
+	if (fit == 0)
+		fit = 1;
+	if (fit >= (rlim_t)conf->clients_per_worker)
+		return conf->clients_per_worker;
+	log_warnx("open file limit %llu holds %llu clients, not clients_per_worker = %d",
+	    (unsigned long long)rl.rlim_cur, (unsigned long long)fit, conf->clients_per_worker);
+	return (int)fit;
 }
 
 /* Handles every message waiting on the channel; -1 when the master is gone. */
@@ -294,7 +391,8 @@ worker_setup(struct worker *w, const struct config *conf, unsigned gen, int chan
 	w->conf = conf;
 	w->gen = gen;
 	w->chan = chan;
-	w->maxclients = conf->clients_per_worker;
+	w->maxclients = worker_capacity(conf);
+	w->load_changed = true;     /* the first report says what it can hold */
 	worker_clock(w);
 	w->pfd = calloc((size_t)w->maxclients + 1, sizeof(*w->pfd));
 	w->clients = calloc((size_t)w->maxclients + 1, sizeof(*w->clients));
@@ -367,6 +465,7 @@ worker_sweep(struct worker *w)
 			worker_remove_client(w, i);
 	}
 	worker_demote(w);
+	worker_count_evictable(w);
 	filemap_sweep(w->now_ms);
 }
 

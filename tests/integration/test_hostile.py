@@ -138,3 +138,97 @@ def test_response_survives_unread_input_at_close(hftpd):
         s.close()
         assert len(got) == len(head) + len(body) + 6, "got %d bytes" % len(got)
         assert bytes(got[-6:]) == b"0 OK\r\n"
+
+
+def _ask_help(srv, timeout):
+    """Connects, asks help, returns (socket, answered in time)."""
+    s = _connect(srv)
+    s.sendall(b"help\r\n")
+    s.settimeout(timeout)
+    try:
+        return s, s.recv(100).startswith(b"0 OK\r\n")
+    except (socket.timeout, ConnectionResetError):
+        return s, False
+
+
+def test_idle_clients_make_room_when_every_slot_is_taken(hftpd):
+    # Before: with every slot held by connections that sent nothing, a new
+    # client waited in the backlog until client_timeout (5 minutes).
+    srv = hftpd(workers=1, args=("-n", "4"))
+    idle = [_connect(srv) for _ in range(4)]
+    time.sleep(0.5)
+    s, answered = _ask_help(srv, 5 * SCALE)
+    assert answered, "a new client was not served while idle ones held every slot"
+    closed = [c for c in idle if _closed_by_server(c, 0.2)]
+    assert len(closed) == 1, "%d idle clients closed for one new one" % len(closed)
+    assert "to make room" in srv.stderr_text()
+    s.close()
+
+
+def test_clients_mid_request_are_never_closed_for_room(hftpd):
+    srv = hftpd(workers=1, args=("-n", "2"),
+                config={"request_timeout": "3s", "request_min_rate": "0"})
+    partial = [_connect(srv) for _ in range(2)]
+    for c in partial:
+        c.sendall(b"get_meta")
+    time.sleep(1.5)
+    t0 = time.monotonic()
+    s, answered = _ask_help(srv, 10 * SCALE)
+    assert answered
+    # Served only once request_timeout freed a slot, not by closing them early.
+    assert time.monotonic() - t0 > 0.5
+    assert "to make room" not in srv.stderr_text()
+    assert "request_timeout expired" in srv.stderr_text()
+    s.close()
+
+
+def test_descriptor_limit_makes_clients_wait_never_reset(tmp_path):
+    # Before, with RLIMIT_NOFILE 64 for master and workers and 200
+    # connections: 84 accepted and then reset (the worker could not take
+    # the descriptor), one "malformed message" line per loss, and the
+    # master counting each loss as a live client for ever.
+    import subprocess
+    from conftest import HFTPD_BIN, free_port, make_tree, wait_for as wf
+    if not os.access("/usr/bin/prlimit", os.X_OK):
+        import pytest
+        pytest.skip("prlimit (util-linux) is not installed")
+    make_tree(tmp_path / "d", {"a.txt": b"abc"})
+    port = free_port()
+    log = open(tmp_path / "err.log", "wb")
+    p = subprocess.Popen(["/usr/bin/prlimit", "--nofile=64:64", "--", HFTPD_BIN, "-f",
+                          "-d", str(tmp_path / "d"), "-a", "127.0.0.1", "-p", str(port),
+                          "-w", "2"], stderr=log)
+    try:
+        assert wf(lambda: _port_open(port), 10 * SCALE)
+        held, reset, answered = [], 0, 0
+        for _ in range(200):
+            s = socket.create_connection(("127.0.0.1", port), timeout=30 * SCALE)
+            s.sendall(b"help\r\n")
+            held.append(s)
+        for s in held:
+            try:
+                if s.recv(100).startswith(b"0 OK\r\n"):
+                    answered += 1
+            except ConnectionResetError:
+                reset += 1
+            except socket.timeout:
+                pass
+        for s in held:
+            s.close()
+        assert reset == 0
+        assert answered == 200
+        text = (tmp_path / "err.log").read_text()
+        assert "malformed" not in text
+        assert text.count("descriptor lost") <= 2, text
+    finally:
+        p.terminate()
+        p.wait(timeout=10)
+        log.close()
+
+
+def _port_open(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False

@@ -236,7 +236,7 @@ static void test_conn_passes_socket(void **state)
 static void test_load_round_trip(void **state)
 {
 	struct pair *p = *state;
-	struct channel_load load = { .received = UINT64_MAX - 1, .open = 77, .pad = 0 }, got;
+	struct channel_load load = { .received = UINT64_MAX - 1, .open = 77, .capacity = 5, .evictable = 2 }, got;
 	struct channel_hdr hdr;
 	int fd = 5;
 
