@@ -31,12 +31,12 @@ handoff_capacity(const struct master *m, const struct worker_slot *s)
 {
 	uint64_t cap = (uint64_t)m->conf->clients_per_worker;
 
-	return s->capacity > 0 && s->capacity < cap ? s->capacity : cap;
+	return s->capacity < cap ? s->capacity : cap;
 }
 
 /*
- * The one definition of "this worker can take a client": serving, ready,
- * below capacity or holding idle clients it would close to make room, and
+ * The one definition of "this worker can take a client": serving, ready
+ * (and its capacity known: the LOAD that follows READY), below capacity or holding idle clients it would close to make room, and
  * no control message waiting (a CONN must not overtake it, and a worker
  * that is not reading should not get more clients).
  */

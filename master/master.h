@@ -33,7 +33,7 @@ struct worker_slot {
 	bool        draining;
 	bool        stop_sent;
 	uint32_t    open;           /* as last reported */
-	uint32_t    capacity;       /* as last reported; 0: not yet (clients_per_worker) */
+	uint32_t    capacity;       /* as last reported; 0 until its first LOAD */
 	uint32_t    evictable;      /* idle clients it would close for new ones */
 	uint64_t    received;       /* as last reported */
 	uint64_t    sent;           /* descriptors handed to it */

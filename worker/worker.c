@@ -415,7 +415,7 @@ worker_teardown(struct worker *w)
 	buffer_pool_free(&w->in_pool);
 	buffer_pool_free(&w->out_pool);
 	filemap_close_all();
-	files_close(&w->files);
+	files_free(&w->files);
 	access_close();
 	free(w->clients);
 	free(w->pfd);
@@ -523,6 +523,8 @@ worker_main(const struct config *conf, unsigned gen, int chan)
 	}
 	if (channel_send(chan, CHANNEL_READY, gen, NULL, 0, -1) == -1)
 		log_warn("channel: send READY");
+	/* Right behind READY: what it can hold, before the first client comes. */
+	worker_report_load(&w);
 	log_debug("serving %s, up to %d clients", conf->directory, w.maxclients);
 	last_sweep_s = w.now_ms / CLOCK_MS_PER_SEC;
 

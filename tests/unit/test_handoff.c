@@ -49,6 +49,7 @@ static void pool_make(int n, int capacity)
 		s->gen = 1;
 		s->index = i;
 		s->ready = true;
+		s->capacity = (uint32_t)capacity;   /* reported with READY */
 		channel_queue_init(&s->out);
 	}
 	m.nslots = n;
