@@ -28,7 +28,19 @@ files_init(struct files *f, const char *path)
 	f->dev = 0;
 	f->ino = 0;
 	f->checked = 0;
+	f->snapshot = NULL;
 	files_refresh(f);
+}
+
+static void
+files_snapshot_release(struct files_snapshot *snap)
+{
+	if (snap == NULL || --snap->refs > 0)
+		return;
+	for (size_t i = 0; i < snap->count; i++)
+		free(snap->names[i]);
+	free(snap->names);
+	free(snap);
 }
 
 void
@@ -37,6 +49,14 @@ files_close(struct files *f)
 	if (f->dirfd != -1)
 		close(f->dirfd);
 	f->dirfd = -1;
+}
+
+void
+files_free(struct files *f)
+{
+	files_close(f);
+	files_snapshot_release(f->snapshot);
+	f->snapshot = NULL;
 }
 
 void
@@ -139,70 +159,117 @@ files_listed(const struct files *f, const struct dirent *de)
 }
 
 static int
-files_listing_add(struct files_listing *l, size_t *cap, const char *name)
+files_names_add(struct files_snapshot *snap, size_t *cap, const char *name)
 {
-	if (l->count == *cap) {
+	if (snap->count == *cap) {
 		size_t ncap = *cap ? *cap * 2 : 64;
-		char **tmp = realloc(l->names, ncap * sizeof(*l->names));
+		char **tmp = realloc(snap->names, ncap * sizeof(*snap->names));
 		if (tmp == NULL)
 			return -1;
-		l->names = tmp;
+		snap->names = tmp;
 		*cap = ncap;
 	}
-	if ((l->names[l->count] = strdup(name)) == NULL)
+	if ((snap->names[snap->count] = strdup(name)) == NULL)
 		return -1;
-	l->count++;
+	snap->count++;
 	return 0;
+}
+
+/* Reads the directory into a new snapshot (one reference); NULL with errno. */
+static struct files_snapshot *
+files_snapshot_build(const struct files *f, const struct stat *dir)
+{
+	struct files_snapshot *snap;
+	struct timespec        now;
+	DIR                   *d;
+	struct dirent         *de;
+	size_t                 cap = 0;
+	int                    fd, saved;
+
+	if ((snap = calloc(1, sizeof(*snap))) == NULL)
+		return NULL;
+	snap->refs = 1;
+	snap->dev = dir->st_dev;
+	snap->ino = dir->st_ino;
+	snap->mtime = dir->st_mtim;
+	/*
+	 * A change within the timestamp's granularity of the last one may
+	 * leave mtime as it was: trust the snapshot only when it was taken a
+	 * second or more after the directory last changed.
+	 */
+	clock_gettime(CLOCK_REALTIME, &now);
+	snap->reusable = now.tv_sec - dir->st_mtim.tv_sec >= 2 ||
+	    (now.tv_sec - dir->st_mtim.tv_sec == 1 && now.tv_nsec >= dir->st_mtim.tv_nsec);
+	if ((fd = openat(f->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		goto fail;
+	if ((d = fdopendir(fd)) == NULL) {
+		close(fd);
+		goto fail;
+	}
+	errno = 0;
+	while ((de = readdir(d)) != NULL) {
+		if (files_listed(f, de) && files_names_add(snap, &cap, de->d_name) == -1)
+			break;
+		errno = 0;
+	}
+	saved = errno;
+	closedir(d);
+	if (saved != 0) {
+		errno = saved;
+		goto fail;
+	}
+	if (snap->count > 1)
+		qsort(snap->names, snap->count, sizeof(*snap->names), files_cmp);
+	return snap;
+fail:
+	saved = errno;
+	files_snapshot_release(snap);
+	errno = saved;
+	return NULL;
 }
 
 int
 files_list(struct files *f, struct files_listing *out)
 {
-	DIR           *dir = NULL;
-	struct dirent *de;
-	size_t         cap = 0;
-	int            fd, saved;
+	struct files_snapshot *snap = f->snapshot;
+	struct stat            st;
 
 	out->names = NULL;
 	out->count = 0;
+	out->snap = NULL;
 	if (f->dirfd == -1) {
 		if (f->open_errno == 0)
 			return 0;       /* no directory at the path: an empty list */
 		errno = f->open_errno;
 		return -1;
 	}
-	if ((fd = openat(f->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+	if (fstat(f->dirfd, &st) == -1)
 		return -1;
-	if ((dir = fdopendir(fd)) == NULL) {
-		close(fd);
-		return -1;
+	if (snap == NULL || !snap->reusable || snap->dev != st.st_dev || snap->ino != st.st_ino ||
+	    snap->mtime.tv_sec != st.st_mtim.tv_sec || snap->mtime.tv_nsec != st.st_mtim.tv_nsec) {
+		if ((snap = files_snapshot_build(f, &st)) == NULL)
+			return -1;
+		files_snapshot_release(f->snapshot);
+		f->snapshot = snap;
 	}
-	errno = 0;
-	while ((de = readdir(dir)) != NULL) {
-		if (files_listed(f, de) && files_listing_add(out, &cap, de->d_name) == -1)
-			goto fail;
-		errno = 0;
-	}
-	if (errno != 0)
-		goto fail;
-	closedir(dir);
-	if (out->count > 1)
-		qsort(out->names, out->count, sizeof(*out->names), files_cmp);
+	snap->refs++;
+	out->snap = snap;
+	out->names = snap->names;
+	out->count = snap->count;
 	return 0;
-fail:
-	saved = errno;
-	closedir(dir);
-	files_listing_free(out);
-	errno = saved;
-	return -1;
 }
 
 void
 files_listing_free(struct files_listing *l)
 {
-	for (size_t i = 0; i < l->count; i++)
-		free(l->names[i]);
-	free(l->names);
+	if (l->snap != NULL)
+		files_snapshot_release(l->snap);
+	else {
+		for (size_t i = 0; i < l->count; i++)
+			free(l->names[i]);
+		free(l->names);
+	}
 	l->names = NULL;
 	l->count = 0;
+	l->snap = NULL;
 }

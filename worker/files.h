@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 
 struct files {
 	char   path[4096];
@@ -19,10 +20,14 @@ struct files {
 	ino_t  ino;
 	uint64_t checked;   /* poll turn of the last check */
 	int    open_errno;  /* the path names a directory that could not be opened */
+	struct files_snapshot *snapshot;   /* the last listing built, for reuse */
 };
 
 void files_init(struct files *f, const char *path);
+/* Closes the directory descriptor (the snapshot stays for reuse). */
 void files_close(struct files *f);
+/* Closes and frees everything: at the worker's exit. */
+void files_free(struct files *f);
 /* Re-checks the path and reopens the directory when it changed. */
 void files_refresh(struct files *f);
 /*
@@ -34,15 +39,33 @@ void files_refresh_turn(struct files *f, uint64_t turn);
 int  files_stat(struct files *f, const char *name, struct stat *st);
 /* Opens a servable file for reading: fd; -1 with errno (ENOENT: not servable). */
 int  files_open(struct files *f, const char *name, struct stat *st);
-/* The names get_file_listing shows, sorted by byte value. */
+/*
+ * The names of one state of the directory, built once and shared by every
+ * response listing it until the directory changes (reference-counted), so
+ * a large directory costs one copy per worker, not one per connection.
+ */
+struct files_snapshot {
+	unsigned         refs;
+	char           **names;     /* sorted by byte value */
+	size_t           count;
+	dev_t            dev;       /* the directory, as it was then */
+	ino_t            ino;
+	struct timespec  mtime;
+	bool             reusable;  /* taken a second or more after its last change */
+};
+
+/* The names get_file_listing shows: a snapshot's, or names of its own. */
 struct files_listing {
-	char   **names;
-	size_t   count;
+	char                 **names;
+	size_t                 count;
+	struct files_snapshot *snap;    /* NULL: names (if any) are owned */
 };
 
 /*
  * Lists the regular files whose names are valid FILENAMEs: 0; -1 with errno
  * when the directory exists but cannot be read (a missing one lists empty).
+ * The names are shared with the worker's snapshot while the directory is
+ * unchanged; files_listing_free gives them back.
  */
 int  files_list(struct files *f, struct files_listing *out);
 void files_listing_free(struct files_listing *l);

@@ -52,6 +52,7 @@ stream_start_listing(struct stream *s, struct files_listing *listing)
 	s->listing = *listing;
 	listing->names = NULL;
 	listing->count = 0;
+	listing->snap = NULL;
 }
 
 void

@@ -182,7 +182,7 @@ static int teardown(void **state)
 	fx->c = NULL;
 	if (fx->peer != -1)
 		close(fx->peer);
-	files_close(&fx->w.files);
+	files_free(&fx->w.files);
 	buffer_pool_free(&fx->w.in_pool);
 	buffer_pool_free(&fx->w.out_pool);
 	filemap_close_all();

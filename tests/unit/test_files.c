@@ -93,7 +93,7 @@ static int teardown(void **state)
 {
 	struct fixture *fx = *state;
 
-	files_close(&fx->files);
+	files_free(&fx->files);
 	rm_tree(fx->dir);
 	return 0;
 }
@@ -156,7 +156,7 @@ static void test_listing_empty_directory(void **state)
 static void test_missing_directory_lists_empty(void **state)
 {
 	struct fixture      *fx = *state;
-	struct files_listing l = { (char **)&l, 99 };   /* garbage the call must reset */
+	struct files_listing l = { (char **)&l, 99, NULL };   /* garbage the call must reset */
 	char                 path[128];
 	struct stat          st;
 
@@ -359,11 +359,61 @@ static void test_refresh_turn_checks_once_per_turn(void **state)
 
 #define FT(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
+
+/* Back-dates the directory's mtime, as if it last changed 10 s ago. */
+static void age_directory(const char *dir)
+{
+	struct timespec times[2];
+
+	clock_gettime(CLOCK_REALTIME, &times[0]);
+	times[0].tv_sec -= 10;
+	times[1] = times[0];
+	assert_int_equal(utimensat(AT_FDCWD, dir, times, 0), 0);
+}
+
+/*
+ * One snapshot per state of the directory, shared by every listing of it:
+ * a large directory costs one copy per worker, not one per connection.
+ * A change makes a new one; listings of the old one stay valid.
+ */
+static void test_listing_snapshot_shared_until_change(void **state)
+{
+	struct fixture      *fx = *state;
+	struct files_listing a, b, c;
+
+	make_file(fx->dir, "one", "x");
+	age_directory(fx->dir);
+	files_init(&fx->files, fx->dir);
+	assert_int_equal(files_list(&fx->files, &a), 0);
+	assert_int_equal(files_list(&fx->files, &b), 0);
+	assert_non_null(a.snap);
+	assert_ptr_equal(a.snap, b.snap);
+	assert_ptr_equal(a.names, b.names);
+	assert_int_equal(a.snap->refs, 3);      /* a, b and the cache */
+
+	make_file(fx->dir, "two", "x");         /* the directory changes */
+	assert_int_equal(files_list(&fx->files, &c), 0);
+	assert_ptr_not_equal(c.snap, a.snap);
+	assert_int_equal(c.count, 2);
+	assert_string_equal(c.names[1], "two");
+	assert_int_equal(a.count, 1);           /* the old listing is intact */
+	assert_string_equal(a.names[0], "one");
+	files_listing_free(&a);
+	files_listing_free(&b);
+	/* Just changed: not trusted (same-tick changes may keep mtime), rebuilt. */
+	assert_false(c.snap->reusable);
+	assert_int_equal(files_list(&fx->files, &a), 0);
+	assert_ptr_not_equal(a.snap, c.snap);
+	files_listing_free(&a);
+	files_listing_free(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		FT(test_listing_sorted_and_filtered),
 		FT(test_listing_empty_directory),
+		FT(test_listing_snapshot_shared_until_change),
 		FT(test_missing_directory_lists_empty),
 		FT(test_path_is_a_file_lists_empty),
 		FT(test_stat_and_open_regular_file),

@@ -420,6 +420,7 @@ static void test_size_zero(void **state)
 static void make_listing(struct files_listing *l, const char *const *names, size_t n)
 {
 	l->count = n;
+	l->snap = NULL;
 	l->names = n ? calloc(n, sizeof(*l->names)) : NULL;
 	for (size_t i = 0; i < n; i++) {
 		l->names[i] = strdup(names[i]);
