@@ -53,6 +53,14 @@ listen_open(struct master *m, const struct config *c, char *err, size_t errlen)
 			snprintf(err, errlen, "listen %s: %s", c->listen[i].text, strerror(errno));
 			goto fail;
 		}
+		/* Accepted sockets inherit it: no system call per connection. */
+		if (net_send_buffer(fd, c->send_buffer) == -1) {
+			snprintf(err, errlen, "listen %s: send_buffer: %s", c->listen[i].text,
+			    strerror(errno));
+			if (j == -1)
+				close(fd);
+			goto fail;
+		}
 		next[n].fd = fd;
 		next[n].addr = c->listen[i];
 		n++;

@@ -3,6 +3,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -11,6 +12,16 @@
 
 #include "config.h"
 #include "net.h"
+
+int
+net_send_buffer(int fd, uint64_t bytes)
+{
+	int size = bytes > INT_MAX / 2 ? INT_MAX / 2 : (int)bytes;
+
+	if (bytes == 0)
+		return 0;
+	return setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+}
 
 int
 net_listen(const struct config_listen *l, int backlog)
