@@ -309,6 +309,9 @@ def test_clients_per_worker_limit_queues_not_refuses(hftpd):
                 raise AssertionError("partial response %r" % buf)
             return False
         assert buf == HELP_RESPONSE
+        # Mid-request from now on: a full worker closes idle clients to
+        # make room, never one in the middle of a request.
+        s.sendall(b"get_metadata ten")
         return True
 
     pending = list(range(5))
@@ -321,8 +324,9 @@ def test_clients_per_worker_limit_queues_not_refuses(hftpd):
     assert len(done) == 2, "served at once: %s (expected 2 with -n 2)" % done
     while pending:
         q = done.pop(0)
-        conns[q].sendall(b"quit\r\n")
-        assert conns[q].recv(100) == OK
+        conns[q].sendall(b".txt\r\nquit\r\n")
+        want = b"0 OK\r\n10\r\n" + OK
+        assert recv_exactly(conns[q], len(want)) == want
         conns[q].close()
         deadline = time.monotonic() + 5 * SCALE
         newly = []
@@ -334,9 +338,20 @@ def test_clients_per_worker_limit_queues_not_refuses(hftpd):
         assert len(newly) == 1, "after a quit, %s were served" % newly
         done += newly
     for i in done:
-        conns[i].sendall(b"get_metadata ten.txt\r\n")
-        assert conns[i].recv(100) == b"0 OK\r\n10\r\n"
+        conns[i].sendall(b".txt\r\n")
+        assert recv_exactly(conns[i], 10) == b"0 OK\r\n10\r\n"
         conns[i].close()
+
+
+def recv_exactly(s, n):
+    s.settimeout(5 * SCALE)
+    buf = b""
+    while len(buf) < n:
+        d = s.recv(n - len(buf))
+        if not d:
+            break
+        buf += d
+    return buf
 
 
 def server_conn_inodes(srv, n, timeout=5):
