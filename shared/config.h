@@ -34,7 +34,7 @@
 #define CONFIG_DEFAULT_REQUEST_TIMEOUT      30
 #define CONFIG_DEFAULT_REQUEST_MIN_RATE     (32u * 1024)
 #define CONFIG_DEFAULT_SEND_TIMEOUT         60
-#define CONFIG_DEFAULT_SEND_BUFFER          0
+#define CONFIG_DEFAULT_SEND_BUFFER          (256u * 1024)
 /* A daemon (not -f) writes this pid file unless the config names one. */
 #define CONFIG_DEFAULT_PID_FILE             "/run/hftpd.pid"
 
