@@ -221,7 +221,8 @@ def test_fifo_is_written_in_place(hftpd, tmp_path):
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     got = []
-    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()),
+                              daemon=True)
     reader.start()
     r = hftp_run(addr(srv), "get", "f", "-o", fifo)
     reader.join(10 * SCALE)
