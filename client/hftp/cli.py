@@ -53,8 +53,9 @@ commands:
 downloads:
   A download into a regular file goes to OUT%(part)s and is renamed over OUT
   only when complete.  Ctrl-C or a lost connection keeps OUT%(part)s and
-  OUT%(state)s; -c continues from them.  A file over %(seg)d MiB is fetched
-  over -j connections (default %(conns)d), each a range of it.  Transient
+  OUT%(state)s; -c continues from them.  A file is fetched over -j
+  connections (default %(conns)d; one per %(seg)d MiB for smaller files),
+  each writing its range at its offset.  Transient
   failures (connection refused, reset or closed, timeouts) are retried
   --retries times, waiting 0.25 s, 0.5 s, 1 s ... up to 8 s, and continue
   from the bytes already written.  An OUT that exists and is not a regular
@@ -78,7 +79,7 @@ examples:
   hftp get '[::1]:19500' big.iso -o /tmp/
   hftp -c 127.0.0.1 get big.iso
   hftp mirror 127.0.0.1:19500 ./copy --delete
-""" % dict(part=PART_SUFFIX, state=".hftp-state", seg=2 * SEGMENT_MIN >> 20,
+""" % dict(part=PART_SUFFIX, state=".hftp-state", seg=SEGMENT_MIN >> 20,
            conns=DEFAULT_CONNECTIONS, ok=EXIT_OK, status=EXIT_STATUS,
            usage=EXIT_USAGE, protocol=EXIT_PROTOCOL, local=EXIT_LOCAL,
            network=EXIT_NETWORK, intr=EXIT_INTERRUPTED, term=EXIT_TERMINATED)
@@ -184,10 +185,10 @@ def _add_options(p: argparse.ArgumentParser, top: bool) -> None:
     g.add_argument("-j", "--jobs", type=_positive_int, metavar="N",
                    default=d(None),
                    help="get: connections, each fetching a range (default "
-                   "%d for files over %d MiB); mirror: files fetched at once "
-                   "(default %d)" % (DEFAULT_CONNECTIONS,
-                                     2 * SEGMENT_MIN >> 20,
-                                     DEFAULT_CONNECTIONS))
+                   "%d; one per %d MiB for smaller files); mirror: files "
+                   "fetched at once (default %d)"
+                   % (DEFAULT_CONNECTIONS, SEGMENT_MIN >> 20,
+                      DEFAULT_CONNECTIONS))
     g.add_argument("-c", "--continue", dest="resume", action="store_true",
                    default=d(False),
                    help="get: continue a partial download (OUT%s)"
@@ -232,8 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("server", metavar="HOST[:PORT]",
                    help="the server")
     _add_options(p, top=True)
+    # Listed, with their arguments, in the epilog.
     sub = p.add_subparsers(dest="command", metavar="COMMAND",
-                           title="commands")
+                           help=argparse.SUPPRESS)
     sub.required = True
 
     def command(name: str, text: str) -> argparse.ArgumentParser:

@@ -65,6 +65,11 @@ class Progress:
         with self._lock:
             self.done += n
 
+    def add_total(self, n: int) -> None:
+        """n more bytes to fetch (any thread)."""
+        with self._lock:
+            self.total += n
+
     def restart_clock(self) -> None:
         """Rates count from now: bytes done so far (resumed) are not news."""
         with self._lock:

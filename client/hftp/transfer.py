@@ -383,7 +383,7 @@ class FileDownload:
             self._open_in_place()
             self.segments = [Segment(0, size)]
         try:
-            self.session.progress.total += size
+            self.session.progress.add_total(size)
             self.session.progress.add(self.resumed)
             self.session.progress.restart_clock()
             if threaded:

@@ -21,6 +21,7 @@ def _venv_tools():
                     "python3-setuptools and python3-wheel)" % e)
 
 
+@pytest.mark.slow        # pip in a fresh venv; the server is not what is tested
 def test_pip_install_into_a_venv_and_run_the_console_script(server, tmp_path):
     _venv_tools()
     src = tmp_path / "src"
