@@ -6,16 +6,16 @@
  * a temporary one holding a few small files, so every answer can be
  * checked exactly.
  *
- * Input: byte 0 picks the request_line_max in force and seeds the way the
- * stream is cut into pieces; the rest is the request stream.  The stream is
+ * Input: byte 0 picks the request_line_max and the slice framing in force
+ * and seeds the way the stream is cut into pieces; the rest is the request stream.  The stream is
  * fed twice, on fresh clients: whole, then piece by piece, each piece
  * answered before the next is sent.  Invariants (abort on a violation):
  *   - both runs produce the same bytes: the answer does not depend on how
  *     the input is split;
  *   - every CR LF terminated line gets one response, in order, starting
  *     with a known status line; 0 OK bodies are exactly what the files
- *     hold (metadata, listing, help, slices raw and base64); an unknown
- *     command is 200 and only an unknown command is;
+ *     hold (metadata, listing, help, slices raw, base64 and fragments);
+ *     an unknown command is 200 and only an unknown command is;
  *   - a bare LF is 100, a line over request_line_max or of spaces only is
  *     101, and nothing follows a fatal status or quit's 0 OK;
  *   - a trailing half line gets nothing, even once the peer shuts down
@@ -55,6 +55,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define LINE_MAX_SMALL  64
 #define LINE_MAX_LARGE  4096
 #define LINE_MAX_BIT    0x80
+/* Byte 0's bit that picks slice_encoding = fragments over base64. */
+#define FRAGMENTS_BIT   0x40
 /* Pieces are 1 .. PIECE_MAX bytes long. */
 #define PIECE_MAX       32
 #define BIN_SIZE        300
@@ -358,6 +360,16 @@ fuzz_ok_answer(const char *line, size_t len, struct bytes *want, int *closes)
 			    (unsigned long long)size);
 			bytes_add(want, head, strlen(head));
 			bytes_add(want, f->data + off, (size_t)size);
+		} else if (fuzz_conf.slice_encoding == SLICE_FRAGMENTS) {
+			/* files this small always fit one fragment */
+			bytes_add(want, "0 OK\r\n", 6);
+			if (size > 0) {
+				snprintf(head, sizeof(head), "%llu ", (unsigned long long)size);
+				bytes_add(want, head, strlen(head));
+				bytes_add(want, f->data + off, (size_t)size);
+				bytes_add(want, "\r\n", 2);
+			}
+			bytes_add(want, "0 \r\n", 4);
 		} else {
 			char b64[BASE64_ENCODED_LEN(BIN_SIZE) + 1];
 
@@ -482,6 +494,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size == 0)
 		return 0;
 	fuzz_conf.request_line_max = (data[0] & LINE_MAX_BIT) ? LINE_MAX_LARGE : LINE_MAX_SMALL;
+	fuzz_conf.slice_encoding = (data[0] & FRAGMENTS_BIT) ? SLICE_FRAGMENTS : SLICE_BASE64;
 	/* never 0: that is the whole run */
 	seed = 0x9e3779b9u * ((uint32_t)data[0] + 1);
 	data++;
