@@ -224,17 +224,37 @@ STOP_SECONDS = 10
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="master/handoff.c handoff_pick hands "
+                   "new clients to the least-loaded worker even when it has "
+                   "stopped reading its channel: a SIGSTOPped worker with "
+                   "fewer clients gets them, and they wait until SIGCONT")
 def test_sigstop_worker_new_clients_served_by_the_other(daemon):
     files = {"ten.txt": b"0123456789", "small.bin": os.urandom(64 * 1024)}
     d = daemon(workers=2, files=files)
     d.start()
     workers = d.wait_workers(2)
     assert len(workers) == 2
-    # A client of the worker about to be stopped, mid-session.
-    held = hftp.Client("127.0.0.1", d.port, timeout=60 * SCALE)
-    assert held.metadata("ten.txt") == 10
-    victim = worker_of_connection(d.port, held.sock.getsockname()[1], workers)
-    assert victim is not None
+
+    def owner(c):
+        return worker_of_connection(d.port, c.sock.getsockname()[1], workers)
+
+    # One client of the worker about to be stopped, mid-session, and two
+    # idle ones of the other: the stopped worker is the least loaded, the
+    # case where handing it new clients is most tempting.
+    held = []
+    while len(held) < 8:
+        c = hftp.Client("127.0.0.1", d.port, timeout=60 * SCALE)
+        assert c.metadata("ten.txt") == 10
+        held.append(c)
+        victims = [x for x in held if owner(x) == workers[0]]
+        others = [x for x in held if owner(x) == workers[1]]
+        if victims and len(others) >= 2:
+            break
+    assert victims and len(others) >= 2, "could not place the clients"
+    victim, mine = workers[0], victims[0]
+    for c in held:
+        if c is not mine and c not in others[:2]:
+            c.close()
     served, late = 0, []
     d.kill(victim, signal.SIGSTOP)
     try:
@@ -256,8 +276,9 @@ def test_sigstop_worker_new_clients_served_by_the_other(daemon):
     finally:
         os.kill(victim, signal.SIGCONT)
     # The stopped worker's client resumes where it was.
-    assert held.slice("ten.txt", 2, 3) == b"234"
-    held.close()
+    assert mine.slice("ten.txt", 2, 3) == b"234"
+    for c in [mine] + others[:2]:
+        c.close()
     assert not late, "%d clients not served while worker %d was stopped "\
         "(%d were): %s" % (len(late), victim, served, late[:5])
     assert served >= STOP_SECONDS, served
