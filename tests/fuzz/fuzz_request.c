@@ -10,8 +10,9 @@
  * and seeds the way the stream is cut into pieces; the rest is the request stream.  The stream is
  * fed twice, on fresh clients: whole, then piece by piece, each piece
  * answered before the next is sent.  Invariants (abort on a violation):
- *   - both runs produce the same bytes: the answer does not depend on how
- *     the input is split;
+ *   - both runs produce the same bytes (in fragments framing, where the
+ *     fragments end may differ, the same content): the answer does not
+ *     depend on how the input is split;
  *   - every CR LF terminated line gets one response, in order, starting
  *     with a known status line; 0 OK bodies are exactly what the files
  *     hold (metadata, listing, help, slices raw, base64 and fragments);
@@ -60,6 +61,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 /* Pieces are 1 .. PIECE_MAX bytes long. */
 #define PIECE_MAX       32
 #define BIN_SIZE        300
+/* More than a client's output buffer holds: backpressure, several fragments. */
+#define BIG_SIZE        (CLIENT_OUT_CAP + 50000)
 
 #define ARCHIVO         "Qu\xc3\xa9 calor que hace hoy, pinta una birra"
 #define HELP_BODY       "get_file_listing\r\nget_metadata\r\nget_slice\r\nhelp\r\nquit\r\n\r\n"
@@ -80,13 +83,16 @@ static char                 fuzz_dir[64];
 static struct config        fuzz_conf;
 static struct worker        fuzz_worker;
 static unsigned char        fuzz_bin[BIN_SIZE];
+static unsigned char        fuzz_big[BIG_SIZE];
+static char                 fuzz_b64[BASE64_ENCODED_LEN(BIG_SIZE) + 1];
 static struct served_file   fuzz_files[] = {
 	{ "archivo.txt", (const unsigned char *)ARCHIVO, sizeof(ARCHIVO) - 1 },
+	{ "big", fuzz_big, sizeof(fuzz_big) },
 	{ "bin", fuzz_bin, sizeof(fuzz_bin) },
 	{ "empty", (const unsigned char *)"", 0 },
 };
 /* The listing of the files above, in the order the server sorts them. */
-static const char fuzz_listing[] = "0 OK\r\narchivo.txt\r\nbin\r\nempty\r\n\r\n";
+static const char fuzz_listing[] = "0 OK\r\narchivo.txt\r\nbig\r\nbin\r\nempty\r\n\r\n";
 
 static void
 fuzz_die(const char *what, const uint8_t *req, size_t len, const struct bytes *got)
@@ -140,6 +146,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	log_init("fuzz", LOG_LEVEL_ERROR);
 	for (size_t i = 0; i < sizeof(fuzz_bin); i++)
 		fuzz_bin[i] = (unsigned char)(i * 7 + 3);
+	for (size_t i = 0; i < sizeof(fuzz_big); i++)
+		fuzz_big[i] = (unsigned char)(i * 13 + (i >> 10));
 	snprintf(fuzz_dir, sizeof(fuzz_dir), "/tmp/hftpd-fuzz-request.XXXXXX");
 	if (mkdtemp(fuzz_dir) == NULL)
 		abort();
@@ -319,9 +327,14 @@ fuzz_number(const char *s, size_t len, uint64_t *out)
 	return 0;
 }
 
-/* The exact 0 OK answer line (a complete, non-fatal request) must get. */
+/*
+ * The exact 0 OK answer line (a complete, non-fatal request) must get;
+ * for a slice in fragments, want is the status line and *frag the bytes
+ * the fragments after it must carry.
+ */
 static int
-fuzz_ok_answer(const char *line, size_t len, struct bytes *want, int *closes)
+fuzz_ok_answer(const char *line, size_t len, struct bytes *want, int *closes,
+    const unsigned char **frag, size_t *frag_len)
 {
 	const char               *w[5];
 	size_t                    wl[5];
@@ -331,6 +344,8 @@ fuzz_ok_answer(const char *line, size_t len, struct bytes *want, int *closes)
 	uint64_t                  off, size;
 
 	*closes = 0;
+	*frag = NULL;
+	*frag_len = 0;
 	if (n == 1 && wl[0] == 4 && memcmp(w[0], "help", 4) == 0) {
 		bytes_add(want, "0 OK\r\n" HELP_BODY, strlen("0 OK\r\n" HELP_BODY));
 		return 0;
@@ -361,25 +376,49 @@ fuzz_ok_answer(const char *line, size_t len, struct bytes *want, int *closes)
 			bytes_add(want, head, strlen(head));
 			bytes_add(want, f->data + off, (size_t)size);
 		} else if (fuzz_conf.slice_encoding == SLICE_FRAGMENTS) {
-			/* files this small always fit one fragment */
+			/* where fragments end depends on the room left: see fuzz_fragments */
 			bytes_add(want, "0 OK\r\n", 6);
-			if (size > 0) {
-				snprintf(head, sizeof(head), "%llu ", (unsigned long long)size);
-				bytes_add(want, head, strlen(head));
-				bytes_add(want, f->data + off, (size_t)size);
-				bytes_add(want, "\r\n", 2);
-			}
-			bytes_add(want, "0 \r\n", 4);
+			*frag = f->data + off;
+			*frag_len = (size_t)size;
 		} else {
-			char b64[BASE64_ENCODED_LEN(BIN_SIZE) + 1];
-
 			bytes_add(want, "0 OK\r\n", 6);
-			bytes_add(want, b64, base64_encode(b64, f->data + off, (size_t)size));
+			bytes_add(want, fuzz_b64, base64_encode(fuzz_b64, f->data + off, (size_t)size));
 			bytes_add(want, "\r\n", 2);
 		}
 		return 0;
 	}
 	return -1;
+}
+
+/*
+ * Fragments ("LEN BYTES\r\n" ... "0 \r\n") at p carrying exactly the n
+ * bytes at data: their total length, or 0 if they do not.
+ */
+static size_t
+fuzz_fragments(const char *p, size_t len, const unsigned char *data, size_t n)
+{
+	size_t at = 0, done = 0;
+
+	for (;;) {
+		size_t flen = 0, digits = 0;
+
+		while (at < len && p[at] >= '0' && p[at] <= '9' && digits < 20) {
+			flen = flen * 10 + (size_t)(p[at++] - '0');
+			digits++;
+		}
+		if (digits == 0 || at >= len || p[at++] != ' ')
+			return 0;
+		if (flen == 0)
+			break;
+		if (flen > n - done || len - at < flen + 2 ||
+		    memcmp(p + at, data + done, flen) != 0 || memcmp(p + at + flen, "\r\n", 2) != 0)
+			return 0;
+		at += flen + 2;
+		done += flen;
+	}
+	if (done != n || len - at < 2 || memcmp(p + at, "\r\n", 2) != 0)
+		return 0;
+	return at + 2;
 }
 
 static int
@@ -448,7 +487,8 @@ fuzz_check(const uint8_t *req, size_t len, const struct bytes *got, uint64_t lin
 		size_t       llen = eol != NULL ? (size_t)(eol - (in + pos)) : len - pos;
 		int          fatal = fuzz_fatal_for(in + pos, llen, eol != NULL, line_max);
 		int          st = -1, closes = 0;
-		size_t       sl;
+		size_t       sl, frag_len, fl;
+		const unsigned char *frag;
 		struct bytes want = { 0 };
 
 		if (eol == NULL && fatal == 0)
@@ -462,11 +502,17 @@ fuzz_check(const uint8_t *req, size_t len, const struct bytes *got, uint64_t lin
 			break;
 		}
 		if (st == 0) {
-			if (fuzz_ok_answer(in + pos, llen, &want, &closes) == -1)
+			if (fuzz_ok_answer(in + pos, llen, &want, &closes, &frag, &frag_len) == -1)
 				fuzz_die("0 OK to a request that cannot succeed", req, len, got);
 			if (got->len - at < want.len || memcmp(got->p + at, want.p, want.len) != 0)
 				fuzz_die("wrong 0 OK answer", req, len, got);
 			at += want.len;
+			if (frag != NULL) {
+				fl = fuzz_fragments(got->p + at, got->len - at, frag, frag_len);
+				if (fl == 0)
+					fuzz_die("wrong fragments", req, len, got);
+				at += fl;
+			}
 		} else {
 			if (st < 200)
 				fuzz_die("fatal status for a well-formed line", req, len, got);
@@ -502,11 +548,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	fuzz_run(data, size, 0, &whole, &tail_whole);
 	fuzz_run(data, size, seed, &pieces, &tail_pieces);
-	if (whole.len != pieces.len || (whole.len > 0 && memcmp(whole.p, pieces.p, whole.len) != 0))
+	/*
+	 * Fragment boundaries follow the room left in the output buffer, so
+	 * in fragments the two runs need only carry the same content, which
+	 * fuzz_check verifies of each; otherwise they must be the same bytes.
+	 */
+	if (fuzz_conf.slice_encoding != SLICE_FRAGMENTS && (whole.len != pieces.len ||
+	    (whole.len > 0 && memcmp(whole.p, pieces.p, whole.len) != 0)))
 		fuzz_die("the answer depends on how the input is split", data, size, &whole);
 	if (tail_whole != 0 || tail_pieces != 0)
 		fuzz_die("bytes sent after the peer's EOF (for a half line?)", data, size, &whole);
 	fuzz_check(data, size, &whole, fuzz_conf.request_line_max);
+	fuzz_check(data, size, &pieces, fuzz_conf.request_line_max);
 	free(whole.p);
 	free(pieces.p);
 	return 0;
