@@ -35,6 +35,19 @@ handoff_capacity(const struct master *m, const struct worker_slot *s)
 }
 
 /*
+ * A worker reports what it received within WORKER_LOAD_MS (10 ms): one that
+ * leaves a hand-off unreported this long is not reading its channel
+ * (stopped, stuck), and new clients go to the others meanwhile.
+ */
+#define HANDOFF_STALLED_MS  250
+
+static bool
+handoff_stalled(const struct worker_slot *s, uint64_t now_ms)
+{
+	return s->unreceived_since_ms != 0 && now_ms - s->unreceived_since_ms >= HANDOFF_STALLED_MS;
+}
+
+/*
  * The one definition of "this worker can take a client": serving, ready
  * (and its capacity known: the LOAD that follows READY), below capacity or holding idle clients it would close to make room, and
  * no control message waiting (a CONN must not overtake it, and a worker
@@ -44,6 +57,7 @@ static bool
 handoff_can_take(const struct master *m, const struct worker_slot *s)
 {
 	return spawn_slot_serving(m, s) && s->ready && !control_waiting(s) &&
+	    !handoff_stalled(s, m->now_ms) &&
 	    (handoff_load(s) < handoff_capacity(m, s) || s->evictable > 0);
 }
 
@@ -93,6 +107,8 @@ handoff_give(struct master *m, int fd)
 			m->next_id++;
 			if (handoff_load(s) >= handoff_capacity(m, s))
 				s->evictable--;     /* it closes an idle client for this one */
+			if (s->sent == s->received && s->unreceived_since_ms == 0)
+				s->unreceived_since_ms = m->now_ms;
 			s->sent++;
 			close(fd);
 			return 0;

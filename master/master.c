@@ -125,6 +125,10 @@ master_load_report(struct worker_slot *s, const unsigned char *payload)
 	}
 	s->open = load.open;
 	s->received = load.received;
+	if (s->received == s->sent)
+		s->unreceived_since_ms = 0;
+	else if (s->unreceived_since_ms != 0)
+		s->unreceived_since_ms = clock_now_ms();    /* it reads: restart the clock */
 	s->capacity = load.capacity;
 	/* Connections still in flight may each take one of the idle slots. */
 	s->evictable = load.evictable > s->sent - s->received ?
@@ -336,6 +340,7 @@ master_run(struct master *m)
 	static struct master_pollset ps;
 
 	while (m->phase == MASTER_RUNNING || master_workers_alive(m) > 0) {
+		m->now_ms = clock_now_ms();
 		master_pollset_fill(m, &ps);
 		if (poll(ps.pfd, (nfds_t)ps.n, master_poll_timeout(m)) == -1) {
 			if (errno != EINTR)
@@ -345,6 +350,7 @@ master_run(struct master *m)
 				ps.pfd[i].revents = 0;
 			ps.pfd[0].revents = POLLIN;
 		}
+		m->now_ms = clock_now_ms();
 		/* A handler always writes to the pipe: no byte, no signal. */
 		if (ps.pfd[0].revents && !master_on_signals(m))
 			ps.nl = 0;  /* listener descriptors may have changed under ps */

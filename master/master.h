@@ -37,6 +37,7 @@ struct worker_slot {
 	uint32_t    evictable;      /* idle clients it would close for new ones */
 	uint64_t    received;       /* as last reported */
 	uint64_t    sent;           /* descriptors handed to it */
+	uint64_t    unreceived_since_ms; /* oldest hand-off it has not reported, 0 none */
 	uint64_t    handoff_failed; /* hand-off attempt in which a send to it failed */
 	uint64_t    started_ms;
 	uint64_t    deadline_ms;    /* draining: STOP after; stopping: KILL after */
@@ -72,6 +73,7 @@ struct master {
 	bool                accept_paused;  /* logged once per pause */
 	bool                accept_failing; /* accept4 fails (EMFILE...): logged once */
 	uint64_t            accept_resume_ms; /* after EMFILE: pause until */
+	uint64_t            now_ms;         /* monotonic, read at each loop turn */
 	int                 ready_fd;       /* daemon readiness pipe, or -1 */
 	bool                announced;
 	const struct config_overrides *options;

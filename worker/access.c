@@ -32,6 +32,8 @@ static char     access_path[4096];
 static char     access_buf[ACCESS_BUF];
 static size_t   access_len;
 static uint64_t access_last_flush_s;
+static uint64_t access_lost;        /* bytes dropped in this failing episode */
+static bool     access_failing;     /* warned once; info when it writes again */
 
 static int
 access_open_file(void)
@@ -80,8 +82,19 @@ access_flush(bool force)
 	if (!force && now_s == access_last_flush_s && access_len < ACCESS_BUF / 2)
 		return;
 	access_last_flush_s = now_s;
-	if (write(access_fd, access_buf, access_len) == -1)
-		log_warn("access_log %s: %zu bytes lost", access_path, access_len);
+	/* A full disk must not stop serving, nor flood the error log. */
+	if (write(access_fd, access_buf, access_len) == -1) {
+		if (!access_failing)
+			log_warn("access_log %s: lines are lost until it can be written again",
+			    access_path);
+		access_failing = true;
+		access_lost += access_len;
+	} else if (access_failing) {
+		log_info("access_log %s: written again; %" PRIu64 " bytes were lost",
+		    access_path, access_lost);
+		access_failing = false;
+		access_lost = 0;
+	}
 	access_len = 0;
 }
 

@@ -246,7 +246,7 @@ worker_poll(struct worker *w, int *npolled)
 		start = w->now_ns;
 	} else
 		timeout = (int)((w->next_scan_ns - w->now_ns + CLOCK_NS_PER_MS - 1) / CLOCK_NS_PER_MS);
-	if (timeout > WORKER_LOAD_MS && w->unreported_closes > 0)
+	if (timeout > WORKER_LOAD_MS && (w->unreported_closes > 0 || w->received != w->reported_received))
 		timeout = WORKER_LOAD_MS;
 	n = poll(w->pfd, (nfds_t)*npolled + 1, timeout);
 	worker_clock(w);
@@ -281,7 +281,12 @@ worker_report_load(struct worker *w)
 	};
 	uint64_t            believed = (uint64_t)w->nclients + w->unreported_closes;
 
-	if (w->unreported_closes == 0 && !w->load_changed)
+	/*
+	 * Receipts are reported too (batched the same way): the master takes
+	 * a worker that leaves clients unreceived for long (stopped, stuck)
+	 * out of the hand-off.
+	 */
+	if (w->unreported_closes == 0 && !w->load_changed && w->received == w->reported_received)
 		return;
 	if (!w->load_changed && believed + WORKER_LOAD_MARGIN(w) < (uint64_t)w->maxclients &&
 	    w->now_ns - w->reported_ns < WORKER_LOAD_MS * CLOCK_NS_PER_MS)
@@ -289,6 +294,7 @@ worker_report_load(struct worker *w)
 	if (channel_send(w->chan, CHANNEL_LOAD, w->gen, &load, sizeof(load), -1) == 0) {
 		w->unreported_closes = 0;
 		w->load_changed = false;
+		w->reported_received = w->received;
 		w->reported_ns = w->now_ns;
 	} else if (errno != EAGAIN)
 		log_warn("channel: send LOAD");

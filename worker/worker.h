@@ -35,6 +35,7 @@ struct worker {
 	uint64_t              received;     /* descriptors from the master */
 	uint64_t              unreported_closes; /* since the last LOAD sent */
 	uint64_t              reported_ns;
+	uint64_t              reported_received; /* received, as last reported */
 	uint32_t              evictable;    /* idle clients, counted when nearly full */
 	bool                  load_changed; /* capacity or evictable to report */
 	bool                  fd_lost;      /* descriptors lost: logged once per episode */

@@ -244,6 +244,43 @@ static void test_more_than_64_workers(void **state)
 	assert_int_equal(received_by(7), 1);
 }
 
+
+/*
+ * A worker that leaves a hand-off unreported for long is not reading its
+ * channel (stopped, stuck): the least-loaded choice passes over it; once
+ * it reports again, it takes clients again.
+ */
+static void test_stalled_worker_passed_over(void **state)
+{
+	int fd;
+
+	(void)state;
+	pool_make(2, 10);
+	m.slots[1].open = 3;            /* slot 0 is the least loaded */
+	m.now_ms = 10000;
+	fd = conn_fd();
+	assert_int_equal(handoff_give(&m, fd), 0);
+	assert_int_equal(received_by(0), 1);
+	assert_int_equal(m.slots[0].unreceived_since_ms, 10000);
+	m.now_ms += 100;                /* not yet long */
+	fd = conn_fd();
+	assert_int_equal(handoff_give(&m, fd), 0);
+	assert_int_equal(received_by(0), 1);
+	m.now_ms += 1000;               /* nothing reported for 1.1 s */
+	fd = conn_fd();
+	assert_int_equal(handoff_give(&m, fd), 0);
+	assert_int_equal(received_by(1), 1);
+	/* it reports all it received: back in the choice */
+	m.slots[0].received = m.slots[0].sent;
+	m.slots[0].unreceived_since_ms = 0;
+	m.slots[1].open = 30;
+	m.slots[1].capacity = 40;
+	conf.clients_per_worker = 40;
+	fd = conn_fd();
+	assert_int_equal(handoff_give(&m, fd), 0);
+	assert_int_equal(received_by(0), 1);
+}
+
 #define PT(f) cmocka_unit_test_teardown(f, pool_free)
 
 int main(void)
@@ -254,6 +291,7 @@ int main(void)
 		PT(test_only_serving_workers_take_clients),
 		PT(test_waiting_control_message_blocks_conn),
 		PT(test_more_than_64_workers),
+		PT(test_stalled_worker_passed_over),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
