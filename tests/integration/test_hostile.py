@@ -4,6 +4,8 @@ import os
 import socket
 import time
 
+import pytest
+
 from conftest import SCALE, wait_for
 
 
@@ -76,6 +78,7 @@ def test_request_min_rate_extends_the_deadline(hftpd):
     assert s.recv(100).startswith(b"202 FILE NOT FOUND\r\n")
 
 
+@pytest.mark.slow
 def test_client_that_never_reads_closed_by_send_timeout(hftpd):
     # Before: a client owed a large body that read nothing held its slot
     # (and the body's memory) for ever.
@@ -88,6 +91,7 @@ def test_client_that_never_reads_closed_by_send_timeout(hftpd):
     assert wait_for(lambda: "send_timeout expired" in srv.stderr_text(), 3 * SCALE)
 
 
+@pytest.mark.slow
 def test_slow_reader_that_keeps_reading_is_served(hftpd):
     # send_timeout counts time without progress, not the whole transfer.
     body = os.urandom(1 << 20) * 4
@@ -108,6 +112,7 @@ def test_slow_reader_that_keeps_reading_is_served(hftpd):
     assert bytes(got) == head + body + b"0 OK\r\n"
 
 
+@pytest.mark.slow
 def test_response_survives_unread_input_at_close(hftpd):
     # Before: after quit, input the server never read made close() reset
     # the connection, and the kernel dropped the answer still queued: the
@@ -182,6 +187,7 @@ def test_clients_mid_request_are_never_closed_for_room(hftpd):
     s.close()
 
 
+@pytest.mark.slow
 def test_descriptor_limit_makes_clients_wait_never_reset(tmp_path):
     # Before, with RLIMIT_NOFILE 64 for master and workers and 200
     # connections: 84 accepted and then reset (the worker could not take
@@ -190,7 +196,6 @@ def test_descriptor_limit_makes_clients_wait_never_reset(tmp_path):
     import subprocess
     from conftest import HFTPD_BIN, free_port, make_tree, wait_for as wf
     if not os.access("/usr/bin/prlimit", os.X_OK):
-        import pytest
         pytest.skip("prlimit (util-linux) is not installed")
     make_tree(tmp_path / "d", {"a.txt": b"abc"})
     port = free_port()
@@ -234,6 +239,7 @@ def _port_open(port):
         return False
 
 
+@pytest.mark.slow
 def test_normal_client_served_while_attackers_hold_every_slot(hftpd):
     # Every slot held by slowloris lines and readers that never read: a
     # normal client waits in the backlog until the deadlines free the slots,

@@ -10,6 +10,8 @@ import base64
 import os
 import socket
 
+import pytest
+
 from conftest import SCALE
 
 SIZE = 32 << 20
@@ -62,6 +64,7 @@ def _truncate_mid_slice(hftpd, request, complete):
     return content, got
 
 
+@pytest.mark.slow
 def test_raw_slice_ends_short_not_with_zeros(hftpd):
     head = b"0 OK\r\nContent-Length: %d\r\n\r\n" % SIZE
     content, got = _truncate_mid_slice(
@@ -73,6 +76,7 @@ def test_raw_slice_ends_short_not_with_zeros(hftpd):
     assert body == content[:len(body)], "bytes the file never held"
 
 
+@pytest.mark.slow
 def test_base64_slice_ends_short_not_with_zeros(hftpd):
     content, got = _truncate_mid_slice(
         hftpd, b"get_slice big.bin 0 %d\r\n" % SIZE,
