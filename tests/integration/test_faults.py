@@ -256,6 +256,7 @@ def test_sigstop_worker_new_clients_served_by_the_other(daemon):
     for c in held:
         if c is not mine and c not in others[:2]:
             c.close()
+    time.sleep(0.2)     # the workers report those closes to the master
     served, late, first_late = 0, [], False
     d.kill(victim, signal.SIGSTOP)
     try:
