@@ -117,7 +117,7 @@ static void test_least_loaded(void **state)
 	m.slots[1].open = 2;
 	m.slots[2].open = 7;
 	assert_true(handoff_has_room(&m));
-	assert_int_equal(handoff_give(&m, fd), 0);
+	assert_int_equal(handoff_give(&m, fd, 0), 0);
 	assert_false(fd_is_open(fd));
 	assert_int_equal(received_by(0), 0);
 	assert_int_equal(received_by(1), 1);
@@ -127,7 +127,7 @@ static void test_least_loaded(void **state)
 	/* descriptors sent but not yet reported received count as load */
 	m.slots[1].sent = 4;
 	fd = conn_fd();
-	assert_int_equal(handoff_give(&m, fd), 0);
+	assert_int_equal(handoff_give(&m, fd, 0), 0);
 	assert_int_equal(received_by(0), 1);
 }
 
@@ -140,11 +140,11 @@ static void test_full_pool_has_no_room(void **state)
 	for (int i = 0; i < 3; i++)
 		m.slots[i].open = 2;
 	assert_false(handoff_has_room(&m));
-	assert_int_equal(handoff_give(&m, fd), -1);
+	assert_int_equal(handoff_give(&m, fd, 0), -1);
 	assert_true(fd_is_open(fd));    /* kept by the caller as pending */
 	m.slots[2].open = 1;
 	assert_true(handoff_has_room(&m));
-	assert_int_equal(handoff_give(&m, fd), 0);
+	assert_int_equal(handoff_give(&m, fd, 0), 0);
 	assert_int_equal(received_by(2), 1);
 }
 
@@ -162,7 +162,7 @@ static void test_only_serving_workers_take_clients(void **state)
 	m.slots[3].chan = -1;
 	m.slots[4].open = 9;
 	assert_true(handoff_has_room(&m));
-	assert_int_equal(handoff_give(&m, fd), 0);
+	assert_int_equal(handoff_give(&m, fd, 0), 0);
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(received_by(i), 0);
 	assert_int_equal(received_by(4), 1);
@@ -181,14 +181,14 @@ static void test_waiting_control_message_blocks_conn(void **state)
 	fill_channel(0);
 	control_send(&m.slots[0], CHANNEL_REOPEN);
 	assert_true(control_waiting(&m.slots[0]));
-	assert_int_equal(handoff_give(&m, fd), 0);
+	assert_int_equal(handoff_give(&m, fd, 0), 0);
 	assert_int_equal(received_by(1), 1);
 	/* the worker reads: the REOPEN goes out first, then it may get clients */
 	assert_int_equal(received_by(0), 0);
 	assert_int_equal(control_flush(&m.slots[0]), 0);
 	assert_false(control_waiting(&m.slots[0]));
 	fd = conn_fd();
-	assert_int_equal(handoff_give(&m, fd), 0);
+	assert_int_equal(handoff_give(&m, fd, 0), 0);
 	{
 		struct channel_hdr hdr;
 		unsigned char      payload[CHANNEL_PAYLOAD_MAX];
@@ -221,7 +221,7 @@ static void test_more_than_64_workers(void **state)
 	for (int i = 0; i < last; i++)
 		fill_channel(i);
 	m.slots[last].open = 1;
-	assert_int_equal(handoff_give(&m, fd), 0);
+	assert_int_equal(handoff_give(&m, fd, 0), 0);
 	assert_false(fd_is_open(fd));
 	assert_int_equal(received_by(last), 1);
 	assert_int_equal(m.slots[last].sent, 1);
@@ -232,14 +232,14 @@ static void test_more_than_64_workers(void **state)
 	/* every channel full: the descriptor is kept, nothing loops for ever */
 	fill_channel(last);
 	fd = conn_fd();
-	assert_int_equal(handoff_give(&m, fd), -1);
+	assert_int_equal(handoff_give(&m, fd, 0), -1);
 	assert_true(fd_is_open(fd));
 	close(fd);
 	assert_int_equal(m.next_id, 1);
 	/* a failed attempt does not mark workers for the next one */
 	assert_int_equal(received_by(7), 0);
 	fd = conn_fd();
-	assert_int_equal(handoff_give(&m, fd), 0);
+	assert_int_equal(handoff_give(&m, fd, 0), 0);
 	assert_int_equal(received_by(7), 1);
 }
 
