@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -17,9 +18,12 @@
 #include "commands.h"
 #include "config.h"
 #include "log.h"
+#include "net.h"
+#include "proxy.h"
 #include "worker.h"
 
 static const char *const client_state_names[] = {
+	[CLIENT_PROXY]     = "proxy",
 	[CLIENT_READING]   = "reading",
 	[CLIENT_STREAMING] = "streaming",
 	[CLIENT_CLOSING]   = "closing",
@@ -33,7 +37,7 @@ client_state_name(enum client_state state)
 }
 
 struct client *
-client_new(struct worker *w, int fd, uint64_t id)
+client_new(struct worker *w, int fd, uint64_t id, bool proxy)
 {
 	struct client *c;
 
@@ -42,8 +46,10 @@ client_new(struct worker *w, int fd, uint64_t id)
 	c->fd = fd;
 	c->id = id;
 	c->worker = w;
-	c->state = CLIENT_READING;
+	c->state = proxy ? CLIENT_PROXY : CLIENT_READING;
 	c->last_active = w->now_ms;
+	c->proxy_deadline_ms = w->now_ms + CLIENT_PROXY_TIMEOUT_MS;
+	net_peer_text(fd, c->peer, sizeof(c->peer));
 	stream_init(&c->stream);
 	request_init(&c->parser, w->conf->request_line_max, commands_shape);
 	return c;
@@ -103,6 +109,13 @@ client_owes(const struct client *c)
 	return buffer_len(&c->out) > 0 || c->state == CLIENT_STREAMING;
 }
 
+/* The states that take bytes from the socket. */
+static bool
+client_reads(const struct client *c)
+{
+	return c->state == CLIENT_READING || c->state == CLIENT_PROXY;
+}
+
 /* Reads what the socket has into c->in; false when the connection is gone. */
 static bool
 client_read(struct client *c)
@@ -138,7 +151,7 @@ client_respond(struct client *c, enum request_result res)
 {
 	size_t before = buffer_len(&c->out);
 
-	c->access = access_begin(c->fd, &c->parser);
+	c->access = access_begin(c->peer, &c->parser);
 	if (res == REQUEST_LINE)
 		commands_run(c);
 	else
@@ -148,12 +161,53 @@ client_respond(struct client *c, enum request_result res)
 		client_response_end(c);
 }
 
+/*
+ * PROXY: the header at the head of c->in.  Once complete, the client it
+ * names is the peer the logs show, and the bytes after it are requests.  A
+ * bad header closes the connection unanswered: it is not HFTP, and nothing
+ * of it reaches the request parser.
+ */
+static void
+client_proxy(struct client *c)
+{
+	struct proxy_header hdr;
+	enum proxy_result   r;
+	size_t              used;
+	char                was[ACCESS_PEER_MAX];
+
+	r = proxy_parse(buffer_head(&c->in), buffer_len(&c->in), &used, &hdr);
+	if (r == PROXY_MORE && !c->peer_eof)
+		return;
+	if (r == PROXY_MORE && buffer_len(&c->in) == 0) {
+		/* a bare connect and close, as port scanners and TCP checks do */
+		client_set_state(c, CLIENT_CLOSED);
+		return;
+	}
+	if (r != PROXY_DONE) {
+		log_warnx("client %" PRIu64 " (%s): PROXY header: %s; closing", c->id,
+		    c->peer, r == PROXY_BAD ? hdr.error : "connection closed before its end");
+		client_set_state(c, CLIENT_CLOSED);
+		return;
+	}
+	buffer_consume(&c->in, used);
+	if (!hdr.local) {
+		snprintf(was, sizeof(was), "%s", c->peer);
+		net_addr_text((const struct sockaddr *)&hdr.src, c->peer, sizeof(c->peer));
+		log_debug("client %" PRIu64 ": %s via %s (PROXY v%d)", c->id, c->peer, was,
+		    hdr.version);
+	}
+	client_set_state(c, CLIENT_READING);
+}
+
 /* Answers complete requests while the output queue has room. */
 static void
 client_process(struct client *c)
 {
 	enum request_result res;
 	size_t              used;
+
+	if (c->state == CLIENT_PROXY)
+		client_proxy(c);
 
 	while (c->state == CLIENT_READING && buffer_len(&c->in) > 0) {
 		if (c->out.data == NULL && buffer_attach(&c->out, &c->worker->out_pool) == -1) {
@@ -276,7 +330,7 @@ client_turn(struct client *c, short revents)
 		client_set_state(c, CLIENT_CLOSED);
 		return;
 	}
-	if ((revents & (POLLIN | POLLHUP)) && c->state == CLIENT_READING && !c->peer_eof &&
+	if ((revents & (POLLIN | POLLHUP)) && client_reads(c) && !c->peer_eof &&
 	    !client_read(c)) {
 		client_set_state(c, CLIENT_CLOSED);
 		return;
@@ -301,7 +355,7 @@ client_events(const struct client *c)
 
 	if (client_owes(c))
 		ev |= POLLOUT;
-	if (c->state == CLIENT_READING && !c->peer_eof &&
+	if (client_reads(c) && !c->peer_eof &&
 	    buffer_len(&c->out) < CLIENT_OUT_HIGH &&
 	    (c->in.data == NULL || buffer_len(&c->in) < c->in.cap))
 		ev |= POLLIN;
@@ -318,6 +372,13 @@ void
 client_idle_check(struct client *c)
 {
 	int timeout = c->worker->conf->client_timeout;
+
+	if (c->state == CLIENT_PROXY && c->worker->now_ms >= c->proxy_deadline_ms) {
+		log_warnx("client %" PRIu64 " (%s): no complete PROXY header within %d ms; closing",
+		    c->id, c->peer, CLIENT_PROXY_TIMEOUT_MS);
+		client_set_state(c, CLIENT_CLOSED);
+		return;
+	}
 
 	/*
 	 * Idle means no request bytes and nothing owed (docs/PROTOCOL.md): a

@@ -3,8 +3,11 @@
  * parser, the response body it is producing, and the one state machine
  * that says what it is doing.
  *
- *   READING --slice/listing--> STREAMING --body done--> READING
- *      |  \--quit, 1xx, EOF, broken body----------------> CLOSING --flushed--> CLOSED
+ *   PROXY --header--> READING --slice/listing--> STREAMING --body done--> READING
+ *     \--bad, late--> CLOSED |  \--quit, 1xx, EOF, broken body--> CLOSING --flushed--> CLOSED
+ *
+ * PROXY is the first state only on listeners marked proxy_protocol: the
+ * header from the load balancer, then the requests behind it.
  *
  * Only client_set_state() changes the state; leaving STREAMING ends the
  * stream and writes the response's access-log line.
@@ -25,8 +28,15 @@
 #define CLIENT_OUT_CAP      (256 * 1024)
 /* Requests are read only while less than this is queued for the client. */
 #define CLIENT_OUT_HIGH     (CLIENT_OUT_CAP - 4096)
+/*
+ * A balancer sends its PROXY header with the connection; one that has not
+ * within this is closed (checked by the once-a-second sweep, so up to a
+ * second later).
+ */
+#define CLIENT_PROXY_TIMEOUT_MS 3000
 
 enum client_state {
+	CLIENT_PROXY,       /* waiting for the PROXY header (proxy_protocol listeners) */
 	CLIENT_READING,     /* parsing requests (idle or mid-line) */
 	CLIENT_STREAMING,   /* a response body is being produced */
 	CLIENT_CLOSING,     /* flush what is owed, then close (quit, fatal, EOF) */
@@ -43,6 +53,8 @@ struct client {
 	enum status            status;      /* of the last response begun */
 	uint64_t               id;
 	uint64_t               last_active; /* worker->now_ms of the last byte */
+	uint64_t               proxy_deadline_ms; /* while PROXY: header complete by */
+	char                   peer[ACCESS_PEER_MAX]; /* the client's ADDR:PORT, for the logs */
 	struct buffer          in;          /* a pool block while holding bytes */
 	struct buffer          out;
 	struct stream          stream;      /* while STREAMING */
@@ -51,7 +63,8 @@ struct client {
 	struct worker         *worker;
 };
 
-struct client *client_new(struct worker *w, int fd, uint64_t id);
+/* proxy: the connection starts with a PROXY header (state CLIENT_PROXY). */
+struct client *client_new(struct worker *w, int fd, uint64_t id, bool proxy);
 void client_free(struct client *c);
 /* One poll turn for c given its revents; afterwards c->state may be CLOSED. */
 void client_turn(struct client *c, short revents);
@@ -64,7 +77,10 @@ const char *client_state_name(enum client_state state);
  * status for the access log; a fatal status also starts closing.
  */
 void client_status(struct client *c, enum status status);
-/* Closes c when it has been idle longer than client_timeout. */
+/*
+ * Closes c when it has been idle longer than client_timeout, or its PROXY
+ * header is late.
+ */
 void client_idle_check(struct client *c);
 /* Owed nothing, and no bytes either way for seconds. */
 bool client_quiet(const struct client *c, int seconds);
