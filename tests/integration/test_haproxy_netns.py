@@ -84,6 +84,14 @@ def skip_reason():
     return None
 
 
+def remove_stale_namespaces():
+    """Namespaces left by a run that was killed before its teardown."""
+    for line in run("ip", "netns", "list").stdout.decode().splitlines():
+        m = re.match(r"hftpt(\d+)-\S+", line)
+        if m and not os.path.exists("/proc/%s" % m.group(1)):
+            run("ip", "netns", "del", m.group(0), check=False)
+
+
 class Net:
     """The namespaces, the hosts and HAProxy; teardown() undoes it all."""
 
@@ -250,6 +258,7 @@ def net(tmp_path_factory):
         pytest.skip(reason)
     if not os.path.exists(HFTPD_BIN):
         pytest.skip("no hftpd binary at %s (run make)" % HFTPD_BIN)
+    remove_stale_namespaces()
     n = Net(tmp_path_factory.mktemp("netns"))
     n.started = time.monotonic()
     try:
