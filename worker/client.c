@@ -231,8 +231,8 @@ static void
 client_body_broken(struct client *c, enum stream_result r)
 {
 	if (r == STREAM_SHRANK)
-		log_error("client %" PRIu64 ": file shrank while being sent; "
-		    "closing the connection", c->id);
+		log_error("client %" PRIu64 " (%s): file shrank while being sent; "
+		    "closing the connection", c->id, c->peer);
 	else
 		log_warn("client %" PRIu64 ": sending a body", c->id);
 	client_set_state(c, CLIENT_CLOSED);
