@@ -3,8 +3,9 @@
  * struct master whose worker slots' channels are one end of a socketpair,
  * the test holding the other end as the "worker".  Least-loaded choice,
  * a full pool (no room: accepting pauses), workers that may not take
- * clients, a queued control message, and a pool of more than 64 workers
- * whose first picks all fail with EAGAIN.
+ * clients, a queued control message, a pool of more than 64 workers
+ * whose first picks all fail with EAGAIN, and the listener's proxy_protocol
+ * flag reaching the worker with each connection, also one held back.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,8 +13,10 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -243,6 +246,76 @@ static void test_more_than_64_workers(void **state)
 	assert_int_equal(received_by(7), 1);
 }
 
+/* The flags of the CONN messages slot i's peer got, or -1 when none came. */
+static int64_t received_flags(int i)
+{
+	struct channel_hdr  hdr;
+	struct channel_conn conn;
+	int                 fd;
+	int64_t             flags = -1;
+
+	while (channel_recv(peer[i], &hdr, &conn, sizeof(conn), &fd) == 1) {
+		if (hdr.type == CHANNEL_CONN) {
+			close(fd);
+			flags = conn.flags;
+		}
+	}
+	return flags;
+}
+
+/* A listener on a free loopback port with one client waiting; the client fd. */
+static int listener_with_client(struct listener *l, bool proxy)
+{
+	struct sockaddr_in sin;
+	socklen_t          len = sizeof(sin);
+	int                c;
+
+	memset(l, 0, sizeof(*l));
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	l->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	assert_true(l->fd >= 0);
+	assert_int_equal(bind(l->fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(l->fd, 8), 0);
+	assert_int_equal(getsockname(l->fd, (struct sockaddr *)&sin, &len), 0);
+	l->addr.proxy_protocol = proxy;
+	c = socket(AF_INET, SOCK_STREAM, 0);
+	assert_int_equal(connect(c, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	return c;
+}
+
+static void test_flags_follow_the_listener(void **state)
+{
+	struct listener l;
+	int             c;
+
+	(void)state;
+	pool_make(1, 10);
+	c = listener_with_client(&l, true);
+	assert_int_equal(handoff_accept(&m, &l), 0);
+	assert_int_equal(received_flags(0), CHANNEL_CONN_PROXY);
+	close(c);
+	close(l.fd);
+	c = listener_with_client(&l, false);
+	assert_int_equal(handoff_accept(&m, &l), 0);
+	assert_int_equal(received_flags(0), 0);
+	close(c);
+	close(l.fd);
+	/* held back while the worker's channel is full: the flag waits with it */
+	c = listener_with_client(&l, true);
+	fill_channel(0);
+	assert_int_equal(handoff_accept(&m, &l), 0);
+	assert_true(m.pending_fd != -1);
+	while (received_flags(0) != -1)
+		;
+	assert_int_equal(handoff_flush_pending(&m), 0);
+	assert_int_equal(m.pending_fd, -1);
+	assert_int_equal(received_flags(0), CHANNEL_CONN_PROXY);
+	close(c);
+	close(l.fd);
+}
+
 #define PT(f) cmocka_unit_test_teardown(f, pool_free)
 
 int main(void)
@@ -253,6 +326,7 @@ int main(void)
 		PT(test_only_serving_workers_take_clients),
 		PT(test_waiting_control_message_blocks_conn),
 		PT(test_more_than_64_workers),
+		PT(test_flags_follow_the_listener),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
