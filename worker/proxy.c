@@ -145,8 +145,10 @@ proxy_v1(const unsigned char *d, size_t len, size_t *used, struct proxy_header *
 				return proxy_bad(hdr, "v1: CR without LF");
 			memcpy(line, d, i);
 			line[i] = '\0';
+			if (proxy_v1_line(line, hdr) == PROXY_BAD)
+				return PROXY_BAD;
 			*used = i + 2;
-			return proxy_v1_line(line, hdr);
+			return PROXY_DONE;
 		}
 		if (d[i] < 0x20 || d[i] > 0x7e)
 			return proxy_bad(hdr, "v1: control byte in the line");
@@ -211,9 +213,9 @@ proxy_v2(const unsigned char *d, size_t len, size_t *used, struct proxy_header *
 		return proxy_bad(hdr, "v2: declared length too large");
 	if (len < PROXY_V2_FIXED + plen)
 		return PROXY_MORE;
-	*used = PROXY_V2_FIXED + plen;
 	if (cmd == PROXY_V2_CMD_LOCAL) {
 		hdr->local = true;
+		*used = PROXY_V2_FIXED + plen;
 		return PROXY_DONE;
 	}
 	if (fam == PROXY_V2_FAM_TCP4) {
@@ -226,6 +228,7 @@ proxy_v2(const unsigned char *d, size_t len, size_t *used, struct proxy_header *
 		proxy_v2_inet6(d + PROXY_V2_FIXED, hdr);
 	} else
 		hdr->local = true;  /* UNSPEC, UDP, Unix: the real endpoints stand */
+	*used = PROXY_V2_FIXED + plen;
 	return PROXY_DONE;
 }
 

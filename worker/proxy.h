@@ -45,7 +45,8 @@ struct proxy_header {
 
 /*
  * Parses the header at the start of data[0, len).  On PROXY_DONE, *used is
- * the header's length (the request bytes after it are the caller's).
+ * the header's length (the request bytes after it are the caller's);
+ * otherwise it is 0.
  */
 enum proxy_result proxy_parse(const void *data, size_t len, size_t *used,
 	    struct proxy_header *hdr);

@@ -38,7 +38,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		/* the header alone parses the same */
 		if (proxy_parse(copy, whole_used, &used, &hdr) != PROXY_DONE || used != whole_used)
 			abort();
-	} else if (whole == PROXY_BAD && hdr.error == NULL)
+	} else if (whole_used != 0 || (whole == PROXY_BAD && hdr.error == NULL))
 		abort();
 	/* Prefixes (up to the header's bound): monotone answers. */
 	for (k = 0; k < size && k <= PROXY_HEADER_MAX; k++) {

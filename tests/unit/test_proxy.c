@@ -94,6 +94,8 @@ check_bad(const void *bytes, size_t n, size_t bad_at)
 
 	for (size_t k = 0; k <= n; k++) {
 		enum proxy_result r = proxy_parse(bytes, k, &used, &hdr);
+		if (r != PROXY_DONE)
+			assert_int_equal(used, 0);
 		if (r == PROXY_BAD && first > n) {
 			first = k;
 			assert_non_null(hdr.error);
