@@ -209,6 +209,11 @@ class Net:
         """Connections HAProxy has open to host k now."""
         return int(self.stat_rows()[k - 1][STAT_SCUR])
 
+    def wait_busy(self, k, timeout=5):
+        """Waits until host k has a download under way; how many it has."""
+        wait_for(lambda: self.sessions(k) > 0, timeout, interval=0.01)
+        return self.sessions(k)
+
     def wait_status(self, want, timeout):
         return wait_for(lambda: self.status() == want, timeout, interval=0.1)
 
@@ -329,7 +334,7 @@ def test_sigkill_one_host_mid_load(net, tmp_path):
     down_after = []
 
     def kill():
-        down_after.append(net.sessions(victim))
+        down_after.append(net.wait_busy(victim))
         t0 = time.monotonic()
         os.killpg(net.procs[victim].pid, signal.SIGKILL)
         want = ["UP"] * HOSTS
@@ -353,7 +358,7 @@ def test_quit_one_host_mid_load(net, tmp_path):
     state = {}
 
     def quit_host():
-        state["in_flight"] = net.sessions(victim)
+        state["in_flight"] = net.wait_busy(victim)
         net.ctl(victim, "quit")
         want = ["UP"] * HOSTS
         want[victim - 1] = "DOWN"
@@ -377,7 +382,7 @@ def test_reload_every_host_mid_load(net, tmp_path):
 
     def reload_all():
         for k in range(1, HOSTS + 1):
-            in_flight.append(net.sessions(k))
+            in_flight.append(net.wait_busy(k))
             net.ctl(k, "reload")
             time.sleep(0.7)
 
@@ -388,6 +393,7 @@ def test_reload_every_host_mid_load(net, tmp_path):
         # a reload is invisible to HAProxy: every host stayed UP
         assert net.status() == ["UP"] * HOSTS
         assert "reload" in (net.tmp / "h1" / "stderr").read_text().lower()
-        assert sum(in_flight) > 0, in_flight
+        # each host was reloaded with downloads under way
+        assert all(n > 0 for n in in_flight), in_flight
     finally:
         net.restore()
