@@ -94,7 +94,7 @@ handoff_has_room(const struct master *m)
 }
 
 int
-handoff_give(struct master *m, int fd)
+handoff_give(struct master *m, int fd, uint32_t flags)
 {
 	struct channel_conn conn;
 	struct worker_slot *s;
@@ -103,6 +103,8 @@ handoff_give(struct master *m, int fd)
 	m->handoff_attempt++;
 	while ((s = handoff_pick(m)) != NULL) {
 		conn.id = m->next_id + 1;
+		conn.flags = flags;
+		conn.pad = 0;
 		if (channel_send(s->chan, CHANNEL_CONN, s->gen, &conn, sizeof(conn), fd) == 0) {
 			m->next_id++;
 			if (handoff_load(s) >= handoff_capacity(m, s))
@@ -127,21 +129,23 @@ handoff_flush_pending(struct master *m)
 {
 	if (m->pending_fd == -1)
 		return 0;
-	if (handoff_give(m, m->pending_fd) == -1)
+	if (handoff_give(m, m->pending_fd, m->pending_flags) == -1)
 		return -1;
 	m->pending_fd = -1;
 	return 0;
 }
 
 int
-handoff_accept(struct master *m, int lfd)
+handoff_accept(struct master *m, const struct listener *l)
 {
+	uint32_t flags = l->addr.proxy_protocol ? CHANNEL_CONN_PROXY : 0;
+
 	for (;;) {
 		int fd;
 
 		if (m->pending_fd != -1 || !handoff_has_room(m))
 			return 0;
-		fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd == -1) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
@@ -160,7 +164,9 @@ handoff_accept(struct master *m, int lfd)
 		if (m->accept_failing)
 			log_info("accept works again");
 		m->accept_failing = false;
-		if (handoff_give(m, fd) == -1)
+		if (handoff_give(m, fd, flags) == -1) {
 			m->pending_fd = fd;     /* retried every loop turn */
+			m->pending_flags = flags;
+		}
 	}
 }

@@ -76,7 +76,8 @@ listen_open(struct master *m, const struct config *c, char *err, size_t errlen)
 	}
 	for (int i = 0; i < n; i++) {
 		if (!listen_is_open(m, next[i].fd))
-			log_info("listening on %s", next[i].addr.text);
+			log_info("listening on %s%s", next[i].addr.text,
+			    next[i].addr.proxy_protocol ? " (PROXY protocol)" : "");
 	}
 	memcpy(m->listeners, next, sizeof(next[0]) * (size_t)n);
 	m->nlisteners = n;

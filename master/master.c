@@ -27,7 +27,10 @@
 
 #define MASTER_POLL_MAX         (1 + CONFIG_LISTEN_MAX + MASTER_SLOTS_MAX)
 
-/* One turn's poll set: [0] the signal pipe, then nl listeners, then channels. */
+/*
+ * One turn's poll set: [0] the signal pipe, then nl listeners (in the order
+ * of m->listeners), then channels.
+ */
 struct master_pollset {
 	struct pollfd       pfd[MASTER_POLL_MAX];
 	struct worker_slot *owner[MASTER_POLL_MAX];
@@ -329,7 +332,7 @@ master_on_listeners(struct master *m, struct master_pollset *ps)
 {
 	handoff_flush_pending(m);
 	for (int i = 1; i <= ps->nl; i++) {
-		if ((ps->pfd[i].revents & POLLIN) && handoff_accept(m, ps->pfd[i].fd) == -1)
+		if ((ps->pfd[i].revents & POLLIN) && handoff_accept(m, &m->listeners[i - 1]) == -1)
 			m->accept_resume_ms = clock_now_ms() + MASTER_ACCEPT_BACKOFF_MS;
 	}
 }

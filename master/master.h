@@ -68,6 +68,7 @@ struct master {
 	int                 nslots;
 	struct spawn_backoff *backoff;      /* conf->workers entries */
 	int                 pending_fd;     /* accepted, not yet handed off */
+	uint32_t            pending_flags;  /* its CHANNEL_CONN_* flags */
 	uint64_t            next_id;
 	uint64_t            handoff_attempt; /* numbers each hand-off attempt */
 	bool                accept_paused;  /* logged once per pause */
@@ -109,11 +110,15 @@ struct spawn_backoff *spawn_backoff_new(int workers);
 void spawn_free_state(struct master *m);
 
 /* handoff.c: accept connections and hand each to the least-loaded worker */
-int  handoff_accept(struct master *m, int lfd);
+/* Accepts from l until it would block; its flags go with each connection. */
+int  handoff_accept(struct master *m, const struct listener *l);
 bool handoff_has_room(const struct master *m);
 int  handoff_flush_pending(struct master *m);
-/* Hands fd to a worker; 0 when handed (fd closed), -1 when it is kept. */
-int  handoff_give(struct master *m, int fd);
+/*
+ * Hands fd to a worker with its CHANNEL_CONN_* flags; 0 when handed (fd
+ * closed), -1 when it is kept.
+ */
+int  handoff_give(struct master *m, int fd, uint32_t flags);
 
 /* control.c: DRAIN, STOP, REOPEN to a worker, queued, never dropped */
 void control_send(struct worker_slot *s, enum channel_type type);

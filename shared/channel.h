@@ -28,7 +28,11 @@ struct channel_hdr {
 
 struct channel_conn {
 	uint64_t id;        /* connection number, for the logs */
+	uint32_t flags;     /* CHANNEL_CONN_* of the listener it came from */
+	uint32_t pad;
 };
+/* The connection starts with a PROXY protocol header (listen ... proxy_protocol). */
+#define CHANNEL_CONN_PROXY  0x1
 
 struct channel_load {
 	uint64_t received;  /* connections ever received (descriptors lost included) */

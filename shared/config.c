@@ -231,15 +231,37 @@ config_resolve_path(char *dst, size_t dstlen, const char *base, const char *path
 	return (n < 0 || (size_t)n >= dstlen) ? -1 : 0;
 }
 
+/*
+ * "ADDR:PORT" optionally followed by the word proxy_protocol: that listener
+ * takes connections from a load balancer, each starting with a PROXY header.
+ */
 static int
 config_set_listen(struct config *c, const char *value, char *err, size_t errlen)
 {
+	char        addr[sizeof(c->listen[0].text)];
+	const char *opt;
+	size_t      n = strcspn(value, " \t");
+
 	if (c->nlisten == CONFIG_LISTEN_MAX) {
 		config_error(err, errlen, "too many listen lines (at most %d)", CONFIG_LISTEN_MAX);
 		return -1;
 	}
-	if (config_parse_listen(value, &c->listen[c->nlisten], err, errlen) == -1)
+	if (n >= sizeof(addr)) {
+		config_error(err, errlen, "listen '%s': address too long", value);
 		return -1;
+	}
+	memcpy(addr, value, n);
+	addr[n] = '\0';
+	opt = value + n + strspn(value + n, " \t");
+	if (config_parse_listen(addr, &c->listen[c->nlisten], err, errlen) == -1)
+		return -1;
+	if (strcmp(opt, CONFIG_LISTEN_PROXY) == 0)
+		c->listen[c->nlisten].proxy_protocol = true;
+	else if (*opt != '\0') {
+		config_error(err, errlen, "listen '%s': unknown option '%s' (only %s)",
+		    value, opt, CONFIG_LISTEN_PROXY);
+		return -1;
+	}
 	for (int i = 0; i < c->nlisten; i++) {
 		if (strcmp(c->listen[i].text, c->listen[c->nlisten].text) == 0) {
 			config_error(err, errlen, "listen '%s' given twice", value);

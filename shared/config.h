@@ -48,7 +48,10 @@ struct config_listen {
 	struct sockaddr_storage addr;
 	socklen_t               addrlen;
 	char                    text[80];     /* "127.0.0.1:19500", "[::1]:19500" */
+	bool                    proxy_protocol; /* each connection starts with a PROXY header */
 };
+/* The word after a listen address that sets proxy_protocol. */
+#define CONFIG_LISTEN_PROXY "proxy_protocol"
 
 struct config {
 	char                 path[PATH_MAX];  /* config file, "" when none */

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Installs what the test suites need and is missing: cmocka, pytest (for the
-# system python3), valgrind, clang and its sanitizer / libFuzzer runtimes.  Debian packages only; runs apt-get as root, or
+# system python3), valgrind, clang and its sanitizer / libFuzzer runtimes,
+# haproxy and iproute2 (the namespace suite).  Debian packages only; runs apt-get as root, or
 # through sudo when not root.  Safe to run again: it installs nothing present.
 set -eu
 missing=""
@@ -14,6 +15,9 @@ missing=""
 /usr/bin/python3 -c 'import pip' 2>/dev/null || missing="$missing python3-pip"
 /usr/bin/python3 -c 'import mypy' 2>/dev/null || missing="$missing python3-mypy"
 command -v curl >/dev/null 2>&1 || missing="$missing curl"
+# The namespace suite (test_haproxy_netns.py): ip netns and a real HAProxy.
+command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || missing="$missing iproute2"
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing="$missing haproxy"
 command -v valgrind >/dev/null 2>&1 || missing="$missing valgrind"
 command -v cc >/dev/null 2>&1 || missing="$missing gcc"
 command -v make >/dev/null 2>&1 || missing="$missing make"

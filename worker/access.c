@@ -21,7 +21,6 @@
 #include "access.h"
 #include "clock.h"
 #include "log.h"
-#include "net.h"
 #include "request.h"
 
 #define ACCESS_BUF      65536
@@ -147,7 +146,7 @@ access_request_text(const struct request_parser *p, char *buf, size_t len)
 }
 
 struct access_pending *
-access_begin(int fd, const struct request_parser *p)
+access_begin(const char *peer, const struct request_parser *p)
 {
 	struct access_pending *a;
 
@@ -155,7 +154,7 @@ access_begin(int fd, const struct request_parser *p)
 		return NULL;
 	a->start_ns = clock_now_ns();
 	a->bytes = 0;
-	net_peer_text(fd, a->peer, sizeof(a->peer));
+	snprintf(a->peer, sizeof(a->peer), "%s", peer);
 	access_request_text(p, a->request, sizeof(a->request));
 	return a;
 }

@@ -35,11 +35,12 @@ void access_flush(bool force);
 void access_close(void);
 
 /*
- * Begins the record of the response to the request p holds, on client
- * socket fd: NULL when the log is off (or memory is short: the line is
- * then not written).  The other calls accept NULL and do nothing.
+ * Begins the record of the response to the request p holds, from the
+ * client whose address text is peer (the connection's, or the one a PROXY
+ * header carried): NULL when the log is off (or memory is short: the line
+ * is then not written).  The other calls accept NULL and do nothing.
  */
-struct access_pending *access_begin(int fd, const struct request_parser *p);
+struct access_pending *access_begin(const char *peer, const struct request_parser *p);
 void access_count(struct access_pending *a, uint64_t bytes);
 /* Writes the line with the response's status, and frees the record. */
 void access_end(struct access_pending *a, enum status status);

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <linux/sockios.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -20,9 +21,11 @@
 #include "config.h"
 #include "log.h"
 #include "net.h"
+#include "proxy.h"
 #include "worker.h"
 
 static const char *const client_state_names[] = {
+	[CLIENT_PROXY]     = "proxy",
 	[CLIENT_READING]   = "reading",
 	[CLIENT_STREAMING] = "streaming",
 	[CLIENT_CLOSING]   = "closing",
@@ -39,8 +42,21 @@ client_state_name(enum client_state state)
 	return client_state_names[state];
 }
 
+/*
+ * The client's address for the logs: the PROXY header's, or the socket's
+ * peer, looked up the first time it is needed (not a system call for every
+ * connection).
+ */
+static const char *
+client_peer(struct client *c)
+{
+	if (c->peer[0] == '\0')
+		net_peer_text(c->fd, c->peer, sizeof(c->peer));
+	return c->peer;
+}
+
 struct client *
-client_new(struct worker *w, int fd, uint64_t id)
+client_new(struct worker *w, int fd, uint64_t id, bool proxy)
 {
 	struct client *c;
 
@@ -49,8 +65,9 @@ client_new(struct worker *w, int fd, uint64_t id)
 	c->fd = fd;
 	c->id = id;
 	c->worker = w;
-	c->state = CLIENT_READING;
+	c->state = proxy ? CLIENT_PROXY : CLIENT_READING;
 	c->last_active = w->now_ms;
+	c->proxy_deadline_ms = w->now_ms + CLIENT_PROXY_TIMEOUT_MS;
 	stream_init(&c->stream);
 	request_init(&c->parser, w->conf->request_line_max, commands_shape);
 	return c;
@@ -117,6 +134,13 @@ client_owes(const struct client *c)
 	return buffer_len(&c->out) > 0 || c->state == CLIENT_STREAMING;
 }
 
+/* The states that take bytes from the socket. */
+static bool
+client_reads(const struct client *c)
+{
+	return c->state == CLIENT_READING || c->state == CLIENT_PROXY;
+}
+
 /* Reads what the socket has into c->in; false when the connection is gone. */
 static bool
 client_read(struct client *c)
@@ -154,7 +178,7 @@ client_respond(struct client *c, enum request_result res)
 
 	if (!client_owes(c))
 		c->send_progress = c->worker->now_ms;   /* send_timeout starts now */
-	c->access = access_begin(c->fd, &c->parser);
+	c->access = access_begin(client_peer(c), &c->parser);
 	if (res == REQUEST_LINE)
 		commands_run(c);
 	else
@@ -164,12 +188,53 @@ client_respond(struct client *c, enum request_result res)
 		client_response_end(c);
 }
 
+/*
+ * PROXY: the header at the head of c->in.  Once complete, the client it
+ * names is the peer the logs show, and the bytes after it are requests.  A
+ * bad header closes the connection unanswered: it is not HFTP, and nothing
+ * of it reaches the request parser.
+ */
+static void
+client_proxy(struct client *c)
+{
+	struct proxy_header hdr;
+	enum proxy_result   r;
+	size_t              used;
+	char                was[ACCESS_PEER_MAX];
+
+	r = proxy_parse(buffer_head(&c->in), buffer_len(&c->in), &used, &hdr);
+	if (r == PROXY_MORE && !c->peer_eof)
+		return;
+	if (r == PROXY_MORE && buffer_len(&c->in) == 0) {
+		/* a bare connect and close, as port scanners and TCP checks do */
+		client_set_state(c, CLIENT_CLOSED);
+		return;
+	}
+	if (r != PROXY_DONE) {
+		log_warnx("client %" PRIu64 " (%s): PROXY header: %s; closing", c->id,
+		    client_peer(c), r == PROXY_BAD ? hdr.error : "connection closed before its end");
+		client_set_state(c, CLIENT_CLOSED);
+		return;
+	}
+	buffer_consume(&c->in, used);
+	if (!hdr.local) {
+		snprintf(was, sizeof(was), "%s", client_peer(c));
+		net_addr_text((const struct sockaddr *)&hdr.src, c->peer, sizeof(c->peer));
+		log_debug("client %" PRIu64 ": %s via %s (PROXY v%d)", c->id, c->peer, was,
+		    hdr.version);
+	}
+	client_set_state(c, CLIENT_READING);
+}
+
 /* Answers complete requests while the output queue has room. */
 static void
 client_process(struct client *c)
 {
 	enum request_result res;
 	size_t              used;
+
+	if (c->state == CLIENT_PROXY)
+		client_proxy(c);
 
 	while (c->state == CLIENT_READING && buffer_len(&c->in) > 0) {
 		if (c->out.data == NULL && buffer_attach(&c->out, &c->worker->out_pool) == -1) {
@@ -198,8 +263,8 @@ static void
 client_body_broken(struct client *c, enum stream_result r)
 {
 	if (r == STREAM_SHRANK)
-		log_error("client %" PRIu64 ": file shrank while being sent; "
-		    "closing the connection", c->id);
+		log_error("client %" PRIu64 " (%s): file shrank while being sent; "
+		    "closing the connection", c->id, client_peer(c));
 	else
 		log_warn("client %" PRIu64 ": sending a body", c->id);
 	client_set_state(c, CLIENT_CLOSED);
@@ -354,7 +419,7 @@ client_turn(struct client *c, short revents)
 			client_linger_read(c);
 		return;
 	}
-	if ((revents & (POLLIN | POLLHUP)) && c->state == CLIENT_READING && !c->peer_eof &&
+	if ((revents & (POLLIN | POLLHUP)) && client_reads(c) && !c->peer_eof &&
 	    !client_read(c)) {
 		client_set_state(c, CLIENT_CLOSED);
 		return;
@@ -381,7 +446,7 @@ client_events(const struct client *c)
 		return POLLIN;
 	if (client_owes(c))
 		ev |= POLLOUT;
-	if (c->state == CLIENT_READING && !c->peer_eof &&
+	if (client_reads(c) && !c->peer_eof &&
 	    buffer_len(&c->out) < CLIENT_OUT_HIGH &&
 	    (c->in.data == NULL || buffer_len(&c->in) < c->in.cap))
 		ev |= POLLIN;
@@ -407,6 +472,7 @@ static const char *const client_expiry_names[CLIENT_EXPIRY_KINDS] = {
 	[CLIENT_EXPIRY_REQUEST] = "request_timeout",
 	[CLIENT_EXPIRY_SEND]    = "send_timeout",
 	[CLIENT_EXPIRY_LINGER]  = "lingering close",
+	[CLIENT_EXPIRY_PROXY]   = "PROXY header deadline",
 };
 
 /* Which of c's deadlines has passed, if any. */
@@ -417,6 +483,8 @@ client_expired(const struct client *c, const struct config *conf, uint64_t now)
 
 	if (c->state == CLIENT_LINGERING)
 		return now >= c->linger_until ? CLIENT_EXPIRY_LINGER : CLIENT_EXPIRY_NONE;
+	if (c->state == CLIENT_PROXY)
+		return now >= c->proxy_deadline_ms ? CLIENT_EXPIRY_PROXY : CLIENT_EXPIRY_NONE;
 	/*
 	 * A client slow to read what it is owed is not idle (docs/PROTOCOL.md):
 	 * send_timeout counts time without progress draining the output.
@@ -457,7 +525,6 @@ enum client_expiry
 client_deadline_check(struct client *c)
 {
 	enum client_expiry why;
-	char               peer[ACCESS_PEER_MAX];
 
 	if (client_owes(c))
 		client_sample_drain(c);
@@ -466,11 +533,9 @@ client_deadline_check(struct client *c)
 		return why;
 	if (why == CLIENT_EXPIRY_LINGER)
 		log_debug("client %" PRIu64 ": lingering close over; closing", c->id);
-	else {
-		net_peer_text(c->fd, peer, sizeof(peer));
-		log_info("client %" PRIu64 " (%s): %s expired in state %s; closing", c->id, peer,
-		    client_expiry_names[why], client_state_name(c->state));
-	}
+	else
+		log_info("client %" PRIu64 " (%s): %s expired in state %s; closing", c->id,
+		    client_peer(c), client_expiry_names[why], client_state_name(c->state));
 	client_set_state(c, CLIENT_CLOSED);
 	return why;
 }

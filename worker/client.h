@@ -3,10 +3,13 @@
  * parser, the response body it is producing, its deadlines, and the one
  * state machine that says what it is doing.
  *
- *   READING --slice/listing--> STREAMING --body done--> READING
- *      |  \--quit, 1xx, EOF, broken body----> CLOSING --flushed--> CLOSED
- *      |                                          \--unread input--> LINGERING --> CLOSED
- *      \--a deadline passed (idle, request, send)-------------------------------> CLOSED
+ *   PROXY --header--> READING --slice/listing--> STREAMING --body done--> READING
+ *     \--bad, late--> CLOSED |  \--quit, 1xx, EOF, broken body----> CLOSING --flushed--> CLOSED
+ *                            |                                 \--unread input--> LINGERING --> CLOSED
+ *                            \--a deadline passed (idle, request, send)----------------------> CLOSED
+ *
+ * PROXY is the first state only on listeners marked proxy_protocol: the
+ * header from the load balancer, then the requests behind it.
  *
  * Only client_set_state() changes the state; leaving STREAMING ends the
  * stream and writes the response's access-log line.  LINGERING (as nginx's
@@ -34,8 +37,15 @@
 /* Lingering close: input dropped for at most this long, and this much. */
 #define CLIENT_LINGER_MS    5000
 #define CLIENT_LINGER_BYTES (1u << 20)
+/*
+ * A balancer sends its PROXY header with the connection; one that has not
+ * within this is closed (checked by the once-a-second sweep, so up to a
+ * second later).
+ */
+#define CLIENT_PROXY_TIMEOUT_MS 3000
 
 enum client_state {
+	CLIENT_PROXY,       /* waiting for the PROXY header (proxy_protocol listeners) */
 	CLIENT_READING,     /* parsing requests (idle or mid-line) */
 	CLIENT_STREAMING,   /* a response body is being produced */
 	CLIENT_CLOSING,     /* flush what is owed, then close (quit, fatal, EOF) */
@@ -50,6 +60,7 @@ enum client_expiry {
 	CLIENT_EXPIRY_REQUEST,  /* request_timeout: a request line not finished */
 	CLIENT_EXPIRY_SEND,     /* send_timeout: owed bytes, none read */
 	CLIENT_EXPIRY_LINGER,   /* a lingering close ran out of time */
+	CLIENT_EXPIRY_PROXY,    /* the PROXY header did not come in time */
 	CLIENT_EXPIRY_KINDS
 };
 
@@ -69,6 +80,8 @@ struct client {
 	uint64_t               linger_until;    /* ms: LINGERING ends then */
 	uint64_t               lingered;        /* bytes dropped while LINGERING */
 	bool                   unread_input;    /* CLOSING left request bytes unread */
+	uint64_t               proxy_deadline_ms; /* while PROXY: header complete by */
+	char                   peer[ACCESS_PEER_MAX]; /* the client's ADDR:PORT, for the logs */
 	struct buffer          in;          /* a pool block while holding bytes */
 	struct buffer          out;
 	struct stream          stream;      /* while STREAMING */
@@ -77,7 +90,8 @@ struct client {
 	struct worker         *worker;
 };
 
-struct client *client_new(struct worker *w, int fd, uint64_t id);
+/* proxy: the connection starts with a PROXY header (state CLIENT_PROXY). */
+struct client *client_new(struct worker *w, int fd, uint64_t id, bool proxy);
 void client_free(struct client *c);
 /* One poll turn for c given its revents; afterwards c->state may be CLOSED. */
 void client_turn(struct client *c, short revents);
@@ -92,7 +106,8 @@ const char *client_state_name(enum client_state state);
 void client_status(struct client *c, enum status status);
 /*
  * Closes c when one of its deadlines passed (client_timeout, request_timeout,
- * send_timeout, the lingering close's), logs why, and says which.
+ * send_timeout, the lingering close's, the PROXY header's), logs why, and
+ * says which.
  */
 enum client_expiry client_deadline_check(struct client *c);
 /*

@@ -152,7 +152,7 @@ worker_make_room(struct worker *w, uint64_t id)
 }
 
 static void
-worker_add_client(struct worker *w, int fd, uint64_t id)
+worker_add_client(struct worker *w, int fd, uint64_t id, bool proxy)
 {
 	struct client *c;
 
@@ -174,7 +174,7 @@ worker_add_client(struct worker *w, int fd, uint64_t id)
 		w->unreported_closes++;
 		return;
 	}
-	if ((c = client_new(w, fd, id)) == NULL) {
+	if ((c = client_new(w, fd, id, proxy)) == NULL) {
 		log_warnx("client %" PRIu64 ": out of memory; closing", id);
 		close(fd);
 		w->unreported_closes++;
@@ -365,7 +365,7 @@ worker_channel_read(struct worker *w)
 		case CHANNEL_CONN: {
 			struct channel_conn conn;
 			memcpy(&conn, payload, sizeof(conn));
-			worker_add_client(w, fd, conn.id);
+			worker_add_client(w, fd, conn.id, (conn.flags & CHANNEL_CONN_PROXY) != 0);
 			break;
 		}
 		case CHANNEL_DRAIN:

@@ -250,7 +250,7 @@ fuzz_run(const uint8_t *req, size_t len, uint32_t seed, struct bytes *got, size_
 	for (int i = 0; i < 2; i++)
 		if (fcntl(sv[i], F_SETFL, fcntl(sv[i], F_GETFL) | O_NONBLOCK) == -1)
 			abort();
-	if ((c = client_new(&fuzz_worker, sv[0], 1)) == NULL)
+	if ((c = client_new(&fuzz_worker, sv[0], 1, false)) == NULL)
 		abort();
 	while (off < len && c->state != CLIENT_CLOSED) {
 		size_t n = len - off;

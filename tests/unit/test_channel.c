@@ -612,10 +612,10 @@ static void test_bad_conn_wrong_length_with_fd_closes_it(void **state)
 {
 	struct pair *p = *state;
 	int pp[2];
-	uint64_t id[2] = { 1, 2 };
+	uint64_t id[3] = { 1, 2, 3 };
 
 	make_pipe(pp);
-	/* CONN with 16 payload bytes instead of 8. */
+	/* CONN with a payload longer than struct channel_conn. */
 	assert_int_equal(channel_send(p->sv[1], CHANNEL_CONN, 1, id, sizeof(id), pp[1]), 0);
 	close(pp[1]);
 	assert_badmsg(p);

@@ -124,7 +124,7 @@ static void start_client(struct fixture *fx)
 	for (int i = 0; i < 2; i++)
 		assert_int_equal(fcntl(sv[i], F_SETFL, fcntl(sv[i], F_GETFL) | O_NONBLOCK), 0);
 	fx->peer = sv[1];
-	fx->c = client_new(&fx->w, sv[0], 1);
+	fx->c = client_new(&fx->w, sv[0], 1, false);
 	assert_non_null(fx->c);
 }
 

@@ -413,6 +413,33 @@ static void test_bad_port(void **state)
 	assert_load_error("bad_port70000.conf", 2, "listen '[::1]:70000': port must be");
 }
 
+/* "listen = ADDR proxy_protocol": the flag, per listener. */
+static void test_listen_proxy_protocol(void **state)
+{
+	struct config c;
+	char file[PATH_MAX], err[CONFIG_ERR_MAX] = "";
+
+	(void)state;
+	fixture(file, sizeof(file), "good_proxy.conf");
+	config_defaults(&c);
+	assert_int_equal(config_load(&c, file, err, sizeof(err)), 0);
+	assert_int_equal(c.nlisten, 3);
+	assert_listen_v4(&c.listen[0], "127.0.0.1:19510", "127.0.0.1", 19510);
+	assert_true(c.listen[0].proxy_protocol);
+	assert_listen_v6(&c.listen[1], "[::1]:19511", "::1", 19511);
+	assert_true(c.listen[1].proxy_protocol);
+	assert_false(c.listen[2].proxy_protocol);
+}
+
+static void test_bad_listen_option(void **state)
+{
+	(void)state;
+	assert_load_error("bad_listen_option.conf", 2,
+	    "listen '127.0.0.1:19510 proxy': unknown option 'proxy'");
+	/* one address, with and without the flag: still one listener twice */
+	assert_load_error("bad_dup_listen_proxy.conf", 3, "given twice");
+}
+
 static void test_nonexistent_file(void **state)
 {
 	struct config c;
@@ -743,6 +770,8 @@ int main(void)
 		cmocka_unit_test(test_bad_duplicate_listen_ipv6_spelling),
 		cmocka_unit_test(test_bad_ipv6_without_brackets),
 		cmocka_unit_test(test_bad_port),
+		cmocka_unit_test(test_listen_proxy_protocol),
+		cmocka_unit_test(test_bad_listen_option),
 		cmocka_unit_test(test_nonexistent_file),
 		cmocka_unit_test(test_directory_as_file),
 		cmocka_unit_test(test_error_truncated_to_errlen),

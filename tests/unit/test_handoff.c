@@ -3,8 +3,9 @@
  * struct master whose worker slots' channels are one end of a socketpair,
  * the test holding the other end as the "worker".  Least-loaded choice,
  * a full pool (no room: accepting pauses), workers that may not take
- * clients, a queued control message, and a pool of more than 64 workers
- * whose first picks all fail with EAGAIN.
+ * clients, a queued control message, a pool of more than 64 workers
+ * whose first picks all fail with EAGAIN, and the listener's proxy_protocol
+ * flag reaching the worker with each connection, also one held back.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,8 +13,10 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -118,7 +121,7 @@ static void test_least_loaded(void **state)
 	m.slots[1].open = 2;
 	m.slots[2].open = 7;
 	assert_true(handoff_has_room(&m));
-	assert_int_equal(handoff_give(&m, fd), 0);
+	assert_int_equal(handoff_give(&m, fd, 0), 0);
 	assert_false(fd_is_open(fd));
 	assert_int_equal(received_by(0), 0);
 	assert_int_equal(received_by(1), 1);
@@ -128,7 +131,7 @@ static void test_least_loaded(void **state)
 	/* descriptors sent but not yet reported received count as load */
 	m.slots[1].sent = 4;
 	fd = conn_fd();
-	assert_int_equal(handoff_give(&m, fd), 0);
+	assert_int_equal(handoff_give(&m, fd, 0), 0);
 	assert_int_equal(received_by(0), 1);
 }
 
@@ -141,11 +144,11 @@ static void test_full_pool_has_no_room(void **state)
 	for (int i = 0; i < 3; i++)
 		m.slots[i].open = 2;
 	assert_false(handoff_has_room(&m));
-	assert_int_equal(handoff_give(&m, fd), -1);
+	assert_int_equal(handoff_give(&m, fd, 0), -1);
 	assert_true(fd_is_open(fd));    /* kept by the caller as pending */
 	m.slots[2].open = 1;
 	assert_true(handoff_has_room(&m));
-	assert_int_equal(handoff_give(&m, fd), 0);
+	assert_int_equal(handoff_give(&m, fd, 0), 0);
 	assert_int_equal(received_by(2), 1);
 }
 
@@ -163,7 +166,7 @@ static void test_only_serving_workers_take_clients(void **state)
 	m.slots[3].chan = -1;
 	m.slots[4].open = 9;
 	assert_true(handoff_has_room(&m));
-	assert_int_equal(handoff_give(&m, fd), 0);
+	assert_int_equal(handoff_give(&m, fd, 0), 0);
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(received_by(i), 0);
 	assert_int_equal(received_by(4), 1);
@@ -182,14 +185,14 @@ static void test_waiting_control_message_blocks_conn(void **state)
 	fill_channel(0);
 	control_send(&m.slots[0], CHANNEL_REOPEN);
 	assert_true(control_waiting(&m.slots[0]));
-	assert_int_equal(handoff_give(&m, fd), 0);
+	assert_int_equal(handoff_give(&m, fd, 0), 0);
 	assert_int_equal(received_by(1), 1);
 	/* the worker reads: the REOPEN goes out first, then it may get clients */
 	assert_int_equal(received_by(0), 0);
 	assert_int_equal(control_flush(&m.slots[0]), 0);
 	assert_false(control_waiting(&m.slots[0]));
 	fd = conn_fd();
-	assert_int_equal(handoff_give(&m, fd), 0);
+	assert_int_equal(handoff_give(&m, fd, 0), 0);
 	{
 		struct channel_hdr hdr;
 		unsigned char      payload[CHANNEL_PAYLOAD_MAX];
@@ -222,7 +225,7 @@ static void test_more_than_64_workers(void **state)
 	for (int i = 0; i < last; i++)
 		fill_channel(i);
 	m.slots[last].open = 1;
-	assert_int_equal(handoff_give(&m, fd), 0);
+	assert_int_equal(handoff_give(&m, fd, 0), 0);
 	assert_false(fd_is_open(fd));
 	assert_int_equal(received_by(last), 1);
 	assert_int_equal(m.slots[last].sent, 1);
@@ -233,14 +236,14 @@ static void test_more_than_64_workers(void **state)
 	/* every channel full: the descriptor is kept, nothing loops for ever */
 	fill_channel(last);
 	fd = conn_fd();
-	assert_int_equal(handoff_give(&m, fd), -1);
+	assert_int_equal(handoff_give(&m, fd, 0), -1);
 	assert_true(fd_is_open(fd));
 	close(fd);
 	assert_int_equal(m.next_id, 1);
 	/* a failed attempt does not mark workers for the next one */
 	assert_int_equal(received_by(7), 0);
 	fd = conn_fd();
-	assert_int_equal(handoff_give(&m, fd), 0);
+	assert_int_equal(handoff_give(&m, fd, 0), 0);
 	assert_int_equal(received_by(7), 1);
 }
 
@@ -259,16 +262,16 @@ static void test_stalled_worker_passed_over(void **state)
 	m.slots[1].open = 3;            /* slot 0 is the least loaded */
 	m.now_ms = 10000;
 	fd = conn_fd();
-	assert_int_equal(handoff_give(&m, fd), 0);
+	assert_int_equal(handoff_give(&m, fd, 0), 0);
 	assert_int_equal(received_by(0), 1);
 	assert_int_equal(m.slots[0].unreceived_since_ms, 10000);
 	m.now_ms += 100;                /* not yet long */
 	fd = conn_fd();
-	assert_int_equal(handoff_give(&m, fd), 0);
+	assert_int_equal(handoff_give(&m, fd, 0), 0);
 	assert_int_equal(received_by(0), 1);
 	m.now_ms += 1000;               /* nothing reported for 1.1 s */
 	fd = conn_fd();
-	assert_int_equal(handoff_give(&m, fd), 0);
+	assert_int_equal(handoff_give(&m, fd, 0), 0);
 	assert_int_equal(received_by(1), 1);
 	/* it reports all it received: back in the choice */
 	m.slots[0].received = m.slots[0].sent;
@@ -277,8 +280,78 @@ static void test_stalled_worker_passed_over(void **state)
 	m.slots[1].capacity = 40;
 	conf.clients_per_worker = 40;
 	fd = conn_fd();
-	assert_int_equal(handoff_give(&m, fd), 0);
+	assert_int_equal(handoff_give(&m, fd, 0), 0);
 	assert_int_equal(received_by(0), 1);
+}
+
+/* The flags of the CONN messages slot i's peer got, or -1 when none came. */
+static int64_t received_flags(int i)
+{
+	struct channel_hdr  hdr;
+	struct channel_conn conn;
+	int                 fd;
+	int64_t             flags = -1;
+
+	while (channel_recv(peer[i], &hdr, &conn, sizeof(conn), &fd) == 1) {
+		if (hdr.type == CHANNEL_CONN) {
+			close(fd);
+			flags = conn.flags;
+		}
+	}
+	return flags;
+}
+
+/* A listener on a free loopback port with one client waiting; the client fd. */
+static int listener_with_client(struct listener *l, bool proxy)
+{
+	struct sockaddr_in sin;
+	socklen_t          len = sizeof(sin);
+	int                c;
+
+	memset(l, 0, sizeof(*l));
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	l->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	assert_true(l->fd >= 0);
+	assert_int_equal(bind(l->fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(l->fd, 8), 0);
+	assert_int_equal(getsockname(l->fd, (struct sockaddr *)&sin, &len), 0);
+	l->addr.proxy_protocol = proxy;
+	c = socket(AF_INET, SOCK_STREAM, 0);
+	assert_int_equal(connect(c, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	return c;
+}
+
+static void test_flags_follow_the_listener(void **state)
+{
+	struct listener l;
+	int             c;
+
+	(void)state;
+	pool_make(1, 10);
+	c = listener_with_client(&l, true);
+	assert_int_equal(handoff_accept(&m, &l), 0);
+	assert_int_equal(received_flags(0), CHANNEL_CONN_PROXY);
+	close(c);
+	close(l.fd);
+	c = listener_with_client(&l, false);
+	assert_int_equal(handoff_accept(&m, &l), 0);
+	assert_int_equal(received_flags(0), 0);
+	close(c);
+	close(l.fd);
+	/* held back while the worker's channel is full: the flag waits with it */
+	c = listener_with_client(&l, true);
+	fill_channel(0);
+	assert_int_equal(handoff_accept(&m, &l), 0);
+	assert_true(m.pending_fd != -1);
+	while (received_flags(0) != -1)
+		;
+	assert_int_equal(handoff_flush_pending(&m), 0);
+	assert_int_equal(m.pending_fd, -1);
+	assert_int_equal(received_flags(0), CHANNEL_CONN_PROXY);
+	close(c);
+	close(l.fd);
 }
 
 #define PT(f) cmocka_unit_test_teardown(f, pool_free)
@@ -292,6 +365,7 @@ int main(void)
 		PT(test_waiting_control_message_blocks_conn),
 		PT(test_more_than_64_workers),
 		PT(test_stalled_worker_passed_over),
+		PT(test_flags_follow_the_listener),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
