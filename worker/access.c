@@ -53,6 +53,12 @@ access_open(const char *path)
 	return 0;
 }
 
+bool
+access_enabled(void)
+{
+	return access_fd != -1;
+}
+
 int
 access_reopen(void)
 {

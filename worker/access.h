@@ -30,6 +30,7 @@ struct access_pending {
 /* path "off" disables it; 0 / -1 (logged). */
 int  access_open(const char *path);
 int  access_reopen(void);
+bool access_enabled(void);
 /* Writes what is buffered when forced, when a second passed, or when full. */
 void access_flush(bool force);
 void access_close(void);

@@ -155,6 +155,7 @@ client_read(struct client *c)
 		return true;
 	n = recv(c->fd, buffer_tail(&c->in), buffer_room(&c->in), 0);
 	if (n > 0) {
+		c->read_filled = (size_t)n == buffer_room(&c->in);
 		buffer_commit(&c->in, (size_t)n);
 		c->last_active = c->worker->now_ms;
 		return true;
@@ -178,7 +179,7 @@ client_respond(struct client *c, enum request_result res)
 
 	if (!client_owes(c))
 		c->send_progress = c->worker->now_ms;   /* send_timeout starts now */
-	c->access = access_begin(client_peer(c), &c->parser);
+	c->access = access_enabled() ? access_begin(client_peer(c), &c->parser) : NULL;
 	if (res == REQUEST_LINE)
 		commands_run(c);
 	else
@@ -361,14 +362,18 @@ client_linger_read(struct client *c)
 	}
 }
 
-/* Whether input waits that close() would turn into a reset. */
+/*
+ * Whether input waits that close() would turn into a reset: request bytes
+ * left unread, a last read that filled the input block, or bytes in the
+ * socket (one peek, about half a microsecond, on the close after quit).
+ */
 static bool
 client_input_waiting(struct client *c)
 {
 	char    byte;
 	ssize_t n;
 
-	if (c->unread_input)
+	if (c->unread_input || c->read_filled)
 		return true;
 	n = recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
 	if (n == 0)

@@ -80,6 +80,7 @@ struct client {
 	uint64_t               linger_until;    /* ms: LINGERING ends then */
 	uint64_t               lingered;        /* bytes dropped while LINGERING */
 	bool                   unread_input;    /* CLOSING left request bytes unread */
+	bool                   read_filled;     /* the last read filled the input block */
 	uint64_t               proxy_deadline_ms; /* while PROXY: header complete by */
 	char                   peer[ACCESS_PEER_MAX]; /* the client's ADDR:PORT, for the logs */
 	struct buffer          in;          /* a pool block while holding bytes */
