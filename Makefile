@@ -3,7 +3,23 @@ CC       ?= cc
 CSTD      = -std=c11 -D_GNU_SOURCE
 WARN      = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 OPT      ?= -O2 -g
-CFLAGS   += $(CSTD) $(WARN) $(OPT) -Ishared -Iworker -Imaster
+# Installation layout (make install, and the paths compiled into hftpd).
+PREFIX        ?= /usr/local
+SBINDIR       ?= $(PREFIX)/sbin
+BINDIR        ?= $(PREFIX)/bin
+MANDIR        ?= $(PREFIX)/share/man
+SYSCONFDIR    ?= $(PREFIX)/etc
+LOCALSTATEDIR ?= /var
+RUNSTATEDIR   ?= /run
+DOCDIR        ?= $(PREFIX)/share/doc/hftpd
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+PIDFILE       ?= $(RUNSTATEDIR)/hftpd.pid
+DESTDIR       ?=
+PATHS     = -DHFTPD_CONF_PATH='"$(SYSCONFDIR)/hftpd/hftpd.conf"' \
+            -DHFTPD_PID_FILE='"$(PIDFILE)"' \
+            -DHFTPD_ERROR_LOG_FALLBACK='"$(LOCALSTATEDIR)/log/hftpd/error.log"' \
+            -DHFTPD_BUILD_CC='"$(CC)"' -DHFTPD_BUILD_FLAGS='"$(OPT)"'
+CFLAGS   += $(CSTD) $(WARN) $(OPT) $(PATHS) -Ishared -Iworker -Imaster
 LDFLAGS  +=
 BUILD    ?= build
 PYTHON   := $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)

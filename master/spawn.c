@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -16,6 +17,7 @@
 #include "log.h"
 #include "master.h"
 #include "privsep.h"
+#include "proctitle.h"
 #include "worker.h"
 
 /* A worker that dies sooner than this after its start is backed off. */
@@ -110,8 +112,12 @@ spawn_child(struct master *m, struct worker_slot *s, int chan)
 		close(m->pending_fd);
 	if (m->ready_fd != -1)
 		close(m->ready_fd);
+	proctitle_set("hftpd: worker process (gen %u)", m->gen);
 	if (privsep_drop(m->conf) == -1)
 		_exit(SPAWN_EXIT_PRIVSEP);
+	/* chrooted, the served directory is the new root */
+	if (m->conf->chroot && geteuid() != 0)
+		snprintf(m->conf->directory, sizeof(m->conf->directory), "/");
 	rc = worker_main(m->conf, m->gen, chan);
 	spawn_free_state(m);
 	_exit(rc);

@@ -31,6 +31,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -70,6 +71,18 @@ HELP_RESPONSE = (b"0 OK\r\nget_file_listing\r\nget_metadata\r\nget_slice\r\n"
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "slow: too slow under valgrind (deselected with -m 'not slow')")
+
+
+@pytest.fixture(autouse=True)
+def _reachable_tmp_path(tmp_path):
+    """Started as root, hftpd's workers run as nobody, who must reach the
+    served directories: pytest makes tmp_path and its parents 0700, so they
+    are opened to others (read and traverse) here."""
+    if os.geteuid() == 0:
+        p = tmp_path
+        while p != p.parent and p != Path(tempfile.gettempdir()):
+            os.chmod(p, os.stat(p).st_mode | 0o055)
+            p = p.parent
 
 
 # -- small helpers --------------------------------------------------------
