@@ -257,8 +257,6 @@ main_logs_open(struct master *m, bool foreground, char *err, size_t errlen)
 		snprintf(err, errlen, "error_log %s: %s", target, strerror(errno));
 		return -1;
 	}
-	if (strcmp(target, HFTPD_ERROR_LOG_FALLBACK) == 0)
-		log_info("no syslog daemon answers at /dev/log: logging to %s", target);
 	return 0;
 }
 
@@ -370,8 +368,12 @@ main_prepare(struct master *m, const struct config_overrides *o)
 		    holder, m->conf->pid_file);
 		return 1;
 	}
-	if (main_logs_open(m, o->foreground, err, sizeof(err)) == -1 ||
-	    listen_open(m, m->conf, err, sizeof(err)) == -1) {
+	if (main_logs_open(m, o->foreground, err, sizeof(err)) == -1)  {
+		fprintf(stderr, "hftpd: %s\n", err);
+		return 1;
+	}
+	listen_inherit(m);
+	if (listen_open(m, m->conf, err, sizeof(err)) == -1) {
 		fprintf(stderr, "hftpd: %s\n", err);
 		return 1;
 	}
@@ -405,6 +407,10 @@ main_start(struct master *m)
 		snprintf(err, sizeof(err), "signals: %s", strerror(errno));
 		main_fail(m, err);
 	}
+	if (strcmp(logfiles_error_target(m->conf, m->options->foreground),
+	    HFTPD_ERROR_LOG_FALLBACK) == 0)
+		log_info("no syslog daemon answers at /dev/log: logging to %s",
+		    HFTPD_ERROR_LOG_FALLBACK);
 	log_info("hftpd %s starting: %d workers x %d clients, directory %s",
 	    HFTPD_VERSION, m->conf->workers, m->conf->clients_per_worker, m->conf->directory);
 	privsep_announce(m->conf);

@@ -52,6 +52,7 @@ struct worker_slot {
 struct listener {
 	int                  fd;
 	struct config_listen addr;
+	bool                 inherited;     /* passed by systemd: never closed */
 };
 
 /* Respawn back-off of one pool index of the current generation. */
@@ -69,6 +70,8 @@ struct master {
 	uint64_t            phase_deadline_ms;
 	struct listener     listeners[CONFIG_LISTEN_MAX];
 	int                 nlisteners;
+	struct listener     inherited[CONFIG_LISTEN_MAX]; /* passed, not in use */
+	int                 ninherited;
 	struct worker_slot  slots[MASTER_SLOTS_MAX];
 	int                 nslots;
 	struct spawn_backoff *backoff;      /* conf->workers entries */
@@ -131,6 +134,8 @@ void control_drain(struct worker_slot *s, int timeout_s);
 /* Opens c's listeners, reusing the descriptors of unchanged ones. */
 int  listen_open(struct master *m, const struct config *c, char *err, size_t errlen);
 void listen_close_all(struct master *m);
+/* Takes the sockets systemd passed (LISTEN_PID/LISTEN_FDS); how many. */
+int  listen_inherit(struct master *m);
 
 /* logfiles.c: error and access log files, created by the master */
 enum logfiles_kind { LOGFILES_STDERR, LOGFILES_SYSLOG, LOGFILES_OFF, LOGFILES_FILE };

@@ -104,6 +104,8 @@ spawn_child(struct master *m, struct worker_slot *s, int chan)
 	signals_close();
 	for (int i = 0; i < m->nlisteners; i++)
 		close(m->listeners[i].fd);
+	for (int i = 0; i < m->ninherited; i++)
+		close(m->inherited[i].fd);
 	for (int i = 0; i < m->nslots; i++) {
 		if (&m->slots[i] != s && m->slots[i].chan != -1)
 			close(m->slots[i].chan);
