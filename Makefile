@@ -13,6 +13,7 @@ LOCALSTATEDIR ?= /var
 RUNSTATEDIR   ?= /run
 DOCDIR        ?= $(PREFIX)/share/doc/hftpd
 SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+LOGROTATEDIR  ?= $(SYSCONFDIR)/logrotate.d
 PIDFILE       ?= $(RUNSTATEDIR)/hftpd.pid
 DESTDIR       ?=
 PATHS     = -DHFTPD_CONF_PATH='"$(SYSCONFDIR)/hftpd/hftpd.conf"' \
@@ -41,7 +42,7 @@ FUZZ_BIN   = $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 FUZZ_SECONDS ?= 10
 FUZZ_SAN   = -fsanitize=address,undefined -fno-sanitize-recover=undefined
 
-.PHONY: all run test unit integration valgrind asan asan-test bench-smoke clang fuzz fuzz-lib fuzz-smoke deps clean
+.PHONY: all run test unit integration valgrind asan asan-test bench-smoke clang fuzz fuzz-lib fuzz-smoke deps clean install uninstall man-lint
 all: $(BUILD)/hftpd $(if $(BENCH_SRC),$(BUILD)/hftp-bench) $(BUILD)/base64-bench
 
 $(BUILD)/obj/%.o: %.c
@@ -67,15 +68,59 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libhftpd.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libhftpd.a -lcmocka
 
-# make run: build and serve conf/sample/ on port 19500 in the foreground.
+# make run [PORT=N] [DIR=path]: build and serve DIR in the foreground.
+PORT ?= 19500
+DIR  ?= conf/sample
 run: $(BUILD)/hftpd
-	@mkdir -p conf/sample
-	$(BUILD)/hftpd -f -d conf/sample -p 19500
+	@mkdir -p $(DIR)
+	$(BUILD)/hftpd -f -d $(DIR) -p $(PORT)
+
+# make install [PREFIX=/usr/local] [DESTDIR=] [SBINDIR= MANDIR= SYSCONFDIR=
+# ...]: the daemon, the man pages, a commented config (kept if one is
+# there: the new one goes next to it as hftpd.conf.new), the systemd units
+# and the logrotate file, their paths filled in from the variables above.
+MAN_PAGES = docs/man/hftpd.8 docs/man/hftpd.conf.5 docs/man/hftp.1
+SUBST     = sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+                -e 's|@LOCALSTATEDIR@|$(LOCALSTATEDIR)|g'
+INSTALLED_CONF = $(DESTDIR)$(SYSCONFDIR)/hftpd/hftpd.conf
+install: $(BUILD)/hftpd
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 \
+	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(SYSCONFDIR)/hftpd $(DESTDIR)$(SYSTEMDUNITDIR) \
+	    $(DESTDIR)$(LOGROTATEDIR) $(DESTDIR)$(DOCDIR)
+	install -m 0755 $(BUILD)/hftpd $(DESTDIR)$(SBINDIR)/hftpd
+	install -m 0644 docs/man/hftpd.8 $(DESTDIR)$(MANDIR)/man8/hftpd.8
+	install -m 0644 docs/man/hftpd.conf.5 $(DESTDIR)$(MANDIR)/man5/hftpd.conf.5
+	install -m 0644 docs/man/hftp.1 $(DESTDIR)$(MANDIR)/man1/hftp.1
+	sed -e 's|^directory = sample$$|directory = /srv/hftp|' conf/hftpd.conf > $(BUILD)/hftpd.conf.inst
+	if [ -e $(INSTALLED_CONF) ]; then \
+	    install -m 0644 $(BUILD)/hftpd.conf.inst $(INSTALLED_CONF).new; \
+	else install -m 0644 $(BUILD)/hftpd.conf.inst $(INSTALLED_CONF); fi
+	$(SUBST) conf/hftpd.service.in > $(BUILD)/hftpd.service
+	install -m 0644 $(BUILD)/hftpd.service $(DESTDIR)$(SYSTEMDUNITDIR)/hftpd.service
+	install -m 0644 conf/hftpd.socket $(DESTDIR)$(SYSTEMDUNITDIR)/hftpd.socket
+	$(SUBST) conf/hftpd.logrotate.in > $(BUILD)/hftpd.logrotate
+	install -m 0644 $(BUILD)/hftpd.logrotate $(DESTDIR)$(LOGROTATEDIR)/hftpd
+	install -m 0644 LICENSE README.md $(DESTDIR)$(DOCDIR)/
+
+# Removes what install put there, except a config file that may be edited.
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/hftpd $(DESTDIR)$(MANDIR)/man8/hftpd.8 \
+	    $(DESTDIR)$(MANDIR)/man5/hftpd.conf.5 $(DESTDIR)$(MANDIR)/man1/hftp.1 \
+	    $(DESTDIR)$(SYSTEMDUNITDIR)/hftpd.service $(DESTDIR)$(SYSTEMDUNITDIR)/hftpd.socket \
+	    $(DESTDIR)$(LOGROTATEDIR)/hftpd $(DESTDIR)$(DOCDIR)/LICENSE $(DESTDIR)$(DOCDIR)/README.md \
+	    $(INSTALLED_CONF).new
+	-rmdir $(DESTDIR)$(DOCDIR)
+	@[ ! -e $(INSTALLED_CONF) ] || echo "kept $(INSTALLED_CONF)"
+
+# The man pages must be lint-clean (mandoc from Debian's mandoc package).
+man-lint:
+	mandoc -T lint -W warning $(MAN_PAGES)
 
 # make test: install missing test dependencies, then every suite.
 test: deps
 	$(MAKE) all
 	$(MAKE) clang
+	$(MAKE) man-lint
 	$(MAKE) unit
 	$(MAKE) fuzz-smoke
 	$(MAKE) bench-smoke
