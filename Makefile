@@ -19,7 +19,9 @@ DESTDIR       ?=
 PATHS     = -DHFTPD_CONF_PATH='"$(SYSCONFDIR)/hftpd/hftpd.conf"' \
             -DHFTPD_PID_FILE='"$(PIDFILE)"' \
             -DHFTPD_ERROR_LOG_FALLBACK='"$(LOCALSTATEDIR)/log/hftpd/error.log"' \
-            -DHFTPD_BUILD_CC='"$(CC)"' -DHFTPD_BUILD_FLAGS='"$(OPT)"'
+            -DHFTPD_BUILD_CC='"$(CC)"' -DHFTPD_BUILD_FLAGS='"$(strip $(ENV_CFLAGS) $(OPT))"'
+# what the caller passed (dpkg-buildflags, ...), for hftpd -V
+ENV_CFLAGS := $(CFLAGS)
 CFLAGS   += $(CSTD) $(WARN) $(OPT) $(PATHS) -Ishared -Iworker -Imaster
 LDFLAGS  +=
 BUILD    ?= build
@@ -47,7 +49,7 @@ all: $(BUILD)/hftpd $(if $(BENCH_SRC),$(BUILD)/hftp-bench) $(BUILD)/base64-bench
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/libhftpd.a: $(LIB_OBJ)
 	@rm -f $@
