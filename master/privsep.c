@@ -91,6 +91,10 @@ privsep_check(const struct config *c, char *err, size_t errlen)
 		snprintf(err, errlen, "group '%s' is set but user is not", c->group);
 		return -1;
 	}
+	if (c->chroot && geteuid() != 0) {
+		snprintf(err, errlen, "chroot = yes needs hftpd started as root");
+		return -1;
+	}
 	if (c->chroot && c->user[0] == '\0') {
 		snprintf(err, errlen, "chroot = yes needs `user` (a user other than root)");
 		return -1;

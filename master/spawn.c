@@ -99,7 +99,8 @@ spawn_free_slot(struct master *m)
 static void __attribute__((noreturn))
 spawn_child(struct master *m, struct worker_slot *s, int chan)
 {
-	int rc;
+	bool was_root;
+	int  rc;
 
 	signals_close();
 	for (int i = 0; i < m->nlisteners; i++)
@@ -115,10 +116,11 @@ spawn_child(struct master *m, struct worker_slot *s, int chan)
 	if (m->ready_fd != -1)
 		close(m->ready_fd);
 	proctitle_set("hftpd: worker process (gen %u)", m->gen);
+	was_root = geteuid() == 0;
 	if (privsep_drop(m->conf) == -1)
 		_exit(SPAWN_EXIT_PRIVSEP);
-	/* chrooted, the served directory is the new root */
-	if (m->conf->chroot && geteuid() != 0)
+	/* chrooted (only root can), the served directory is the new root */
+	if (m->conf->chroot && was_root)
 		snprintf(m->conf->directory, sizeof(m->conf->directory), "/");
 	rc = worker_main(m->conf, m->gen, chan);
 	spawn_free_state(m);

@@ -12,6 +12,7 @@ import os
 import pwd
 import re
 import shutil
+import subprocess
 import tempfile
 
 import pytest
@@ -131,3 +132,23 @@ def test_chroot_confines_workers(daemon, nobody):
     listing = request(d.port, b"get_file_listing\r\n")
     assert listing == b"0 OK\r\nhello.txt\r\n\r\n0 OK\r\n", listing
     assert d.wait_log(r"chrooted to the served directory")
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="setpriv missing")
+def test_chroot_refused_when_not_root(daemon, nobody):
+    """Not root, hftpd cannot chroot: -t says so (it must never serve / as
+    if the chroot had happened)."""
+    d = daemon(workers=1, user="nobody", chroot="yes", error_log="stderr",
+               access_log="off")
+    lines = [ln for ln in d.conf.read_text().splitlines()
+             if not ln.startswith("pid_file")]
+    d.conf.write_text("\n".join(lines) + "\n")
+    os.chmod(d.conf, 0o644)
+    r = d.run("-t", "-f", "-c", str(d.conf))
+    assert r.returncode == 0, r.err
+    argv, env = d.command("-t", "-f", "-c", str(d.conf))
+    r = subprocess.run(["setpriv", "--reuid=%d" % nobody.pw_uid,
+                        "--regid=%d" % nobody.pw_gid, "--clear-groups"] + argv,
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 1 and "chroot = yes needs hftpd started as root" \
+        in r.stderr, r.stderr
