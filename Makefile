@@ -136,20 +136,29 @@ deps:
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
+# Each run has a temp folder of its own (see conftest.py: served folders
+# must stay reachable by the workers' user, and other pytest sessions of the
+# same user reset /tmp/pytest-of-USER to 0700).
+PYTEST_TMP = $(CURDIR)/build/pytest-tmp
+
 integration: $(BUILD)/hftpd
-	cd tests/integration && HFTPD_BIN=$(CURDIR)/$(BUILD)/hftpd $(PYTHON) -m pytest -q -p no:cacheprovider .
+	@mkdir -p $(PYTEST_TMP)
+	cd tests/integration && HFTPD_BIN=$(CURDIR)/$(BUILD)/hftpd $(PYTHON) -m pytest -q -p no:cacheprovider \
+	    --basetemp=$(PYTEST_TMP)/integration .
 
 valgrind: $(BUILD)/hftpd
+	@mkdir -p $(PYTEST_TMP)
 	cd tests/integration && HFTPD_BIN=$(CURDIR)/$(BUILD)/hftpd HFTPD_VALGRIND=1 \
-	    $(PYTHON) -m pytest -q -p no:cacheprovider -m "not slow" .
+	    $(PYTHON) -m pytest -q -p no:cacheprovider --basetemp=$(PYTEST_TMP)/valgrind -m "not slow" .
 
 asan:
 	$(MAKE) BUILD=build/asan OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 	    LDFLAGS="-fsanitize=address,undefined" build/asan/hftpd
 
 asan-test: asan
+	@mkdir -p $(PYTEST_TMP)
 	cd tests/integration && HFTPD_BIN=$(CURDIR)/build/asan/hftpd HFTPD_ASAN=1 \
-	    $(PYTHON) -m pytest -q -p no:cacheprovider .
+	    $(PYTHON) -m pytest -q -p no:cacheprovider --basetemp=$(PYTEST_TMP)/asan .
 
 # make clang: the whole tree (daemon, load generator, unit tests) built by
 # clang into build/clang, with the same zero-warning flags.
