@@ -16,6 +16,9 @@ extern char **environ;
 
 static char  *proctitle_area;   /* start of the writable area, or NULL */
 static size_t proctitle_size;   /* its length in bytes */
+/* The environment's copies: unsetenv drops entries from environ, and they
+ * stay owned (and reachable) here. */
+static char **proctitle_env_copies;
 
 /* Copies every string of the NULL-terminated vector v to the heap. */
 static int
@@ -53,8 +56,13 @@ proctitle_init(int argc, char **argv)
 	if ((env = calloc((size_t)nenv + 1, sizeof(*env))) == NULL)
 		return -1;
 	memcpy(env, environ, (size_t)nenv * sizeof(*env));
+	if ((proctitle_env_copies = calloc((size_t)nenv + 1, sizeof(*env))) == NULL) {
+		free(env);
+		return -1;
+	}
 	if (proctitle_move(argv, argc) == -1 || proctitle_move(env, nenv) == -1)
 		return -1;
+	memcpy(proctitle_env_copies, env, (size_t)nenv * sizeof(*env));
 	environ = env;
 	proctitle_area = start;
 	proctitle_size = (size_t)(end - start);
