@@ -16,9 +16,14 @@ extern char **environ;
 
 static char  *proctitle_area;   /* start of the writable area, or NULL */
 static size_t proctitle_size;   /* its length in bytes */
-/* The environment's copies: unsetenv drops entries from environ, and they
- * stay owned (and reachable) here. */
-static char **proctitle_env_copies;
+/*
+ * What proctitle_init allocated stays owned (and reachable) here: unsetenv
+ * drops entries from environ, and glibc's clearenv at exit (run by valgrind)
+ * forgets a vector it did not allocate.  volatile: the compiler may not drop
+ * stores nothing reads.
+ */
+static char **volatile proctitle_env_vector;
+static char **volatile proctitle_env_copies;
 
 /* Copies every string of the NULL-terminated vector v to the heap. */
 static int
@@ -63,6 +68,7 @@ proctitle_init(int argc, char **argv)
 	if (proctitle_move(argv, argc) == -1 || proctitle_move(env, nenv) == -1)
 		return -1;
 	memcpy(proctitle_env_copies, env, (size_t)nenv * sizeof(*env));
+	proctitle_env_vector = env;
 	environ = env;
 	proctitle_area = start;
 	proctitle_size = (size_t)(end - start);
