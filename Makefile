@@ -3,7 +3,26 @@ CC       ?= cc
 CSTD      = -std=c11 -D_GNU_SOURCE
 WARN      = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 OPT      ?= -O2 -g
-CFLAGS   += $(CSTD) $(WARN) $(OPT) -Ishared -Iworker -Imaster
+# Installation layout (make install, and the paths compiled into hftpd).
+PREFIX        ?= /usr/local
+SBINDIR       ?= $(PREFIX)/sbin
+BINDIR        ?= $(PREFIX)/bin
+MANDIR        ?= $(PREFIX)/share/man
+SYSCONFDIR    ?= $(PREFIX)/etc
+LOCALSTATEDIR ?= /var
+RUNSTATEDIR   ?= /run
+DOCDIR        ?= $(PREFIX)/share/doc/hftpd
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+LOGROTATEDIR  ?= $(SYSCONFDIR)/logrotate.d
+PIDFILE       ?= $(RUNSTATEDIR)/hftpd.pid
+DESTDIR       ?=
+PATHS     = -DHFTPD_CONF_PATH='"$(SYSCONFDIR)/hftpd/hftpd.conf"' \
+            -DHFTPD_PID_FILE='"$(PIDFILE)"' \
+            -DHFTPD_ERROR_LOG_FALLBACK='"$(LOCALSTATEDIR)/log/hftpd/error.log"' \
+            -DHFTPD_BUILD_CC='"$(CC)"' -DHFTPD_BUILD_FLAGS='"$(strip $(ENV_CFLAGS) $(OPT))"'
+# what the caller passed (dpkg-buildflags, ...), for hftpd -V
+ENV_CFLAGS := $(CFLAGS)
+CFLAGS   += $(CSTD) $(WARN) $(OPT) $(PATHS) -Ishared -Iworker -Imaster
 LDFLAGS  +=
 BUILD    ?= build
 PYTHON   := $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
@@ -25,12 +44,12 @@ FUZZ_BIN   = $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 FUZZ_SECONDS ?= 10
 FUZZ_SAN   = -fsanitize=address,undefined -fno-sanitize-recover=undefined
 
-.PHONY: all run test unit integration valgrind asan asan-test bench-smoke clang fuzz fuzz-lib fuzz-smoke deps clean
+.PHONY: all run test unit integration valgrind asan asan-test bench-smoke clang fuzz fuzz-lib fuzz-smoke deps clean install uninstall man-lint
 all: $(BUILD)/hftpd $(if $(BENCH_SRC),$(BUILD)/hftp-bench) $(BUILD)/base64-bench
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/libhftpd.a: $(LIB_OBJ)
 	@rm -f $@
@@ -51,15 +70,59 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libhftpd.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libhftpd.a -lcmocka
 
-# make run: build and serve conf/sample/ on port 19500 in the foreground.
+# make run [PORT=N] [DIR=path]: build and serve DIR in the foreground.
+PORT ?= 19500
+DIR  ?= conf/sample
 run: $(BUILD)/hftpd
-	@mkdir -p conf/sample
-	$(BUILD)/hftpd -f -d conf/sample -p 19500
+	@mkdir -p $(DIR)
+	$(BUILD)/hftpd -f -d $(DIR) -p $(PORT)
+
+# make install [PREFIX=/usr/local] [DESTDIR=] [SBINDIR= MANDIR= SYSCONFDIR=
+# ...]: the daemon, the man pages, a commented config (kept if one is
+# there: the new one goes next to it as hftpd.conf.new), the systemd units
+# and the logrotate file, their paths filled in from the variables above.
+MAN_PAGES = docs/man/hftpd.8 docs/man/hftpd.conf.5 docs/man/hftp.1
+SUBST     = sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+                -e 's|@LOCALSTATEDIR@|$(LOCALSTATEDIR)|g'
+INSTALLED_CONF = $(DESTDIR)$(SYSCONFDIR)/hftpd/hftpd.conf
+install: $(BUILD)/hftpd
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 \
+	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(SYSCONFDIR)/hftpd $(DESTDIR)$(SYSTEMDUNITDIR) \
+	    $(DESTDIR)$(LOGROTATEDIR) $(DESTDIR)$(DOCDIR)
+	install -m 0755 $(BUILD)/hftpd $(DESTDIR)$(SBINDIR)/hftpd
+	install -m 0644 docs/man/hftpd.8 $(DESTDIR)$(MANDIR)/man8/hftpd.8
+	install -m 0644 docs/man/hftpd.conf.5 $(DESTDIR)$(MANDIR)/man5/hftpd.conf.5
+	install -m 0644 docs/man/hftp.1 $(DESTDIR)$(MANDIR)/man1/hftp.1
+	sed -e 's|^directory = sample$$|directory = /srv/hftp|' conf/hftpd.conf > $(BUILD)/hftpd.conf.inst
+	if [ -e $(INSTALLED_CONF) ]; then \
+	    install -m 0644 $(BUILD)/hftpd.conf.inst $(INSTALLED_CONF).new; \
+	else install -m 0644 $(BUILD)/hftpd.conf.inst $(INSTALLED_CONF); fi
+	$(SUBST) conf/hftpd.service.in > $(BUILD)/hftpd.service
+	install -m 0644 $(BUILD)/hftpd.service $(DESTDIR)$(SYSTEMDUNITDIR)/hftpd.service
+	install -m 0644 conf/hftpd.socket $(DESTDIR)$(SYSTEMDUNITDIR)/hftpd.socket
+	$(SUBST) conf/hftpd.logrotate.in > $(BUILD)/hftpd.logrotate
+	install -m 0644 $(BUILD)/hftpd.logrotate $(DESTDIR)$(LOGROTATEDIR)/hftpd
+	install -m 0644 LICENSE README.md $(DESTDIR)$(DOCDIR)/
+
+# Removes what install put there, except a config file that may be edited.
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/hftpd $(DESTDIR)$(MANDIR)/man8/hftpd.8 \
+	    $(DESTDIR)$(MANDIR)/man5/hftpd.conf.5 $(DESTDIR)$(MANDIR)/man1/hftp.1 \
+	    $(DESTDIR)$(SYSTEMDUNITDIR)/hftpd.service $(DESTDIR)$(SYSTEMDUNITDIR)/hftpd.socket \
+	    $(DESTDIR)$(LOGROTATEDIR)/hftpd $(DESTDIR)$(DOCDIR)/LICENSE $(DESTDIR)$(DOCDIR)/README.md \
+	    $(INSTALLED_CONF).new
+	-rmdir $(DESTDIR)$(DOCDIR)
+	@[ ! -e $(INSTALLED_CONF) ] || echo "kept $(INSTALLED_CONF)"
+
+# The man pages must be lint-clean (mandoc from Debian's mandoc package).
+man-lint:
+	mandoc -T lint -W warning $(MAN_PAGES)
 
 # make test: install missing test dependencies, then every suite.
 test: deps
 	$(MAKE) all
 	$(MAKE) clang
+	$(MAKE) man-lint
 	$(MAKE) unit
 	$(MAKE) fuzz-smoke
 	$(MAKE) bench-smoke
@@ -73,20 +136,29 @@ deps:
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
+# Each run has a temp folder of its own (see conftest.py: served folders
+# must stay reachable by the workers' user, and other pytest sessions of the
+# same user reset /tmp/pytest-of-USER to 0700).
+PYTEST_TMP = $(CURDIR)/build/pytest-tmp
+
 integration: $(BUILD)/hftpd
-	cd tests/integration && HFTPD_BIN=$(CURDIR)/$(BUILD)/hftpd $(PYTHON) -m pytest -q -p no:cacheprovider .
+	@mkdir -p $(PYTEST_TMP)
+	cd tests/integration && HFTPD_BIN=$(CURDIR)/$(BUILD)/hftpd $(PYTHON) -m pytest -q -p no:cacheprovider \
+	    --basetemp=$(PYTEST_TMP)/integration .
 
 valgrind: $(BUILD)/hftpd
+	@mkdir -p $(PYTEST_TMP)
 	cd tests/integration && HFTPD_BIN=$(CURDIR)/$(BUILD)/hftpd HFTPD_VALGRIND=1 \
-	    $(PYTHON) -m pytest -q -p no:cacheprovider -m "not slow" .
+	    $(PYTHON) -m pytest -q -p no:cacheprovider --basetemp=$(PYTEST_TMP)/valgrind -m "not slow" .
 
 asan:
 	$(MAKE) BUILD=build/asan OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 	    LDFLAGS="-fsanitize=address,undefined" build/asan/hftpd
 
 asan-test: asan
+	@mkdir -p $(PYTEST_TMP)
 	cd tests/integration && HFTPD_BIN=$(CURDIR)/build/asan/hftpd HFTPD_ASAN=1 \
-	    $(PYTHON) -m pytest -q -p no:cacheprovider .
+	    $(PYTHON) -m pytest -q -p no:cacheprovider --basetemp=$(PYTEST_TMP)/asan .
 
 # make clang: the whole tree (daemon, load generator, unit tests) built by
 # clang into build/clang, with the same zero-warning flags.

@@ -43,6 +43,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
+# Started as root, hftpd's workers run as nobody: they must reach the data.
+chmod 755 "$TMP"
 mkdir "$TMP/data"
 head -c 4194304 /dev/urandom > "$TMP/data/smoke.bin"
 

@@ -3,10 +3,21 @@
  * the new config are opened, except that one already open on the same
  * address keeps its descriptor (no window where connections are refused);
  * the ones the new config no longer names are closed.
+ *
+ * Socket activation: sockets passed by systemd (LISTEN_PID, LISTEN_FDS,
+ * descriptors from 3 on) are taken for the listen lines whose address they
+ * are bound to; lines without one are opened as usual.  A passed socket is
+ * never closed while the master runs: one no line names (yet, or any more)
+ * waits in m->inherited, so a reload can name it again.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -15,6 +26,85 @@
 
 /* listen(2) backlog: clients wait here while every worker is full. */
 #define LISTEN_BACKLOG  4096
+/* sd_listen_fds(3): the first passed descriptor */
+#define LISTEN_FDS_START    3
+
+/* The canonical "ADDR:PORT" of a bound TCP socket (as config spells it). */
+static int
+listen_sock_text(int fd, struct config_listen *out)
+{
+	struct sockaddr_storage ss;
+	socklen_t               len = sizeof(ss);
+	char                    host[INET6_ADDRSTRLEN], text[sizeof(out->text)], err[128];
+	int                     type, listening;
+	socklen_t               optlen = sizeof(int);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &optlen) == -1 || type != SOCK_STREAM)
+		return -1;
+	optlen = sizeof(int);
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &optlen) == -1 || !listening)
+		return -1;
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) == -1)
+		return -1;
+	if (ss.ss_family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+		inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
+		snprintf(text, sizeof(text), "%s:%u", host, (unsigned)ntohs(sin->sin_port));
+	} else if (ss.ss_family == AF_INET6) {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+		inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
+		snprintf(text, sizeof(text), "[%s]:%u", host, (unsigned)ntohs(sin6->sin6_port));
+	} else
+		return -1;
+	return config_parse_listen(text, out, err, sizeof(err));
+}
+
+int
+listen_inherit(struct master *m)
+{
+	const char *pid_text = getenv("LISTEN_PID"), *fds_text = getenv("LISTEN_FDS");
+	long        n;
+
+	if (pid_text == NULL || fds_text == NULL || atol(pid_text) != (long)getpid())
+		goto done;
+	n = atol(fds_text);
+	for (long i = 0; i < n; i++) {
+		int                  fd = LISTEN_FDS_START + (int)i;
+		struct config_listen addr;
+
+		if (listen_sock_text(fd, &addr) == -1 || m->ninherited == CONFIG_LISTEN_MAX) {
+			log_warnx("socket activation: descriptor %d is not a TCP listener "
+			    "hftpd can use; ignored", fd);
+			continue;
+		}
+		fcntl(fd, F_SETFD, FD_CLOEXEC);
+		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+		m->inherited[m->ninherited].fd = fd;
+		m->inherited[m->ninherited].addr = addr;
+		m->ninherited++;
+		log_info("socket activation: %s passed as descriptor %d", addr.text, fd);
+	}
+done:
+	/* the workers and anything they start must not take them for theirs */
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
+	return m->ninherited;
+}
+
+/* A passed socket bound to addr_text, taken out of the pool; or -1. */
+static int
+listen_take_inherited(struct master *m, const char *addr_text)
+{
+	for (int j = 0; j < m->ninherited; j++) {
+		int fd = m->inherited[j].fd;
+		if (strcmp(m->inherited[j].addr.text, addr_text) != 0)
+			continue;
+		m->inherited[j] = m->inherited[--m->ninherited];
+		return fd;
+	}
+	return -1;
+}
 
 /* Index in m->listeners of the one open on addr, or -1. */
 static int
@@ -49,6 +139,9 @@ listen_open(struct master *m, const struct config *c, char *err, size_t errlen)
 		int j = listen_find(m, c->listen[i].text);
 		int fd = j == -1 ? -1 : m->listeners[j].fd;
 
+		next[n].inherited = j != -1 && m->listeners[j].inherited;
+		if (fd == -1 && (fd = listen_take_inherited(m, c->listen[i].text)) != -1)
+			next[n].inherited = true;
 		if (fd == -1 && (fd = net_listen(&c->listen[i], LISTEN_BACKLOG)) == -1) {
 			snprintf(err, errlen, "listen %s: %s", c->listen[i].text, strerror(errno));
 			goto fail;
@@ -69,10 +162,16 @@ listen_open(struct master *m, const struct config *c, char *err, size_t errlen)
 		bool kept = false;
 		for (int i = 0; i < n; i++)
 			kept |= next[i].fd == m->listeners[j].fd;
-		if (!kept) {
-			log_info("closing listener %s", m->listeners[j].addr.text);
-			close(m->listeners[j].fd);
+		if (kept)
+			continue;
+		if (m->listeners[j].inherited) {
+			log_info("listener %s no longer named: kept for a later reload",
+			    m->listeners[j].addr.text);
+			m->inherited[m->ninherited++] = m->listeners[j];
+			continue;
 		}
+		log_info("closing listener %s", m->listeners[j].addr.text);
+		close(m->listeners[j].fd);
 	}
 	for (int i = 0; i < n; i++) {
 		if (!listen_is_open(m, next[i].fd))
@@ -83,9 +182,13 @@ listen_open(struct master *m, const struct config *c, char *err, size_t errlen)
 	m->nlisteners = n;
 	return 0;
 fail:
-	/* close only what this call opened */
+	/* close only what this call opened; passed sockets go back */
 	for (int i = 0; i < n; i++) {
-		if (!listen_is_open(m, next[i].fd))
+		if (listen_is_open(m, next[i].fd))
+			continue;
+		if (next[i].inherited)
+			m->inherited[m->ninherited++] = next[i];
+		else
 			close(next[i].fd);
 	}
 	return -1;
@@ -97,4 +200,7 @@ listen_close_all(struct master *m)
 	for (int i = 0; i < m->nlisteners; i++)
 		close(m->listeners[i].fd);
 	m->nlisteners = 0;
+	for (int i = 0; i < m->ninherited; i++)
+		close(m->inherited[i].fd);
+	m->ninherited = 0;
 }

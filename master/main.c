@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,21 +18,34 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base64.h"
 #include "config.h"
 #include "log.h"
 #include "master.h"
+#include "privsep.h"
+#include "proctitle.h"
 
 #define HFTPD_VERSION       "1.0.0"
+/* How the binary was built (the Makefile passes the real ones). */
+#ifndef HFTPD_BUILD_CC
+#define HFTPD_BUILD_CC      "cc"
+#endif
+#ifndef HFTPD_BUILD_FLAGS
+#define HFTPD_BUILD_FLAGS   ""
+#endif
 /* main_options: go on, or exit with this status */
 #define MAIN_CONTINUE       (-1)
+/* -t and -T */
+#define MAIN_TEST           1
+#define MAIN_TEST_PRINT     2
 
 static void
 main_usage(FILE *fp)
 {
 	fprintf(fp,
-	    "usage: hftpd [-c FILE] [-d DIR] [-p PORT] [-a ADDR] [-w N] [-n N] [-f] [-t] [-h] [-V]\n"
+	    "usage: hftpd [-c FILE] [-d DIR] [-p PORT] [-a ADDR] [-w N] [-n N] [-f] [-t | -T] [-h] [-V]\n"
 	    "       hftpd -s reload|quit|stop|reopen [-c FILE]\n"
-	    "  -c FILE  configuration file (key = value lines)\n"
+	    "  -c FILE  configuration file (key = value lines; default: %s if it exists)\n"
 	    "  -d DIR   directory to serve (default: %s)\n"
 	    "  -p PORT  port to listen on (default: %d)\n"
 	    "  -a ADDR  address to listen on (default: %s; [::] or ::1 for IPv6)\n"
@@ -39,11 +53,26 @@ main_usage(FILE *fp)
 	    "  -n N     clients per worker (default: %d)\n"
 	    "  -f       stay in the foreground, log to stderr\n"
 	    "  -t       check the configuration and exit 0 (good) or 1 (bad)\n"
+	    "  -T       check it, then print the effective configuration\n"
 	    "  -s SIG   send reload, quit (graceful), stop (fast) or reopen (logs)\n"
 	    "           to the running master named by the pid file\n"
-	    "  -h       this help;  -V  version\n",
-	    CONFIG_DEFAULT_DIRECTORY, CONFIG_DEFAULT_PORT, CONFIG_DEFAULT_ADDR,
+	    "  -h, --help     this help\n"
+	    "  -V, --version  version, build and compiled-in paths\n"
+	    "See hftpd(8) and hftpd.conf(5).\n",
+	    HFTPD_CONF_PATH, CONFIG_DEFAULT_DIRECTORY, CONFIG_DEFAULT_PORT, CONFIG_DEFAULT_ADDR,
 	    CONFIG_DEFAULT_CLIENTS_PER_WORKER);
+}
+
+static void
+main_version(void)
+{
+	printf("hftpd %s\n", HFTPD_VERSION);
+	printf("built by: %s %s\n", HFTPD_BUILD_CC, __VERSION__);
+	printf("flags: %s\n", HFTPD_BUILD_FLAGS);
+	printf("base64: %s (chosen at run time)\n", base64_impl_name());
+	printf("config file: %s\n", HFTPD_CONF_PATH);
+	printf("pid file: %s\n", CONFIG_DEFAULT_PID_FILE);
+	printf("error log without syslog: %s\n", HFTPD_ERROR_LOG_FALLBACK);
 }
 
 static int
@@ -128,7 +157,10 @@ main_signal(const struct config_overrides *o, const char *what)
 		fprintf(stderr, "hftpd: -s %s: expected reload, quit, stop or reopen\n", what);
 		return 1;
 	}
-	if (config_build(o, &c, err, sizeof(err)) == -1) {
+	/* reload: the check the master will make, so that a bad config fails
+	 * here, visibly, and nothing is sent */
+	if (config_build(o, &c, err, sizeof(err)) == -1 ||
+	    (sig == SIGHUP && reload_config_check(&c, o->foreground, err, sizeof(err)) == -1)) {
 		fprintf(stderr, "hftpd: %s\n", err);
 		return 1;
 	}
@@ -218,7 +250,7 @@ main_logs_open(struct master *m, bool foreground, char *err, size_t errlen)
 {
 	const char *target = logfiles_error_target(m->conf, foreground);
 
-	if (logfiles_create_all(m->conf, err, errlen) == -1)
+	if (logfiles_create_all(m->conf, foreground, err, errlen) == -1)
 		return -1;
 	if (log_open(target) == -1) {
 		snprintf(err, errlen, "error_log %s: %s", target, strerror(errno));
@@ -238,14 +270,36 @@ main_fail(struct master *m, const char *msg)
 	exit(1);
 }
 
+/* "hftpd: master process ARGS", as ps shows it. */
+static void
+main_title(int argc, char **argv)
+{
+	char   args[PATH_MAX];
+	size_t used = 0;
+
+	args[0] = '\0';
+	for (int i = 1; i < argc && used < sizeof(args); i++) {
+		int n = snprintf(args + used, sizeof(args) - used, " %s", argv[i]);
+		if (n < 0)
+			break;
+		used += (size_t)n;
+	}
+	proctitle_set("hftpd: master process%s", args);
+}
+
 /* Parses the command line into o; MAIN_CONTINUE, or the exit status. */
 static int
-main_options(int argc, char **argv, struct config_overrides *o, bool *test,
+main_options(int argc, char **argv, struct config_overrides *o, int *test,
     const char **signal_name)
 {
+	static const struct option longopts[] = {
+		{ "help",    no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
 	int ch;
 
-	while ((ch = getopt(argc, argv, "c:d:p:a:w:n:fts:hV")) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:d:p:a:w:n:ftTs:hV", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c': o->config_file = optarg; break;
 		case 'd': o->directory = optarg; break;
@@ -266,10 +320,11 @@ main_options(int argc, char **argv, struct config_overrides *o, bool *test,
 			}
 			break;
 		case 'f': o->foreground = true; break;
-		case 't': *test = true; break;
+		case 't': *test = MAIN_TEST; break;
+		case 'T': *test = MAIN_TEST_PRINT; break;
 		case 's': *signal_name = optarg; break;
 		case 'h': main_usage(stdout); return 0;
-		case 'V': printf("hftpd %s\n", HFTPD_VERSION); return 0;
+		case 'V': main_version(); return 0;
 		default: main_usage(stderr); return 1;
 		}
 	}
@@ -278,6 +333,9 @@ main_options(int argc, char **argv, struct config_overrides *o, bool *test,
 		main_usage(stderr);
 		return 1;
 	}
+	/* nginx's way: the compiled-in config file, when there is one */
+	if (o->config_file == NULL && access(HFTPD_CONF_PATH, F_OK) == 0)
+		o->config_file = HFTPD_CONF_PATH;
 	/* The daemon runs in /: a relative -c must still name the file on reload. */
 	if (o->config_file != NULL && o->config_file[0] != '/') {
 		static char abs_config[PATH_MAX];
@@ -309,8 +367,12 @@ main_prepare(struct master *m, const struct config_overrides *o)
 		    holder, m->conf->pid_file);
 		return 1;
 	}
-	if (main_logs_open(m, o->foreground, err, sizeof(err)) == -1 ||
-	    listen_open(m, m->conf, err, sizeof(err)) == -1) {
+	if (main_logs_open(m, o->foreground, err, sizeof(err)) == -1)  {
+		fprintf(stderr, "hftpd: %s\n", err);
+		return 1;
+	}
+	listen_inherit(m);
+	if (listen_open(m, m->conf, err, sizeof(err)) == -1) {
 		fprintf(stderr, "hftpd: %s\n", err);
 		return 1;
 	}
@@ -344,8 +406,13 @@ main_start(struct master *m)
 		snprintf(err, sizeof(err), "signals: %s", strerror(errno));
 		main_fail(m, err);
 	}
+	if (strcmp(logfiles_error_target(m->conf, m->options->foreground),
+	    HFTPD_ERROR_LOG_FALLBACK) == 0)
+		log_info("no syslog daemon answers at /dev/log: logging to %s",
+		    HFTPD_ERROR_LOG_FALLBACK);
 	log_info("hftpd %s starting: %d workers x %d clients, directory %s",
 	    HFTPD_VERSION, m->conf->workers, m->conf->clients_per_worker, m->conf->directory);
+	privsep_announce(m->conf);
 	if (spawn_pool(m) == -1)
 		main_fail(m, "cannot start the workers");
 }
@@ -370,9 +437,10 @@ main(int argc, char **argv)
 	struct config_overrides o = { 0 };
 	const char             *signal_name = NULL;
 	char                    err[CONFIG_ERR_MAX];
-	bool                    test = false;
-	int                     rc;
+	int                     test = 0, rc;
 
+	/* argv's strings move to the heap: the title overwrites their area */
+	proctitle_init(argc, argv);
 	if ((rc = main_options(argc, argv, &o, &test, &signal_name)) != MAIN_CONTINUE)
 		return rc;
 	if (signal_name != NULL)
@@ -387,15 +455,18 @@ main(int argc, char **argv)
 		return 1;
 	}
 	if (config_build(&o, m.conf, err, sizeof(err)) == -1 ||
-	    reload_config_check(m.conf, err, sizeof(err)) == -1) {
+	    reload_config_check(m.conf, o.foreground, err, sizeof(err)) == -1) {
 		fprintf(stderr, "hftpd: %s\n", err);
 		return 1;
 	}
-	if (test) {
+	if (test != 0) {
+		if (test == MAIN_TEST_PRINT)
+			config_print(m.conf, stdout);
 		printf("hftpd: configuration %s is ok\n", o.config_file ? o.config_file : "(defaults)");
 		free(m.conf);
 		return 0;
 	}
+	main_title(argc, argv);
 	if ((rc = main_prepare(&m, &o)) != MAIN_CONTINUE)
 		return rc;
 	main_start(&m);

@@ -105,7 +105,7 @@ master_reopen_logs(struct master *m)
 
 	log_info("reopening log files");
 	/* Workers may not create files where the logs live: the master does. */
-	if (logfiles_create_all(m->conf, err, sizeof(err)) == -1)
+	if (logfiles_create_all(m->conf, m->options->foreground, err, sizeof(err)) == -1)
 		log_warnx("%s", err);
 	if (log_reopen() == -1)
 		log_warn("reopening %s", m->conf->error_log);

@@ -24,6 +24,14 @@
 
 #define MASTER_SLOTS_MAX    4096
 
+/* Installation paths, set by the Makefile from PREFIX and friends. */
+#ifndef HFTPD_CONF_PATH
+#define HFTPD_CONF_PATH             "/usr/local/etc/hftpd/hftpd.conf"
+#endif
+#ifndef HFTPD_ERROR_LOG_FALLBACK
+#define HFTPD_ERROR_LOG_FALLBACK    "/var/log/hftpd/error.log"
+#endif
+
 struct worker_slot {
 	pid_t       pid;            /* 0 once reaped */
 	int         chan;           /* -1 once closed */
@@ -47,6 +55,7 @@ struct worker_slot {
 struct listener {
 	int                  fd;
 	struct config_listen addr;
+	bool                 inherited;     /* passed by systemd: never closed */
 };
 
 /* Respawn back-off of one pool index of the current generation. */
@@ -64,6 +73,8 @@ struct master {
 	uint64_t            phase_deadline_ms;
 	struct listener     listeners[CONFIG_LISTEN_MAX];
 	int                 nlisteners;
+	struct listener     inherited[CONFIG_LISTEN_MAX]; /* passed, not in use */
+	int                 ninherited;
 	struct worker_slot  slots[MASTER_SLOTS_MAX];
 	int                 nslots;
 	struct spawn_backoff *backoff;      /* conf->workers entries */
@@ -87,8 +98,9 @@ int  master_run(struct master *m);
 void master_ready_report(struct master *m, const char *msg);
 
 /* reload.c: a new configuration, a new generation of workers */
-/* What must hold to serve with c (directory, users); 0 / -1 with err. */
-int  reload_config_check(const struct config *c, char *err, size_t errlen);
+/* What must hold to serve with c (directory, users, logs, pid file's
+ * folder): everything start-up checks short of binding; 0 / -1 with err. */
+int  reload_config_check(const struct config *c, bool foreground, char *err, size_t errlen);
 /* HUP: on success the next generation serves; on error nothing changes. */
 void reload_run(struct master *m);
 
@@ -132,15 +144,20 @@ void control_drain(struct worker_slot *s, int timeout_s);
 /* Opens c's listeners, reusing the descriptors of unchanged ones. */
 int  listen_open(struct master *m, const struct config *c, char *err, size_t errlen);
 void listen_close_all(struct master *m);
+/* Takes the sockets systemd passed (LISTEN_PID/LISTEN_FDS); how many. */
+int  listen_inherit(struct master *m);
 
 /* logfiles.c: error and access log files, created by the master */
 enum logfiles_kind { LOGFILES_STDERR, LOGFILES_SYSLOG, LOGFILES_OFF, LOGFILES_FILE };
 /* What an error_log / access_log value names. */
 enum logfiles_kind logfiles_kind(const char *target);
-/* The error log the master opens: a daemon's "stderr" means syslog. */
+/* The error log the master opens: a daemon's "stderr" means syslog when
+ * /dev/log answers, else the fallback file. */
 const char *logfiles_error_target(const struct config *c, bool foreground);
-/* Creates the log files (owned by `user` when root); 0 / -1 with err. */
-int  logfiles_create_all(const struct config *c, char *err, size_t errlen);
+/* Creates the log files (owned by the workers' user when root); 0 / -1. */
+int  logfiles_create_all(const struct config *c, bool foreground, char *err, size_t errlen);
+/* Whether the log files could be opened or created (creates nothing). */
+int  logfiles_check(const struct config *c, bool foreground, char *err, size_t errlen);
 
 /* notify.c: sd_notify without libsystemd */
 void notify_send(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

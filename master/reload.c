@@ -11,6 +11,8 @@
  * shutdown_timeout.
  */
 #include <errno.h>
+#include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,8 +26,37 @@
 
 #define RELOAD_NS_PER_US    1000ull
 
+/* The pid file's folder exists and the master may create files in it. */
+static int
+reload_check_pid_folder(const struct config *c, char *err, size_t errlen)
+{
+	char        copy[PATH_MAX];
+	const char *folder;
+	struct stat st;
+
+	if (c->pid_file[0] == '\0')
+		return 0;
+	snprintf(copy, sizeof(copy), "%s", c->pid_file);
+	folder = dirname(copy);
+	if (stat(folder, &st) == -1) {
+		snprintf(err, errlen, "pid_file %s: folder %s: %s", c->pid_file, folder,
+		    strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "pid_file %s: %s is not a folder", c->pid_file, folder);
+		return -1;
+	}
+	if (access(folder, W_OK | X_OK) == -1) {
+		snprintf(err, errlen, "pid_file %s: cannot create it in %s: %s",
+		    c->pid_file, folder, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 int
-reload_config_check(const struct config *c, char *err, size_t errlen)
+reload_config_check(const struct config *c, bool foreground, char *err, size_t errlen)
 {
 	struct stat st;
 
@@ -41,7 +72,10 @@ reload_config_check(const struct config *c, char *err, size_t errlen)
 		snprintf(err, errlen, "directory %s: %s", c->directory, strerror(errno));
 		return -1;
 	}
-	return privsep_check(c, err, errlen);
+	if (privsep_check(c, err, errlen) == -1 ||
+	    logfiles_check(c, foreground, err, errlen) == -1)
+		return -1;
+	return reload_check_pid_folder(c, err, errlen);
 }
 
 /* Makes next (with its back-off table) the current generation. */
@@ -52,7 +86,7 @@ reload_switch(struct master *m, struct config *next, struct spawn_backoff *backo
 	const char *target;
 	unsigned    old_gen = m->gen;
 
-	if (logfiles_create_all(next, err, sizeof(err)) == -1)
+	if (logfiles_create_all(next, m->options->foreground, err, sizeof(err)) == -1)
 		log_warnx("%s", err);
 	target = logfiles_error_target(next, m->options->foreground);
 	if (strcmp(target, logfiles_error_target(m->conf, m->options->foreground)) != 0 &&
@@ -90,7 +124,7 @@ reload_run(struct master *m)
 		goto fail;
 	}
 	if (config_build(m->options, next, err, sizeof(err)) == -1 ||
-	    reload_config_check(next, err, sizeof(err)) == -1)
+	    reload_config_check(next, m->options->foreground, err, sizeof(err)) == -1)
 		goto fail;
 	if ((backoff = spawn_backoff_new(next->workers)) == NULL) {
 		snprintf(err, sizeof(err), "out of memory");

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -16,6 +17,7 @@
 #include "log.h"
 #include "master.h"
 #include "privsep.h"
+#include "proctitle.h"
 #include "worker.h"
 
 /* A worker that dies sooner than this after its start is backed off. */
@@ -97,11 +99,14 @@ spawn_free_slot(struct master *m)
 static void __attribute__((noreturn))
 spawn_child(struct master *m, struct worker_slot *s, int chan)
 {
-	int rc;
+	bool was_root;
+	int  rc;
 
 	signals_close();
 	for (int i = 0; i < m->nlisteners; i++)
 		close(m->listeners[i].fd);
+	for (int i = 0; i < m->ninherited; i++)
+		close(m->inherited[i].fd);
 	for (int i = 0; i < m->nslots; i++) {
 		if (&m->slots[i] != s && m->slots[i].chan != -1)
 			close(m->slots[i].chan);
@@ -110,8 +115,13 @@ spawn_child(struct master *m, struct worker_slot *s, int chan)
 		close(m->pending_fd);
 	if (m->ready_fd != -1)
 		close(m->ready_fd);
+	proctitle_set("hftpd: worker process (gen %u)", m->gen);
+	was_root = geteuid() == 0;
 	if (privsep_drop(m->conf) == -1)
 		_exit(SPAWN_EXIT_PRIVSEP);
+	/* chrooted (only root can), the served directory is the new root */
+	if (m->conf->chroot && was_root)
+		snprintf(m->conf->directory, sizeof(m->conf->directory), "/");
 	rc = worker_main(m->conf, m->gen, chan);
 	spawn_free_state(m);
 	_exit(rc);

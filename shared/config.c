@@ -32,7 +32,8 @@ enum config_type {
 	CONFIG_DURATION,    /* seconds with s/m/h suffix, in [min, max] */
 	CONFIG_ENCODING,    /* "base64" | "fragments" */
 	CONFIG_LOGLEVEL,    /* "error" | "warn" | "info" | "debug" */
-	CONFIG_NAME         /* a user or group name */
+	CONFIG_NAME,        /* a user or group name */
+	CONFIG_BOOL         /* "yes" | "no" */
 };
 
 struct config_key {
@@ -65,9 +66,11 @@ static const struct config_key config_keys[] = {
 	KEY("log_level",          CONFIG_LOGLEVEL, log_level,          0, 0),
 	KEY("user",               CONFIG_NAME,     user,               0, 0),
 	KEY("group",              CONFIG_NAME,     group,              0, 0),
+	KEY("chroot",             CONFIG_BOOL,     chroot,             0, 0),
 	KEY("shutdown_timeout",   CONFIG_DURATION, shutdown_timeout,   0, 86400),
 };
 #define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
+_Static_assert(CONFIG_NKEYS <= CONFIG_KEYS_MAX, "raise CONFIG_KEYS_MAX");
 
 void
 config_defaults(struct config *c)
@@ -364,6 +367,13 @@ config_set_word(const struct config_key *k, char *field, const char *value,
 		}
 		*(int *)field = (int)level;
 		return 0;
+	case CONFIG_BOOL:
+		if (strcmp(value, "yes") != 0 && strcmp(value, "no") != 0) {
+			config_error(err, errlen, "%s: '%s' is not 'yes' or 'no'", k->name, value);
+			return -1;
+		}
+		*(bool *)field = strcmp(value, "yes") == 0;
+		return 0;
 	case CONFIG_NAME:
 		if (strlen(value) >= k->size) {
 			config_error(err, errlen, "%s: '%s' is too long", k->name, value);
@@ -405,6 +415,7 @@ config_set(struct config *c, const struct config_key *k, const char *value,
 	case CONFIG_ENCODING:
 	case CONFIG_LOGLEVEL:
 	case CONFIG_NAME:
+	case CONFIG_BOOL:
 		return config_set_word(k, field, value, err, errlen);
 	}
 	config_error(err, errlen, "%s: internal error (type %d)", k->name, (int)k->type);
@@ -499,8 +510,11 @@ config_line(struct config *c, struct config_reader *r, char *line,
 		return -1;
 	}
 	r->seen[k - config_keys] = r->lineno;
+	c->key_line[k - config_keys] = r->lineno;
 	if (k->type == CONFIG_LISTEN && r->nlisten++ == 0)
 		c->nlisten = 0;     /* the file's listen lines replace earlier ones */
+	if (k->type == CONFIG_LISTEN && c->nlisten < CONFIG_LISTEN_MAX)
+		c->listen_line[c->nlisten] = r->lineno;
 	return config_set(c, k, value, r->base, msg, msglen);
 }
 
@@ -541,6 +555,87 @@ done:
 	free(line);
 	fclose(fp);
 	return rc;
+}
+
+/* One key's value as the file would spell it. */
+static void
+config_format(const struct config_key *k, const struct config *c, char *out, size_t outlen)
+{
+	static const char *const levels[] = { "error", "warn", "info", "debug" };
+	const char *field = (const char *)c + k->offset;
+	int         level;
+
+	switch (k->type) {
+	case CONFIG_PATH:
+		snprintf(out, outlen, "%s", field[0] != '\0' ? field : "none");
+		break;
+	case CONFIG_LOGPATH:
+	case CONFIG_OFFPATH:
+	case CONFIG_NAME:
+		snprintf(out, outlen, "%s", field[0] != '\0' ? field : "(none)");
+		break;
+	case CONFIG_WORKERS:
+	case CONFIG_INT:
+		snprintf(out, outlen, "%d", *(const int *)field);
+		break;
+	case CONFIG_SIZE:
+		snprintf(out, outlen, "%llu", (unsigned long long)*(const uint64_t *)field);
+		break;
+	case CONFIG_DURATION:
+		snprintf(out, outlen, "%ds", *(const int *)field);
+		break;
+	case CONFIG_ENCODING:
+		snprintf(out, outlen, "%s", *(const enum slice_encoding *)field == SLICE_BASE64 ?
+		    "base64" : "fragments");
+		break;
+	case CONFIG_LOGLEVEL:
+		level = *(const int *)field;
+		snprintf(out, outlen, "%s", level >= 0 && level < 4 ? levels[level] : "?");
+		break;
+	case CONFIG_BOOL:
+		snprintf(out, outlen, "%s", *(const bool *)field ? "yes" : "no");
+		break;
+	case CONFIG_LISTEN:
+		out[0] = '\0';
+		break;
+	}
+}
+
+/* Where a value came from: "FILE:LINE", "default" or "command line". */
+static void
+config_origin(const struct config *c, unsigned line, bool is_default, char *out, size_t outlen)
+{
+	if (line != 0)
+		snprintf(out, outlen, "%s:%u", c->path, line);
+	else
+		snprintf(out, outlen, "%s", is_default ? "default" : "command line or default");
+}
+
+void
+config_print(const struct config *c, FILE *fp)
+{
+	struct config defaults;
+	char          value[PATH_MAX + 16], origin[PATH_MAX + 32];
+
+	config_defaults(&defaults);
+	fprintf(fp, "# hftpd effective configuration (%s)\n",
+	    c->path[0] != '\0' ? c->path : "no file: built-in defaults");
+	for (size_t i = 0; i < CONFIG_NKEYS; i++) {
+		const struct config_key *k = &config_keys[i];
+
+		if (k->type == CONFIG_LISTEN) {
+			for (int j = 0; j < c->nlisten; j++) {
+				config_origin(c, c->key_line[i] != 0 ? c->listen_line[j] : 0,
+				    false, origin, sizeof(origin));
+				fprintf(fp, "%-18s = %-30s # %s\n", k->name, c->listen[j].text, origin);
+			}
+			continue;
+		}
+		config_format(k, c, value, sizeof(value));
+		config_origin(c, c->key_line[i], memcmp((const char *)c + k->offset,
+		    (const char *)&defaults + k->offset, k->size) == 0, origin, sizeof(origin));
+		fprintf(fp, "%-18s = %-30s # %s\n", k->name, value, origin);
+	}
 }
 
 int

@@ -9,9 +9,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/socket.h>
 
 #define CONFIG_LISTEN_MAX   16
+/* Room for the keys' table (config_keys in config.c has fewer). */
+#define CONFIG_KEYS_MAX     32
 #define CONFIG_ERR_MAX      (PATH_MAX + 256)
 
 /* A bare number, so that CONFIG_STR() can spell it. */
@@ -36,7 +39,11 @@
 #define CONFIG_DEFAULT_SEND_TIMEOUT         60
 #define CONFIG_DEFAULT_SEND_BUFFER          (256u * 1024)
 /* A daemon (not -f) writes this pid file unless the config names one. */
+#ifdef HFTPD_PID_FILE
+#define CONFIG_DEFAULT_PID_FILE             HFTPD_PID_FILE
+#else
 #define CONFIG_DEFAULT_PID_FILE             "/run/hftpd.pid"
+#endif
 
 /* Ranges of the workers and clients_per_worker keys (and of -w / -n). */
 #define CONFIG_WORKERS_MAX                  1024
@@ -55,6 +62,8 @@ struct config_listen {
 
 struct config {
 	char                 path[PATH_MAX];  /* config file, "" when none */
+	unsigned             key_line[CONFIG_KEYS_MAX]; /* file line per key, 0 = not set */
+	unsigned             listen_line[CONFIG_LISTEN_MAX];
 	struct config_listen listen[CONFIG_LISTEN_MAX];
 	int                  nlisten;
 	char                 directory[PATH_MAX];   /* absolute */
@@ -75,6 +84,7 @@ struct config {
 	int                  log_level;             /* enum log_level */
 	char                 user[64];
 	char                 group[64];
+	bool                 chroot;                /* workers confined to directory */
 	int                  shutdown_timeout;      /* seconds */
 };
 
@@ -113,6 +123,13 @@ int  config_parse_listen(const char *value, struct config_listen *out,
 /* Number parsers shared with the command line: 0 / -1. */
 int  config_parse_size(const char *s, uint64_t *out);      /* 16M, 4K, 1G */
 int  config_parse_duration(const char *s, int *out);       /* 30s, 5m, 1h */
+
+/*
+ * Writes the effective configuration to fp as a config file: every key
+ * with its value, the ones the file set marked "# FILE:LINE", the others
+ * "# default" (or "# command line").  nginx -T's counterpart.
+ */
+void config_print(const struct config *c, FILE *fp);
 
 /*
  * Completes c after file and overrides: default listener when none, workers

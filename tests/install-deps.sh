@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs what the test suites need and is missing: cmocka, pytest (for the
 # system python3), valgrind, clang and its sanitizer / libFuzzer runtimes,
-# haproxy and iproute2 (the namespace suite).  Debian packages only; runs apt-get as root, or
+# haproxy and iproute2 (the namespace suite), the Debian packaging tools,
+# mandoc, systemd's tools and logrotate.  Debian packages only; runs apt-get as root, or
 # through sudo when not root.  Safe to run again: it installs nothing present.
 set -eu
 missing=""
@@ -18,6 +19,15 @@ command -v curl >/dev/null 2>&1 || missing="$missing curl"
 # The namespace suite (test_haproxy_netns.py): ip netns and a real HAProxy.
 command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || missing="$missing iproute2"
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing="$missing haproxy"
+# Operations: the Debian package test, man page lint, the units' checks and
+# socket activation, the logrotate file's test.
+command -v dpkg-buildpackage >/dev/null 2>&1 || missing="$missing dpkg-dev"
+command -v dh >/dev/null 2>&1 || missing="$missing debhelper"
+command -v lintian >/dev/null 2>&1 || missing="$missing lintian"
+command -v mandoc >/dev/null 2>&1 || missing="$missing mandoc"
+command -v systemd-socket-activate >/dev/null 2>&1 || missing="$missing systemd"
+command -v logrotate >/dev/null 2>&1 || missing="$missing logrotate"
+command -v git >/dev/null 2>&1 || missing="$missing git"
 command -v valgrind >/dev/null 2>&1 || missing="$missing valgrind"
 command -v cc >/dev/null 2>&1 || missing="$missing gcc"
 command -v make >/dev/null 2>&1 || missing="$missing make"

@@ -31,6 +31,7 @@
 #include "config.h"
 #include "filemap.h"
 #include "log.h"
+#include "proctitle.h"
 #include "worker.h"
 
 /* Free buffer blocks each pool keeps for reuse. */
@@ -370,6 +371,7 @@ worker_channel_read(struct worker *w)
 		}
 		case CHANNEL_DRAIN:
 			log_info("draining: %d clients left", w->nclients);
+			proctitle_set("hftpd: worker process (gen %u, draining)", w->gen);
 			w->draining = true;
 			break;
 		case CHANNEL_STOP:

@@ -72,6 +72,28 @@ def pytest_configure(config):
         "markers", "slow: too slow under valgrind (deselected with -m 'not slow')")
 
 
+@pytest.fixture(autouse=True)
+def _reachable_tmp_path(tmp_path, tmp_path_factory):
+    """Started as root, hftpd's workers run as nobody, who must reach the
+    served directories: pytest makes tmp_path and its parents 0700, so they
+    are opened to others (read and traverse) here, up to the base temp.
+    Without --basetemp that lies in /tmp/pytest-of-USER, which every pytest
+    session of the user resets to 0700: the Makefile passes a --basetemp of
+    the run's own, so that concurrent sessions cannot take it away."""
+    if os.geteuid() != 0:
+        return
+    base = tmp_path_factory.getbasetemp()
+    stops = [base]
+    if base.parent.name.startswith("pytest-of-"):
+        stops.append(base.parent)
+    p = tmp_path
+    while True:
+        os.chmod(p, os.stat(p).st_mode | 0o055)
+        if p in stops[-1:] or p == p.parent:
+            break
+        p = p.parent
+
+
 # -- small helpers --------------------------------------------------------
 
 def free_port(host="127.0.0.1"):
