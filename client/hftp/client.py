@@ -1,7 +1,7 @@
 """The HFTP client: one TCP connection, one request at a time.
 
 Slices are streamed: iter_slice() yields the body in chunks and never holds a
-whole slice.  The three framings of HFTP.md are understood:
+whole slice.  The three framings of HFTP (docs/PROTOCOL.md) are understood:
 
 * raw        ``Content-Length: N\\r\\n\\r\\n`` + N bytes (asked per call);
 * base64     one base64 line, decoded incrementally in 4-character groups;

@@ -62,7 +62,7 @@ ERRORS_BY_CODE: Dict[int, Type[HFTPError]] = {
     203: OffsetExceedsFileSize,
 }
 
-# The fixed status texts of HFTP.md.
+# The fixed status texts of HFTP (docs/PROTOCOL.md).
 STATUS_TEXT: Dict[int, str] = {
     0: "OK",
     100: "BAD EOL",

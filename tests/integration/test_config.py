@@ -239,7 +239,7 @@ def test_idle_client_timeout(hftpd):
 
 
 def test_client_owed_bytes_is_not_idle(hftpd):
-    # HFTP.md, Limits: idle time is "no request bytes arriving AND nothing
+    # docs/PROTOCOL.md, limits: idle time is "no request bytes arriving AND nothing
     # owed to the client"; owed bytes are never dropped.  A client that
     # pauses reading a large slice for longer than client_timeout is owed
     # bytes, so it is not idle and gets the whole body when it resumes.

@@ -1,4 +1,4 @@
-"""hftpd as a daemon (issue 3): honest readiness, pid file, signals, reload
+"""hftpd as a daemon: honest readiness, pid file, signals, reload
 by worker generations, graceful and fast stop, log reopening, worker death and
 crash-loop back-off, privilege drop, sd_notify.
 

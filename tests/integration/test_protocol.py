@@ -1,4 +1,4 @@
-"""HFTP.md, request by request: status codes, argument rules, check order,
+"""The protocol (docs/PROTOCOL.md), request by request: status codes, argument rules, check order,
 end-of-line errors, quit and half-close."""
 
 import base64

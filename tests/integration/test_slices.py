@@ -275,7 +275,7 @@ def test_download_and_chunking(hftpd, tmp_path):
 
 @pytest.mark.parametrize("raw", [True, False], ids=["raw", "base64"])
 def test_file_shrinks_during_slice_short_response_not_wrong_bytes(hftpd, raw):
-    # HFTP.md: the client sees a short response rather than wrong bytes.
+    # docs/PROTOCOL.md: the client sees a short response rather than wrong bytes.
     # The race is timing dependent, so it is tried several times.
     data = os.urandom(64 << 20)
     srv = hftpd(files={}, workers=1)
