@@ -80,13 +80,19 @@ def _reachable_tmp_path(tmp_path, tmp_path_factory):
     Without --basetemp that lies in /tmp/pytest-of-USER, which every pytest
     session of the user resets to 0700: the Makefile passes a --basetemp of
     the run's own, so that concurrent sessions cannot take it away."""
+    open_to_workers(tmp_path, tmp_path_factory)
+
+
+def open_to_workers(path, tmp_path_factory):
+    """Opens path and its parents, up to the base temp, to other users
+    (read and traverse), when running as root (see _reachable_tmp_path)."""
     if os.geteuid() != 0:
         return
     base = tmp_path_factory.getbasetemp()
     stops = [base]
     if base.parent.name.startswith("pytest-of-"):
         stops.append(base.parent)
-    p = tmp_path
+    p = path
     while True:
         os.chmod(p, os.stat(p).st_mode | 0o055)
         if p in stops[-1:] or p == p.parent:

@@ -113,7 +113,7 @@ def _state_done(path):
     return doc["size"], sum(d for _, _, d in doc["segments"])
 
 
-def _start_and_stop(srv, out, sig, rate="6M"):
+def _start_and_stop(srv, out, sig, rate="2M"):
     p = hftp_popen(addr(srv), "get", "big", "-o", out, "--limit-rate", rate)
     part = out.parent / (out.name + ".hftp-part")
     assert wait_for(lambda: part.exists(), 10 * SCALE)

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import HFTPD_BIN, REPO, free_port, wait_for
+from conftest import HFTPD_BIN, REPO, free_port, open_to_workers, wait_for
 
 import hftp.progress
 import hftp.transfer
@@ -264,7 +264,9 @@ def net(tmp_path_factory):
     if not os.path.exists(HFTPD_BIN):
         pytest.skip("no hftpd binary at %s (run make)" % HFTPD_BIN)
     remove_stale_namespaces()
-    n = Net(tmp_path_factory.mktemp("netns"))
+    top = tmp_path_factory.mktemp("netns")
+    open_to_workers(top, tmp_path_factory)   # the hosts' workers run as nobody
+    n = Net(top)
     n.started = time.monotonic()
     try:
         n.build()
