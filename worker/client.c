@@ -44,14 +44,17 @@ client_state_name(enum client_state state)
 
 /*
  * The client's address for the logs: the PROXY header's, or the socket's
- * peer, looked up the first time it is needed (not a system call for every
- * connection).
+ * peer, looked up the first time it is needed (no system call, and no
+ * memory, for a connection that never logs).
  */
 static const char *
 client_peer(struct client *c)
 {
-	if (c->peer[0] == '\0')
-		net_peer_text(c->fd, c->peer, sizeof(c->peer));
+	if (c->peer == NULL) {
+		if ((c->peer = malloc(ACCESS_PEER_MAX)) == NULL)
+			return "?";
+		net_peer_text(c->fd, c->peer, ACCESS_PEER_MAX);
+	}
 	return c->peer;
 }
 
@@ -88,6 +91,7 @@ client_free(struct client *c)
 	buffer_detach(&c->out, &c->worker->out_pool);
 	if (c->fd != -1)
 		close(c->fd);
+	free(c->peer);
 	free(c);
 }
 
@@ -220,9 +224,11 @@ client_proxy(struct client *c)
 	buffer_consume(&c->in, used);
 	if (!hdr.local) {
 		snprintf(was, sizeof(was), "%s", client_peer(c));
-		net_addr_text((const struct sockaddr *)&hdr.src, c->peer, sizeof(c->peer));
-		log_debug("client %" PRIu64 ": %s via %s (PROXY v%d)", c->id, c->peer, was,
-		    hdr.version);
+		if (c->peer != NULL) {
+			net_addr_text((const struct sockaddr *)&hdr.src, c->peer, ACCESS_PEER_MAX);
+			log_debug("client %" PRIu64 ": %s via %s (PROXY v%d)", c->id, c->peer,
+			    was, hdr.version);
+		}
 	}
 	client_set_state(c, CLIENT_READING);
 }

@@ -82,7 +82,7 @@ struct client {
 	bool                   unread_input;    /* CLOSING left request bytes unread */
 	bool                   read_filled;     /* the last read filled the input block */
 	uint64_t               proxy_deadline_ms; /* while PROXY: header complete by */
-	char                   peer[ACCESS_PEER_MAX]; /* the client's ADDR:PORT, for the logs */
+	char                  *peer;        /* ADDR:PORT for the logs, made when first needed */
 	struct buffer          in;          /* a pool block while holding bytes */
 	struct buffer          out;
 	struct stream          stream;      /* while STREAMING */
