@@ -34,7 +34,18 @@ def start(hftpd, tmp_path):
         "access_log = %s" % log])
     srv.proxied = proxied
     srv.access_log = log
+    # The fixture waited for the plain listener; the second one is bound
+    # right after it (a gap valgrind makes wide enough to hit).
+    assert wait_for(lambda: _accepts(proxied), 10 * SCALE)
     return srv
+
+
+def _accepts(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
 
 
 def access_peers(srv, n):
