@@ -12,7 +12,6 @@ are in conftest.py).
 
 import os
 import pwd
-import random
 import re
 import shutil
 import signal
@@ -26,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from conftest import (
-    MiB, SCALE, VALGRIND, RawSlice, children_of, connect, cpu_seconds,
+    Load, MiB, SCALE, VALGRIND, RawSlice, children_of, connect, cpu_seconds,
     free_port, listener_inode, live, make_tree, process_alive, request,
     socket_inodes_of, wait_for, worker_of_connection,
 )
@@ -361,68 +360,6 @@ def test_reload_changes_listeners_and_worker_count(daemon):
     assert metadata(second, "hello.txt") == len(HELLO)
 
 
-class Load:
-    """A few client threads looping get_metadata / get_slice (raw and
-    base64) / get_file_listing over short-lived connections until stopped;
-    every answer is checked."""
-
-    def __init__(self, port, files, threads=4, per_connection=5):
-        self.port = port
-        self.files = files
-        self.names = sorted(files)
-        self.stop = threading.Event()
-        self.lock = threading.Lock()
-        self.requests = 0
-        self.failures = []
-        self.per_connection = per_connection
-        self.threads = [threading.Thread(target=self._run, args=(i,),
-                                         daemon=True) for i in range(threads)]
-
-    def start(self):
-        for t in self.threads:
-            t.start()
-        return self
-
-    def _one(self, c, rng):
-        name = rng.choice(self.names)
-        data = self.files[name]
-        kind = rng.randrange(4)
-        if kind == 0:
-            got, want = c.metadata(name), len(data)
-        elif kind == 3:
-            got, want = c.listing(), self.names
-        else:
-            off = rng.randrange(len(data) + 1)
-            size = rng.randrange(len(data) - off + 1)
-            got = c.slice(name, off, size, raw=(kind == 1))
-            want = data[off:off + size]
-        if got != want:
-            raise AssertionError("%s: wrong answer (kind %d)" % (name, kind))
-
-    def _run(self, i):
-        rng = random.Random(i)
-        while not self.stop.is_set():
-            try:
-                with hftp.Client("127.0.0.1", self.port,
-                                 timeout=20 * SCALE) as c:
-                    for _ in range(self.per_connection):
-                        self._one(c, rng)
-                        with self.lock:
-                            self.requests += 1
-            except Exception as e:
-                with self.lock:
-                    self.failures.append("thread %d after %d requests: %r"
-                                         % (i, self.requests, e))
-                if len(self.failures) > 50:
-                    return
-
-    def finish(self):
-        self.stop.set()
-        for t in self.threads:
-            t.join(60 * SCALE)
-        return not any(t.is_alive() for t in self.threads)
-
-
 @pytest.mark.slow
 def test_fifty_reloads_under_load(daemon):
     files = {"small.bin": os.urandom(200 * 1024), "ten.txt": b"0123456789",
@@ -431,7 +368,7 @@ def test_fifty_reloads_under_load(daemon):
     d.start()
     first = d.workers()
     fds_before = d.master_fds()
-    load = Load(d.port, files).start()
+    load = Load(d.port, files, threads=4).start()
     try:
         assert wait_for(lambda: load.requests >= 20, 10 * SCALE)
         for gen in range(2, 52):

@@ -32,7 +32,7 @@ import time
 
 import pytest
 
-from conftest import (MiB, SCALE, children_of, connect, live, process_alive,
+from conftest import (Load, MiB, SCALE, children_of, connect, live, process_alive,
                       read_until, wait_for, worker_of_connection)
 
 import hftp
@@ -94,78 +94,6 @@ class Download(threading.Thread):
     def describe(self):
         return "download from port %s: %d of %d bytes, error %r, intact %s" % (
             self.local_port, self.received, self.size, self.error, self.intact)
-
-
-class Load:
-    """Client threads looping short connections of checked requests
-    (metadata, listing, slices raw and base64) until stopped.  `check`
-    judges each answer: by default it must equal the file's bytes."""
-
-    def __init__(self, port, files, threads=3, check=None, listed=None):
-        self.port = port
-        self.files = files
-        self.names = sorted(files)
-        self.listed = sorted(listed or files)
-        self.check = check
-        self.stop = threading.Event()
-        self.lock = threading.Lock()
-        self.requests = 0
-        self.failures = []
-        self.threads = [threading.Thread(target=self._run, args=(i,), daemon=True)
-                        for i in range(threads)]
-
-    def start(self):
-        for t in self.threads:
-            t.start()
-        return self
-
-    def _one(self, c, rng):
-        """True, or what was wrong."""
-        name = rng.choice(self.names)
-        data = self.files[name]
-        kind = rng.randrange(4)
-        if kind == 0:
-            got = c.metadata(name)
-            return got == len(data) or ("metadata", name, got)
-        if kind == 3:
-            got = c.listing()
-            return got == self.listed or ("listing", got)
-        off = rng.randrange(len(data) + 1)
-        size = rng.randrange(len(data) - off + 1)
-        got = c.slice(name, off, size, raw=(kind == 1))
-        return got == data[off:off + size] or ("slice", name, off, size, kind,
-                                                len(got))
-
-    def _run(self, i):
-        rng = random.Random(i)
-        while not self.stop.is_set() and len(self.failures) < 20:
-            try:
-                with hftp.Client("127.0.0.1", self.port, timeout=20 * SCALE) as c:
-                    for _ in range(5):
-                        if self.check is not None:
-                            ok = self.check(c, rng)
-                        else:
-                            ok = self._one(c, rng)
-                        with self.lock:
-                            self.requests += 1
-                            if ok is not True:
-                                self.failures.append("thread %d: wrong answer %r"
-                                                     % (i, ok))
-            except Exception as e:    # noqa: BLE001 - counted as a failure
-                with self.lock:
-                    self.failures.append("thread %d after %d requests: %r"
-                                         % (i, self.requests, e))
-
-    def wait_progress(self, n=1, timeout=None):
-        base = self.requests
-        return wait_for(lambda: self.requests >= base + n or self.failures,
-                        timeout or 10 * SCALE)
-
-    def finish(self):
-        self.stop.set()
-        for t in self.threads:
-            t.join(60 * SCALE)
-        return not any(t.is_alive() for t in self.threads)
 
 
 def warnings_matching(text, pattern):
