@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "net.h"
 #include "proxy.h"
 
 static const unsigned char v2_sig[12] = {
@@ -39,21 +40,11 @@ v2_build(unsigned char *out, unsigned ver_cmd, unsigned fam,
 	return 16 + plen;
 }
 
+/* The address as the logs show it (net.c's formatter). */
 static const char *
 addr_text(const struct sockaddr_storage *ss, char *buf, size_t len)
 {
-	char host[INET6_ADDRSTRLEN];
-
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
-		inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
-		snprintf(buf, len, "%s:%u", host, ntohs(sin->sin_port));
-	} else if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
-		inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
-		snprintf(buf, len, "[%s]:%u", host, ntohs(sin6->sin6_port));
-	} else
-		snprintf(buf, len, "?");
+	net_addr_text((const struct sockaddr *)ss, buf, len);
 	return buf;
 }
 
