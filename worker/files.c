@@ -262,13 +262,7 @@ files_list(struct files *f, struct files_listing *out)
 void
 files_listing_free(struct files_listing *l)
 {
-	if (l->snap != NULL)
-		files_snapshot_release(l->snap);
-	else {
-		for (size_t i = 0; i < l->count; i++)
-			free(l->names[i]);
-		free(l->names);
-	}
+	files_snapshot_release(l->snap);
 	l->names = NULL;
 	l->count = 0;
 	l->snap = NULL;

@@ -54,11 +54,11 @@ struct files_snapshot {
 	bool             reusable;  /* taken a second or more after its last change */
 };
 
-/* The names get_file_listing shows: a snapshot's, or names of its own. */
+/* The names get_file_listing shows: a reference to a snapshot's. */
 struct files_listing {
 	char                 **names;
 	size_t                 count;
-	struct files_snapshot *snap;    /* NULL: names (if any) are owned */
+	struct files_snapshot *snap;    /* NULL: an empty list (no directory) */
 };
 
 /*

@@ -416,16 +416,22 @@ static void test_size_zero(void **state)
 	}
 }
 
-/* A listing the stream can own: the names strdup'ed, as files_list makes them. */
+/* A listing as files_list makes it: one reference to a snapshot of names. */
 static void make_listing(struct files_listing *l, const char *const *names, size_t n)
 {
-	l->count = n;
-	l->snap = NULL;
-	l->names = n ? calloc(n, sizeof(*l->names)) : NULL;
+	struct files_snapshot *snap = calloc(1, sizeof(*snap));
+
+	assert_non_null(snap);
+	snap->refs = 1;
+	snap->count = n;
+	snap->names = n ? calloc(n, sizeof(*snap->names)) : NULL;
 	for (size_t i = 0; i < n; i++) {
-		l->names[i] = strdup(names[i]);
-		assert_non_null(l->names[i]);
+		snap->names[i] = strdup(names[i]);
+		assert_non_null(snap->names[i]);
 	}
+	l->snap = snap;
+	l->names = snap->names;
+	l->count = n;
 }
 
 static void test_listing(void **state)
