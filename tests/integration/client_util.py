@@ -4,6 +4,7 @@ hftpd's access log, and small fake servers of the older HFTP generations."""
 import base64
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -26,7 +27,23 @@ def hftp_run(*args, cwd=None, timeout=60, stdin=subprocess.DEVNULL):
                           cwd=cwd, timeout=timeout * SCALE)
 
 
+def sigint_default():
+    """preexec_fn: the child starts with SIGINT at its default, as a command
+    typed at a terminal does.  A test run in the background of a script
+    (a CI runner, `make test &`) inherits SIGINT ignored, and hftp, like
+    every program, keeps an inherited ignore: a test that sends Ctrl-C must
+    not depend on how pytest itself was started."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def sigint_ignored():
+    """preexec_fn: the child starts with SIGINT ignored, as a background job
+    of a script does."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def hftp_popen(*args, cwd=None, **kw):
+    kw.setdefault("preexec_fn", sigint_default)
     kw.setdefault("stdout", subprocess.PIPE)
     kw.setdefault("stderr", subprocess.PIPE)
     return subprocess.Popen(hftp_cmd(*args), env=ENV, cwd=cwd,

@@ -15,7 +15,7 @@ import pytest
 
 from client_util import (
     MiB, FakeServer, access_lines, addr, hftp_popen, hftp_run,
-    logged_server, slice_requests,
+    logged_server, sigint_ignored, slice_requests,
 )
 from conftest import SCALE, free_port, have_ipv6_loopback, wait_for
 
@@ -115,8 +115,8 @@ def _state_done(path):
     return doc["size"], sum(d for _, _, d in doc["segments"])
 
 
-def _start_and_stop(srv, out, sig, rate="2M"):
-    p = hftp_popen(addr(srv), "get", "big", "-o", out, "--limit-rate", rate)
+def _start_and_stop(srv, out, sig, rate="2M", **kw):
+    p = hftp_popen(addr(srv), "get", "big", "-o", out, "--limit-rate", rate, **kw)
     part = out.parent / (out.name + ".hftp-part")
     assert wait_for(lambda: part.exists(), 10 * SCALE)
     time.sleep(1.0)
@@ -167,6 +167,26 @@ def test_killed_client_resumes(hftpd, tmp_path, big):
     second = slice_requests(access_lines(srv2))
     assert done > 0
     assert sum(n for _, n, _ in second) == len(big) - done
+
+
+@pytest.mark.slow        # 24 MiB transfers: too slow under valgrind
+def test_sigint_ignored_by_the_parent_stays_ignored(hftpd, tmp_path, big):
+    """A background job of a script starts with SIGINT ignored (POSIX), and
+    hftp keeps it so, as every program does: Ctrl-C meant for the script's
+    terminal does not stop it; SIGTERM still does, keeping the part."""
+    srv = hftpd(files={"big": big})
+    out = tmp_path / "out"
+    p = hftp_popen(addr(srv), "get", "big", "-o", out, "--limit-rate", "2M",
+                   preexec_fn=sigint_ignored)
+    part = tmp_path / "out.hftp-part"
+    assert wait_for(lambda: part.exists(), 10 * SCALE)
+    p.send_signal(signal.SIGINT)
+    time.sleep(1.0)
+    assert p.poll() is None, p.communicate()
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=30 * SCALE)
+    assert p.returncode == 143, err
+    assert part.exists() and not out.exists()
 
 
 @pytest.mark.slow        # 24 MiB transfers: too slow under valgrind
