@@ -265,7 +265,12 @@ client_process(struct client *c)
 		c->request_started = c->worker->now_ms;
 }
 
-/* A body that cannot go on ends the connection: it cannot take back its "0 OK". */
+/*
+ * A body that cannot go on ends the connection: it cannot take back its
+ * "0 OK".  What is queued (answers to earlier requests, the body's bytes
+ * so far, all of them right) is still the client's: the connection
+ * flushes it, then closes, and reads no further request.
+ */
 static void
 client_body_broken(struct client *c, enum stream_result r)
 {
@@ -274,7 +279,7 @@ client_body_broken(struct client *c, enum stream_result r)
 		    "closing the connection", c->id, client_peer(c));
 	else
 		log_warn("client %" PRIu64 ": sending a body", c->id);
-	client_set_state(c, CLIENT_CLOSED);
+	client_set_state(c, CLIENT_CLOSING);
 }
 
 /* Runs the parser and the body producer until neither can advance. */

@@ -9,6 +9,7 @@ byte that did arrive must be the file's.
 import base64
 import os
 import socket
+import time
 
 import pytest
 
@@ -88,3 +89,34 @@ def test_base64_slice_ends_short_not_with_zeros(hftpd):
     body = base64.b64decode(line)
     assert len(body) <= SIZE - TAIL
     assert body == content[:len(body)], "bytes the file never held"
+
+
+def test_answers_queued_before_a_broken_body_still_arrive(hftpd):
+    """Pipelined: a slice, a get_metadata, then a slice of a file that
+    shrinks while its body waits for room.  The answers queued before the
+    broken body are the client's: they arrive whole, then the broken body
+    ends short and the connection closes (it used to be closed at once,
+    dropping everything still queued)."""
+    first = bytes(range(1, 256)) * 400             # 102,000 bytes
+    content = _content()
+    srv = hftpd(files={"first.bin": first, "big.bin": content,
+                       "small": b"12345"},
+                workers=1, config={"send_buffer": "4K"})
+    s = _slow_client(srv)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.sendall(b"get_slice first.bin 0 %d\r\nget_metadata small\r\n"
+              b"get_slice big.bin 0 %d\r\n" % (len(first), SIZE))
+    # The kernel holds a few KiB; the rest waits in the worker's queue:
+    # the first body's tail, the metadata answer, the big body's start.
+    time.sleep(1.0 * SCALE)
+    os.truncate(srv.directory / "big.bin", 0)
+    got = _read_rest(s, b"", lambda got: False)
+    s.close()
+    expected = (b"0 OK\r\n" + base64.b64encode(first) + b"\r\n"
+                b"0 OK\r\n5\r\n0 OK\r\n")
+    assert got[:len(expected)] == expected, \
+        "%d bytes arrived; the queued answers were cut" % len(got)
+    rest = got[len(expected):]
+    assert not rest.endswith(b"\r\n"), "a complete body after the file shrank"
+    rest = rest[:len(rest) - len(rest) % 4]
+    assert base64.b64decode(rest) == content[:len(rest) // 4 * 3]
