@@ -205,3 +205,18 @@ def test_t_warns_about_a_proxy_listener_without_proxy_trusted(tmp_path):
     assert r.returncode == 1
     assert ("hftpd.conf:3: allow: '10.1.2.3/8' has bits set past its prefix: "
             "write the network, 10.0.0.0/8") in r.stderr_text, r.stderr_text
+
+
+def test_worker_death_uncounts_its_connections(hftpd):
+    srv = hftpd(workers=1, config=["max_clients_per_address = 4"])
+    (worker,) = srv.wait_workers(1)
+    socks = [open_from(srv.port, "127.0.0.2") for _ in range(4)]
+    try:
+        assert all(answered(s) for s in socks)
+        assert not served(srv.port, "127.0.0.2")
+        srv.kill(worker)            # its 4 connections die with it
+        assert srv.wait_workers(1, exclude=(worker,))
+        assert wait_for(lambda: served(srv.port, "127.0.0.2"), 10 * SCALE)
+    finally:
+        for s in socks:
+            s.close()
