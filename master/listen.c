@@ -150,7 +150,11 @@ listen_open(struct master *m, const struct config *c, char *err, size_t errlen)
 		if (net_send_buffer(fd, c->send_buffer) == -1) {
 			snprintf(err, errlen, "listen %s: send_buffer: %s", c->listen[i].text,
 			    strerror(errno));
-			if (j == -1)
+			/* a socket systemd passed goes back to the pool, never closed */
+			if (j == -1 && next[n].inherited)
+				m->inherited[m->ninherited++] = (struct listener){
+				    .fd = fd, .addr = c->listen[i], .inherited = true };
+			else if (j == -1)
 				close(fd);
 			goto fail;
 		}

@@ -83,16 +83,27 @@ spawn_free_state(struct master *m)
 	m->backoff = NULL;
 }
 
+/*
+ * A slot with no worker and no channel.  A new one is made empty (channel
+ * -1) before anything can fail: a zeroed slot would name descriptor 0, and
+ * the master would poll, then close, its own stdin.
+ */
 static struct worker_slot *
 spawn_free_slot(struct master *m)
 {
+	struct worker_slot *s;
+
 	for (int i = 0; i < m->nslots; i++) {
 		if (m->slots[i].pid == 0 && m->slots[i].chan == -1)
 			return &m->slots[i];
 	}
 	if (m->nslots == MASTER_SLOTS_MAX)
 		return NULL;
-	return &m->slots[m->nslots++];
+	s = &m->slots[m->nslots++];
+	memset(s, 0, sizeof(*s));
+	s->chan = -1;
+	channel_queue_init(&s->out);
+	return s;
 }
 
 /* In the forked worker: keep only its end of its own channel, then serve. */
