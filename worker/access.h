@@ -34,6 +34,8 @@ bool access_enabled(void);
 /* Writes what is buffered when forced, when a second passed, or when full. */
 void access_flush(bool force);
 void access_close(void);
+/* Lines dropped in the current failing episode (0 when it writes). */
+uint64_t access_lost_lines(void);
 
 /*
  * Begins the record of the response to the request p holds, from the
