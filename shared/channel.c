@@ -4,7 +4,8 @@
  * SOCK_SEQPACKET datagram: struct channel_hdr, then hdr.len payload bytes,
  * optionally with one descriptor attached.  Anything malformed is dropped
  * whole, its descriptor (if any) closed, and reported as EBADMSG.
- * It also owns the outgoing queue of messages that must not be lost.
+ * It also owns the outgoing queue of messages that must not be lost, and
+ * the descriptors waiting in it.
  */
 #include <errno.h>
 #include <poll.h>
@@ -25,7 +26,7 @@ static const struct channel_rule channel_rules[CHANNEL_TYPE_MAX] = {
 	[CHANNEL_CONN]   = { "CONN",   sizeof(struct channel_conn), 1 },
 	[CHANNEL_DRAIN]  = { "DRAIN",  0, 0 },
 	[CHANNEL_STOP]   = { "STOP",   0, 0 },
-	[CHANNEL_REOPEN] = { "REOPEN", 0, 0 },
+	[CHANNEL_REOPEN] = { "REOPEN", sizeof(struct channel_reopen), 1 },
 	[CHANNEL_READY]  = { "READY",  0, 0 },
 	[CHANNEL_LOAD]   = { "LOAD",   sizeof(struct channel_load), 0 },
 };
@@ -185,9 +186,21 @@ channel_queue_init(struct channel_queue *q)
 	q->count = 0;
 }
 
+void
+channel_queue_clear(struct channel_queue *q)
+{
+	for (unsigned i = 0; i < q->count; i++) {
+		struct channel_qmsg *m = &q->msgs[(q->head + i) % CHANNEL_QUEUE_MAX];
+		if (m->fd != -1)
+			close(m->fd);
+		m->fd = -1;
+	}
+	channel_queue_init(q);
+}
+
 int
 channel_queue_push(struct channel_queue *q, enum channel_type type,
-    uint32_t gen, const void *payload, size_t len)
+    uint32_t gen, const void *payload, size_t len, int fd)
 {
 	struct channel_qmsg *m;
 
@@ -203,10 +216,33 @@ channel_queue_push(struct channel_queue *q, enum channel_type type,
 	m->type = (uint32_t)type;
 	m->gen = gen;
 	m->len = (uint32_t)len;
+	m->fd = fd;
 	if (len > 0)
 		memcpy(m->payload, payload, len);
 	q->count++;
 	return 0;
+}
+
+void
+channel_queue_cancel(struct channel_queue *q, enum channel_type type,
+    const void *payload, size_t len)
+{
+	unsigned kept = 0;
+
+	/* compacts in place, keeping the order of what stays */
+	for (unsigned i = 0; i < q->count; i++) {
+		struct channel_qmsg *m = &q->msgs[(q->head + i) % CHANNEL_QUEUE_MAX];
+		if (m->type == (uint32_t)type && m->len == len &&
+		    (len == 0 || memcmp(m->payload, payload, len) == 0)) {
+			if (m->fd != -1)
+				close(m->fd);
+			continue;
+		}
+		if (kept != i)
+			q->msgs[(q->head + kept) % CHANNEL_QUEUE_MAX] = *m;
+		kept++;
+	}
+	q->count = kept;
 }
 
 int
@@ -229,14 +265,18 @@ int
 channel_queue_flush(int sock, struct channel_queue *q)
 {
 	while (q->count > 0) {
-		const struct channel_qmsg *m = &q->msgs[q->head];
+		struct channel_qmsg *m = &q->msgs[q->head];
 
 		if (channel_send(sock, (enum channel_type)m->type, m->gen,
-		    m->len ? m->payload : NULL, m->len, -1) == -1) {
+		    m->len ? m->payload : NULL, m->len, m->fd) == -1) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)
 				return (int)q->count;
 			return -1;
 		}
+		/* the peer has its own copy now */
+		if (m->fd != -1)
+			close(m->fd);
+		m->fd = -1;
 		q->head = (q->head + 1) % CHANNEL_QUEUE_MAX;
 		q->count--;
 	}

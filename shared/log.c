@@ -102,6 +102,25 @@ log_reopen(void)
 	return 0;
 }
 
+int
+log_file_fd(void)
+{
+	return log_path[0] != '\0' ? log_fd : -1;
+}
+
+void
+log_reopen_fd(int fd)
+{
+	/* stderr or syslog: nothing to replace */
+	if (log_path[0] == '\0' || log_fd == STDERR_FILENO) {
+		close(fd);
+		return;
+	}
+	if (dup2(fd, log_fd) == -1)
+		log_warn("error_log %s: keeping the old file", log_path);
+	close(fd);
+}
+
 void
 log_close(void)
 {

@@ -13,7 +13,6 @@
  * counted, and the episode is warned once.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,23 +37,11 @@ static uint64_t access_last_flush_s;
 static uint64_t access_lost;        /* lines dropped in this failing episode */
 static bool     access_failing;     /* warned once; info when it writes again */
 
-static int
-access_open_file(void)
+void
+access_open(int fd, const char *path)
 {
-	return open(access_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0640);
-}
-
-int
-access_open(const char *path)
-{
-	if (strcmp(path, "off") == 0)
-		return 0;
+	access_fd = fd;
 	snprintf(access_path, sizeof(access_path), "%s", path);
-	if ((access_fd = access_open_file()) == -1) {
-		log_warn("access_log %s", access_path);
-		return -1;
-	}
-	return 0;
 }
 
 bool
@@ -63,21 +50,19 @@ access_enabled(void)
 	return access_fd != -1;
 }
 
-int
-access_reopen(void)
+void
+access_reopen(int fd)
 {
-	int fd;
-
-	if (access_fd == -1)
-		return 0;
-	access_flush(true);
-	if ((fd = access_open_file()) == -1) {
-		log_warn("reopening access_log %s", access_path);
-		return -1;
+	/* a log that is off stays off (a draining worker of an older config) */
+	if (access_fd == -1) {
+		close(fd);
+		return;
 	}
-	dup2(fd, access_fd);
+	access_flush(true);
+	/* the same number: nothing else holds it */
+	if (dup2(fd, access_fd) == -1)
+		log_warn("access_log %s: keeping the old file", access_path);
 	close(fd);
-	return 0;
 }
 
 /*

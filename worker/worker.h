@@ -47,7 +47,11 @@ struct worker {
 	uint64_t              expired[CLIENT_EXPIRY_KINDS]; /* clients closed by each deadline */
 };
 
-/* Serves clients handed over chan until told to stop; the exit status. */
-int worker_main(const struct config *conf, unsigned gen, int chan);
+/*
+ * Serves clients handed over chan until told to stop; the exit status.
+ * access_fd is the access log the master opened (-1: off); the worker
+ * never opens a log itself: fresh descriptors come with REOPEN.
+ */
+int worker_main(const struct config *conf, unsigned gen, int chan, int access_fd);
 
 #endif

@@ -1,17 +1,24 @@
-"""Privilege separation as the workers see it: the access log never gets a
-torn line, even when its file system fills up (every line in the file is
-whole; the loss is counted and warned once).
+"""Privilege separation as the workers see it: a worker holds only the
+descriptors on its list (docs/DESIGN.md: its channel, the error and access
+logs, the served directory, stdin/stdout/stderr; never the pid file, a
+listener or another worker's channel), at start, after a reload, a reopen
+and a respawn; the master opens the logs and passes them, so a chrooted
+worker keeps both across a rotation; the access log never gets a torn line,
+even when its file system fills up (every line in the file is whole; the
+loss is counted and warned once).
 
-Needs root (mount); skipped otherwise.
+Needs root (workers drop to nobody, chroot, mount); skipped otherwise.
 """
 
 import os
+import pwd
 import re
+import signal
 import subprocess
 
 import pytest
 
-from conftest import SCALE, connect, wait_for
+from conftest import SCALE, connect, listener_inode, request, wait_for
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -34,6 +41,120 @@ def pipelined(port, line, answer, count):
                 break
             got += data
     assert got[:want] == answer * count, got[-200:]
+
+
+def fds_of(pid):
+    """{fd: (link, flags)} of pid."""
+    out = {}
+    d = "/proc/%d/fd" % pid
+    for name in os.listdir(d):
+        try:
+            link = os.readlink("%s/%s" % (d, name))
+            info = open("/proc/%d/fdinfo/%s" % (pid, name)).read()
+        except OSError:
+            continue
+        flags = int(re.search(r"^flags:\s+(\d+)", info, re.M).group(1), 8)
+        out[int(name)] = (link, flags)
+    return out
+
+
+def unix_socket_inodes():
+    with open("/proc/net/unix") as f:
+        return {int(line.split()[6]) for line in f.read().splitlines()[1:]
+                if len(line.split()) >= 7}
+
+
+def outside_the_list(d, pid):
+    """What worker pid holds beyond its list; [] when nothing."""
+    logs = {str(d.error_log), str(d.access_log)}
+    listener = "socket:[%s]" % listener_inode(d.port)
+    unix = unix_socket_inodes()
+    wrong, sockets = [], 0
+    for fd, (link, flags) in sorted(fds_of(pid).items()):
+        m = re.fullmatch(r"socket:\[(\d+)\]", link)
+        if m and link != listener and int(m.group(1)) in unix:
+            sockets += 1                    # its channel
+        elif fd in (0, 1, 2) and link == "/dev/null":
+            pass                            # a daemon's stdio
+        elif link in logs and flags & 3 == os.O_WRONLY and flags & os.O_APPEND:
+            logs.discard(link)              # each log once, append only
+        elif link == str(d.directory) and flags & 3 == os.O_RDONLY:
+            pass                            # the served directory
+        else:
+            wrong.append("fd %d -> %s (flags %o)" % (fd, link, flags))
+    if sockets != 1:
+        wrong.append("%d unix sockets, not one channel" % sockets)
+    return wrong
+
+
+def assert_workers_hold_only_their_list(d, workers):
+    for w in workers:
+        wait_for(lambda: not outside_the_list(d, w), 5 * SCALE)
+        assert outside_the_list(d, w) == [], (w, fds_of(w))
+
+
+def test_workers_hold_only_what_they_need(daemon):
+    d = daemon(workers=2)
+    d.start()
+    assert str(d.pid_file) in [v for v in d.master_fds().values()]
+    assert request(d.port, META + b"quit\r\n").startswith(META_ANSWER)
+    first = d.wait_workers(2)
+    assert len(first) == 2
+    assert_workers_hold_only_their_list(d, first)
+
+    # a reopen replaces the logs in place
+    os.rename(d.access_log, d.access_log.with_name("access.log.1"))
+    assert d.ctl("reopen").returncode == 0
+    assert wait_for(d.access_log.exists, 5 * SCALE)
+    assert request(d.port, META + b"quit\r\n").startswith(META_ANSWER)
+    assert_workers_hold_only_their_list(d, first)
+
+    # a new generation
+    assert d.ctl("reload").returncode == 0
+    second = d.wait_workers(2, exclude=first)
+    assert len(second) == 2 and not set(second) & set(first), (first, second)
+    assert_workers_hold_only_their_list(d, second)
+
+    # a respawned worker
+    d.kill(second[0])
+    third = d.wait_workers(2, exclude=[second[0]])
+    assert len(third) == 2, third
+    new = [w for w in third if w != second[1]]
+    assert_workers_hold_only_their_list(d, new)
+
+
+def test_chrooted_workers_keep_their_logs_across_a_rotation(daemon):
+    try:
+        pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("no user nobody")
+    d = daemon(workers=1, user="nobody", chroot="yes")
+    d.start()
+    w = d.wait_workers(1)[0]
+    assert os.readlink("/proc/%d/root" % w) == str(d.directory)
+    for i in range(3):
+        assert request(d.port, b"get_metadata before-%d\r\n" % i) != b""
+    assert len(d.wait_log(r'"get_metadata before-\d" 202 ', count=3,
+                          path=d.access_log)) == 3, d.log()
+    old_acc = d.access_log.with_name("access.log.1")
+    old_err = d.error_log.with_name("error.log.1")
+    os.rename(d.access_log, old_acc)
+    os.rename(d.error_log, old_err)
+    assert d.ctl("reopen").returncode == 0
+    assert wait_for(d.access_log.exists, 5 * SCALE)
+    for i in range(3):
+        assert request(d.port, b"get_metadata after-%d\r\n" % i) != b""
+    assert len(d.wait_log(r'"get_metadata after-\d" 202 ', count=3,
+                          path=d.access_log)) == 3, d.log(old_err)
+    assert "after-" not in d.log(old_acc)
+    # the worker's own lines go to the new error log too
+    master = d.master
+    assert d.ctl("quit").returncode == 0
+    assert wait_for(lambda: not os.path.exists("/proc/%d" % master),
+                    10 * SCALE)
+    assert re.search(r"info worker\[%d\] gen 1: draining" % w, d.log()), \
+        d.log()
+    assert "No such file" not in d.log(old_err) + d.log()
 
 
 @pytest.fixture

@@ -78,7 +78,11 @@ setup(void **state)
 	if (fd == -1)
 		return -1;
 	close(fd);
-	return access_open(path);
+	/* as the master opens it for the workers */
+	if ((fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)) == -1)
+		return -1;
+	access_open(fd, path);
+	return 0;
 }
 
 static int
