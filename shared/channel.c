@@ -165,8 +165,9 @@ channel_recv(int sock, struct channel_hdr *hdr, void *payload,
 	if (hdr->len != (size_t)n - sizeof(*hdr) || hdr->len != channel_rules[hdr->type].len ||
 	    hdr->len > payload_max)
 		goto bad;
-	/* The descriptor of a CONN was dropped by the kernel: say so. */
-	if ((msg.msg_flags & MSG_CTRUNC) && hdr->type != CHANNEL_CONN)
+	/* The descriptor of a CONN or REOPEN was dropped by the kernel: say so. */
+	if ((msg.msg_flags & MSG_CTRUNC) && hdr->type != CHANNEL_CONN &&
+	    hdr->type != CHANNEL_REOPEN)
 		goto bad;
 	if (channel_rules[hdr->type].has_fd != (nfds == 1) && !(msg.msg_flags & MSG_CTRUNC))
 		goto bad;

@@ -70,7 +70,7 @@ int  channel_send(int sock, enum channel_type type, uint32_t gen,
  * The payload length is checked against the type's expected size.  A CONN
  * whose descriptor the receiver could not take (MSG_CTRUNC: its descriptor
  * limit) comes back whole with *fd == -1: that connection is lost, and the
- * receiver must still count it.
+ * receiver must still count it.  A REOPEN likewise: the old log is kept.
  */
 int  channel_recv(int sock, struct channel_hdr *hdr, void *payload,
 	    size_t payload_max, int *fd);

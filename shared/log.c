@@ -1,7 +1,8 @@
 /*
  * log.c — hftpd's logging: one line per event with an ISO-8601 timestamp,
  * the level, the process role, its generation and pid.  Lines go to stderr,
- * syslog or a file (reopened on request for log rotation).
+ * syslog or a file: the master reopens it by its path for log rotation; a
+ * worker never opens it, and is given the new file's descriptor.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -347,6 +347,12 @@ worker_reopen(const unsigned char *payload, int fd)
 	struct channel_reopen r;
 
 	memcpy(&r, payload, sizeof(r));
+	if (fd == -1) {
+		/* the kernel dropped it: our open file limit */
+		log_warnx("channel: REOPEN's descriptor lost (open file limit reached?); "
+		    "writing the old %s log", r.log == CHANNEL_LOG_ERROR ? "error" : "access");
+		return;
+	}
 	if (r.log == CHANNEL_LOG_ERROR)
 		log_reopen_fd(fd);
 	else if (r.log == CHANNEL_LOG_ACCESS)
