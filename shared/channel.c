@@ -110,6 +110,24 @@ channel_close_fds(struct msghdr *msg)
 	}
 }
 
+/* How many descriptors msg carries; *first is the first one (or stays). */
+static int
+channel_count_fds(struct msghdr *msg, int *first)
+{
+	struct cmsghdr *cmsg;
+	int             nfds = 0;
+
+	for (cmsg = CMSG_FIRSTHDR(msg); cmsg != NULL; cmsg = CMSG_NXTHDR(msg, cmsg)) {
+		if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS) {
+			size_t k = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			if (k > 0 && *first == -1)
+				memcpy(first, CMSG_DATA(cmsg), sizeof(int));
+			nfds += (int)k;
+		}
+	}
+	return nfds;
+}
+
 int
 channel_recv(int sock, struct channel_hdr *hdr, void *payload,
     size_t payload_max, int *fd)
@@ -122,9 +140,8 @@ channel_recv(int sock, struct channel_hdr *hdr, void *payload,
 		/* room for more than one fd, so a bad peer's extras are seen and closed */
 		char           buf[CMSG_SPACE(4 * sizeof(int))];
 	} cmsgbuf;
-	struct cmsghdr *cmsg;
 	ssize_t       n;
-	int           nfds = 0, got = -1;
+	int           nfds, got = -1;
 
 	*fd = -1;
 	memset(&msg, 0, sizeof(msg));
@@ -146,14 +163,7 @@ channel_recv(int sock, struct channel_hdr *hdr, void *payload,
 		return -1;
 	}
 
-	for (cmsg = CMSG_FIRSTHDR(&msg); cmsg != NULL; cmsg = CMSG_NXTHDR(&msg, cmsg)) {
-		if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS) {
-			size_t k = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-			if (k > 0 && got == -1)
-				memcpy(&got, CMSG_DATA(cmsg), sizeof(int));
-			nfds += (int)k;
-		}
-	}
+	nfds = channel_count_fds(&msg, &got);
 	if ((msg.msg_flags & MSG_TRUNC) || nfds > 1 ||
 	    ((msg.msg_flags & MSG_CTRUNC) && nfds > 0))
 		goto bad;
