@@ -1,10 +1,11 @@
 /*
  * control.c — the master's control messages to a worker (DRAIN, STOP,
- * REOPEN with a fresh log descriptor).  They are never dropped: each goes into the worker slot's
- * outgoing queue behind any still waiting, and what the channel cannot
- * take now is sent when the poll loop sees POLLOUT (master.c asks for it
- * while control_waiting()).  A worker that is stopped or slow under a burst
- * of connections still gets its REOPEN and DRAIN when it reads again.
+ * REOPEN with a fresh log descriptor).  They are never dropped: each goes
+ * into the worker slot's outgoing queue behind any still waiting, and what
+ * the channel cannot take now is sent when the poll loop sees POLLOUT
+ * (master.c asks for it while control_waiting()).  A worker that is
+ * stopped or slow under a burst of connections still gets its REOPEN and
+ * DRAIN when it reads again.
  */
 #include <errno.h>
 #include <fcntl.h>

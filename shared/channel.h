@@ -13,7 +13,7 @@ enum channel_type {
 	CHANNEL_CONN = 1,   /* master -> worker: one client fd + struct channel_conn */
 	CHANNEL_DRAIN,      /* master -> worker: finish clients, then exit */
 	CHANNEL_STOP,       /* master -> worker: close everything, exit now */
-	CHANNEL_REOPEN,     /* master -> worker: one fresh log descriptor + struct channel_reopen */
+	CHANNEL_REOPEN,     /* master -> worker: one log fd + struct channel_reopen */
 	CHANNEL_READY,      /* worker -> master: serving */
 	CHANNEL_LOAD,       /* worker -> master: struct channel_load */
 	CHANNEL_TYPE_MAX

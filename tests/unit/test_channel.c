@@ -773,7 +773,8 @@ static void test_queue_owns_descriptors(void **state)
 {
 	struct pair *p = *state;
 	struct channel_queue q;
-	struct channel_reopen err = { .log = CHANNEL_LOG_ERROR }, acc = { .log = CHANNEL_LOG_ACCESS }, got;
+	struct channel_reopen err = { .log = CHANNEL_LOG_ERROR };
+	struct channel_reopen acc = { .log = CHANNEL_LOG_ACCESS }, got;
 	struct channel_hdr hdr;
 	int a[2], b[2], c[2], fd, before;
 
@@ -795,7 +796,9 @@ static void test_queue_owns_descriptors(void **state)
 	/* sent: the queue's copies are closed, the peer holds its own */
 	assert_int_equal(count_fds(), before - 3);
 	static const uint32_t want[][2] = {
-		{ CHANNEL_DRAIN, 0 }, { CHANNEL_REOPEN, CHANNEL_LOG_ACCESS }, { CHANNEL_REOPEN, CHANNEL_LOG_ERROR },
+		{ CHANNEL_DRAIN, 0 },
+		{ CHANNEL_REOPEN, CHANNEL_LOG_ACCESS },
+		{ CHANNEL_REOPEN, CHANNEL_LOG_ERROR },
 	};
 	for (int i = 0; i < 3; i++) {
 		assert_int_equal(channel_recv(p->sv[1], &hdr, &got, sizeof(got), &fd), 1);
