@@ -1,12 +1,15 @@
 /*
  * control.c — the master's control messages to a worker (DRAIN, STOP,
- * REOPEN).  They are never dropped: each goes into the worker slot's
- * outgoing queue behind any still waiting, and what the channel cannot
- * take now is sent when the poll loop sees POLLOUT (master.c asks for it
- * while control_waiting()).  A worker that is stopped or slow under a burst
- * of connections still gets its REOPEN and DRAIN when it reads again.
+ * REOPEN with a fresh log descriptor).  They are never dropped: each goes
+ * into the worker slot's outgoing queue behind any still waiting, and what
+ * the channel cannot take now is sent when the poll loop sees POLLOUT
+ * (master.c asks for it while control_waiting()).  A worker that is
+ * stopped or slow under a burst of connections still gets its REOPEN and
+ * DRAIN when it reads again.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include "channel.h"
 #include "clock.h"
@@ -43,9 +46,32 @@ control_send(struct worker_slot *s, enum channel_type type)
 	 */
 	if (channel_queue_has(&s->out, type))
 		return;
-	if (channel_queue_push(&s->out, type, s->gen, NULL, 0) == -1) {
+	if (channel_queue_push(&s->out, type, s->gen, NULL, 0, -1) == -1) {
 		log_warn("worker %d (pid %ld): queueing %s", s->index, (long)s->pid,
 		    channel_type_name(type));
+		return;
+	}
+	control_flush(s);
+}
+
+void
+control_reopen(struct worker_slot *s, enum channel_log log, int fd)
+{
+	struct channel_reopen r = { .log = (uint32_t)log };
+	int                   copy;
+
+	if (s->chan == -1 || fd == -1)
+		return;
+	/* The queue owns a copy: the master's own may be replaced before it goes. */
+	if ((copy = fcntl(fd, F_DUPFD_CLOEXEC, 0)) == -1) {
+		log_warn("worker %d (pid %ld): REOPEN", s->index, (long)s->pid);
+		return;
+	}
+	/* a waiting one names an older file: this one replaces it */
+	channel_queue_cancel(&s->out, CHANNEL_REOPEN, &r, sizeof(r));
+	if (channel_queue_push(&s->out, CHANNEL_REOPEN, s->gen, &r, sizeof(r), copy) == -1) {
+		log_warn("worker %d (pid %ld): queueing REOPEN", s->index, (long)s->pid);
+		close(copy);
 		return;
 	}
 	control_flush(s);

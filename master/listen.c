@@ -128,6 +128,41 @@ listen_is_open(const struct master *m, int fd)
 	return false;
 }
 
+/*
+ * The listener for line l: the one open on its address, else a passed one,
+ * else a new socket; 0 / -1 with err, and then nothing of it is left open
+ * but what was open before (a passed socket goes back to the pool).
+ */
+static int
+listen_line(struct master *m, const struct config *c, const struct config_listen *l,
+    struct listener *out, char *err, size_t errlen)
+{
+	int j = listen_find(m, l->text);
+	int fd = j == -1 ? -1 : m->listeners[j].fd;
+
+	out->inherited = j != -1 && m->listeners[j].inherited;
+	if (fd == -1 && (fd = listen_take_inherited(m, l->text)) != -1)
+		out->inherited = true;
+	if (fd == -1 && (fd = net_listen(l, LISTEN_BACKLOG)) == -1) {
+		snprintf(err, errlen, "listen %s: %s", l->text, strerror(errno));
+		return -1;
+	}
+	/* Accepted sockets inherit it: no system call per connection. */
+	if (net_send_buffer(fd, c->send_buffer) == -1) {
+		snprintf(err, errlen, "listen %s: send_buffer: %s", l->text, strerror(errno));
+		/* a socket systemd passed goes back to the pool, never closed */
+		if (j == -1 && out->inherited)
+			m->inherited[m->ninherited++] = (struct listener){
+			    .fd = fd, .addr = *l, .inherited = true };
+		else if (j == -1)
+			close(fd);
+		return -1;
+	}
+	out->fd = fd;
+	out->addr = *l;
+	return 0;
+}
+
 int
 listen_open(struct master *m, const struct config *c, char *err, size_t errlen)
 {
@@ -135,28 +170,9 @@ listen_open(struct master *m, const struct config *c, char *err, size_t errlen)
 	int             n = 0;
 
 	/* config_load refuses duplicate addresses: each old one matches once */
-	for (int i = 0; i < c->nlisten; i++) {
-		int j = listen_find(m, c->listen[i].text);
-		int fd = j == -1 ? -1 : m->listeners[j].fd;
-
-		next[n].inherited = j != -1 && m->listeners[j].inherited;
-		if (fd == -1 && (fd = listen_take_inherited(m, c->listen[i].text)) != -1)
-			next[n].inherited = true;
-		if (fd == -1 && (fd = net_listen(&c->listen[i], LISTEN_BACKLOG)) == -1) {
-			snprintf(err, errlen, "listen %s: %s", c->listen[i].text, strerror(errno));
+	for (int i = 0; i < c->nlisten; i++, n++) {
+		if (listen_line(m, c, &c->listen[i], &next[n], err, errlen) == -1)
 			goto fail;
-		}
-		/* Accepted sockets inherit it: no system call per connection. */
-		if (net_send_buffer(fd, c->send_buffer) == -1) {
-			snprintf(err, errlen, "listen %s: send_buffer: %s", c->listen[i].text,
-			    strerror(errno));
-			if (j == -1)
-				close(fd);
-			goto fail;
-		}
-		next[n].fd = fd;
-		next[n].addr = c->listen[i];
-		n++;
 	}
 	for (int j = 0; j < m->nlisteners; j++) {
 		bool kept = false;

@@ -1,9 +1,11 @@
 /*
  * logfiles.c — the error and access log files.  The master creates them
  * (at start, on reload and on reopen), owned by the workers' user when it
- * runs as root, because workers may not create files where the logs live:
- * they only reopen what the master created.  logfiles_check tells, without
- * creating anything, whether they could be (for -t and before a reload).
+ * runs as root, and opens them: workers never open a log by its path (they
+ * may be chrooted, and may not create files where the logs live).  They
+ * inherit the master's descriptors at fork and get fresh ones with REOPEN.
+ * logfiles_check tells, without creating anything, whether they could be
+ * (for -t and before a reload).
  *
  * Logs are never lost: a daemon whose error_log is "stderr" logs to syslog
  * when /dev/log answers, else to HFTPD_ERROR_LOG_FALLBACK (as nginx logs to
@@ -120,6 +122,7 @@ logfiles_check(const struct config *c, bool foreground, char *err, size_t errlen
 	return 0;
 }
 
+/* Creates path if missing, owned by the workers' user; its descriptor, or -1. */
 static int
 logfiles_create(const struct config *c, const char *path, char *err, size_t errlen)
 {
@@ -136,17 +139,18 @@ logfiles_create(const struct config *c, const char *path, char *err, size_t errl
 		close(fd);
 		return -1;
 	}
-	close(fd);
-	return 0;
+	return fd;
 }
 
 int
-logfiles_create_all(const struct config *c, bool foreground, char *err, size_t errlen)
+logfiles_create_all(const struct config *c, bool foreground, int *access_fd,
+    char *err, size_t errlen)
 {
 	const char *target = logfiles_error_target(c, foreground);
 	char        msg[CONFIG_ERR_MAX];
-	int         rc = 0;
+	int         rc = 0, fd;
 
+	*access_fd = -1;
 	/* the fallback's folder is hftpd's own: made when missing */
 	if (strcmp(target, HFTPD_ERROR_LOG_FALLBACK) == 0) {
 		char copy[PATH_MAX];
@@ -158,13 +162,15 @@ logfiles_create_all(const struct config *c, bool foreground, char *err, size_t e
 		}
 	}
 	/* both are tried; err tells the first failure */
-	if (logfiles_kind(target) == LOGFILES_FILE &&
-	    logfiles_create(c, target, msg, sizeof(msg)) == -1) {
-		snprintf(err, errlen, "error_log %s", msg);
-		rc = -1;
+	if (logfiles_kind(target) == LOGFILES_FILE) {
+		if ((fd = logfiles_create(c, target, msg, sizeof(msg))) == -1) {
+			snprintf(err, errlen, "error_log %s", msg);
+			rc = -1;
+		} else
+			close(fd);      /* log_open opens it for the master */
 	}
 	if (logfiles_kind(c->access_log) == LOGFILES_FILE &&
-	    logfiles_create(c, c->access_log, msg, sizeof(msg)) == -1) {
+	    (*access_fd = logfiles_create(c, c->access_log, msg, sizeof(msg))) == -1) {
 		if (rc == 0)
 			snprintf(err, errlen, "access_log %s", msg);
 		rc = -1;

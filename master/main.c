@@ -250,7 +250,7 @@ main_logs_open(struct master *m, bool foreground, char *err, size_t errlen)
 {
 	const char *target = logfiles_error_target(m->conf, foreground);
 
-	if (logfiles_create_all(m->conf, foreground, err, errlen) == -1)
+	if (logfiles_create_all(m->conf, foreground, &m->access_fd, err, errlen) == -1)
 		return -1;
 	if (log_open(target) == -1) {
 		snprintf(err, errlen, "error_log %s: %s", target, strerror(errno));
@@ -428,6 +428,8 @@ main_exit(struct master *m)
 	}
 	for (int i = 0; i < m->nslots; i++)
 		spawn_close_channel(&m->slots[i]);
+	if (m->access_fd != -1)
+		close(m->access_fd);
 	spawn_free_state(m);
 	admit_free(m);
 	log_close();
@@ -452,6 +454,7 @@ main(int argc, char **argv)
 	m.pending_fd = -1;
 	m.ready_fd = -1;
 	m.pidfile_fd = -1;
+	m.access_fd = -1;
 	m.options = &o;
 	if ((m.conf = malloc(sizeof(*m.conf))) == NULL) {
 		fprintf(stderr, "hftpd: out of memory\n");

@@ -100,20 +100,33 @@ master_stop_graceful(struct master *m)
 		control_drain(&m->slots[i], m->conf->shutdown_timeout);
 }
 
+/*
+ * Workers never open a log by its path (they may be chrooted, and may not
+ * create files where the logs live): the master creates and opens both,
+ * and each worker gets the fresh descriptors with REOPEN.
+ */
 static void
 master_reopen_logs(struct master *m)
 {
 	char err[CONFIG_ERR_MAX];
+	int  access_fd;
 
 	log_info("reopening log files");
-	/* Workers may not create files where the logs live: the master does. */
-	if (logfiles_create_all(m->conf, m->options->foreground, err, sizeof(err)) == -1)
+	if (logfiles_create_all(m->conf, m->options->foreground, &access_fd, err,
+	    sizeof(err)) == -1)
 		log_warnx("%s", err);
+	if (access_fd != -1) {
+		if (m->access_fd != -1)
+			close(m->access_fd);
+		m->access_fd = access_fd;
+	}
 	if (log_reopen() == -1)
 		log_warn("reopening %s", m->conf->error_log);
 	for (int i = 0; i < m->nslots; i++) {
-		if (m->slots[i].pid > 0)
-			control_send(&m->slots[i], CHANNEL_REOPEN);
+		if (m->slots[i].pid <= 0)
+			continue;
+		control_reopen(&m->slots[i], CHANNEL_LOG_ERROR, log_file_fd());
+		control_reopen(&m->slots[i], CHANNEL_LOG_ACCESS, access_fd);
 	}
 }
 

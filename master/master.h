@@ -93,7 +93,8 @@ struct master {
 	int                 ready_fd;       /* daemon readiness pipe, or -1 */
 	bool                announced;
 	const struct config_overrides *options;
-	int                 pidfile_fd;
+	int                 pidfile_fd;     /* the master's alone: workers never hold it */
+	int                 access_fd;      /* the access log opened for the workers, or -1 */
 };
 
 /* master.c: the poll loop and the phases (running, draining, stopping) */
@@ -166,6 +167,8 @@ void control_send(struct worker_slot *s, enum channel_type type);
 /* Sends what waits in s's queue as far as the channel takes; 0 / -1 logged. */
 int  control_flush(struct worker_slot *s);
 bool control_waiting(const struct worker_slot *s);
+/* Queues a copy of fd as the worker's new error or access log. */
+void control_reopen(struct worker_slot *s, enum channel_log log, int fd);
 /* The worker finishes its clients; STOP after timeout_s seconds. */
 void control_drain(struct worker_slot *s, int timeout_s);
 
@@ -183,8 +186,13 @@ enum logfiles_kind logfiles_kind(const char *target);
 /* The error log the master opens: a daemon's "stderr" means syslog when
  * /dev/log answers, else the fallback file. */
 const char *logfiles_error_target(const struct config *c, bool foreground);
-/* Creates the log files (owned by the workers' user when root); 0 / -1. */
-int  logfiles_create_all(const struct config *c, bool foreground, char *err, size_t errlen);
+/*
+ * Creates the log files (owned by the workers' user when root) and opens
+ * the access log for the workers: *access_fd is its descriptor, or -1 when
+ * it is off or could not be opened; 0 / -1.
+ */
+int  logfiles_create_all(const struct config *c, bool foreground, int *access_fd,
+	    char *err, size_t errlen);
 /* Whether the log files could be opened or created (creates nothing). */
 int  logfiles_check(const struct config *c, bool foreground, char *err, size_t errlen);
 

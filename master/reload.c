@@ -85,9 +85,14 @@ reload_switch(struct master *m, struct config *next, struct spawn_backoff *backo
 	char        err[CONFIG_ERR_MAX];
 	const char *target;
 	unsigned    old_gen = m->gen;
+	int         access_fd;
 
-	if (logfiles_create_all(next, m->options->foreground, err, sizeof(err)) == -1)
+	/* the new generation's access log (the old one keeps its own copy) */
+	if (logfiles_create_all(next, m->options->foreground, &access_fd, err, sizeof(err)) == -1)
 		log_warnx("%s", err);
+	if (m->access_fd != -1)
+		close(m->access_fd);
+	m->access_fd = access_fd;
 	target = logfiles_error_target(next, m->options->foreground);
 	if (strcmp(target, logfiles_error_target(m->conf, m->options->foreground)) != 0 &&
 	    log_open(target) == -1)

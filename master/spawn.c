@@ -84,19 +84,36 @@ spawn_free_state(struct master *m)
 	m->backoff = NULL;
 }
 
+/*
+ * A slot with no worker and no channel.  A new one is made empty (channel
+ * -1) before anything can fail: a zeroed slot would name descriptor 0, and
+ * the master would poll, then close, its own stdin.
+ */
 static struct worker_slot *
 spawn_free_slot(struct master *m)
 {
+	struct worker_slot *s;
+
 	for (int i = 0; i < m->nslots; i++) {
 		if (m->slots[i].pid == 0 && m->slots[i].chan == -1)
 			return &m->slots[i];
 	}
 	if (m->nslots == MASTER_SLOTS_MAX)
 		return NULL;
-	return &m->slots[m->nslots++];
+	s = &m->slots[m->nslots++];
+	memset(s, 0, sizeof(*s));
+	s->chan = -1;
+	channel_queue_init(&s->out);
+	return s;
 }
 
-/* In the forked worker: keep only its end of its own channel, then serve. */
+/*
+ * In the forked worker: close everything of the master's but what a worker
+ * needs (docs/DESIGN.md lists it): its end of its own channel, the error
+ * log (or the syslog socket) and the access log the master opened for it;
+ * stdin, stdout and stderr are the master's (/dev/null for a daemon).
+ * Then drop root and serve.
+ */
 static void __attribute__((noreturn))
 spawn_child(struct master *m, struct worker_slot *s, int chan)
 {
@@ -111,11 +128,14 @@ spawn_child(struct master *m, struct worker_slot *s, int chan)
 	for (int i = 0; i < m->nslots; i++) {
 		if (&m->slots[i] != s && m->slots[i].chan != -1)
 			close(m->slots[i].chan);
+		channel_queue_clear(&m->slots[i].out);  /* REOPEN copies for others */
 	}
 	if (m->pending_fd != -1)
 		close(m->pending_fd);
 	if (m->ready_fd != -1)
 		close(m->ready_fd);
+	if (m->pidfile_fd != -1)
+		close(m->pidfile_fd);     /* only the master may write or unlock it */
 	admit_free(m);          /* the master's books, not the worker's */
 	tally_reset();          /* the worker counts its own events */
 	proctitle_set("hftpd: worker process (gen %u)", m->gen);
@@ -125,7 +145,7 @@ spawn_child(struct master *m, struct worker_slot *s, int chan)
 	/* chrooted (only root can), the served directory is the new root */
 	if (m->conf->chroot && was_root)
 		snprintf(m->conf->directory, sizeof(m->conf->directory), "/");
-	rc = worker_main(m->conf, m->gen, chan);
+	rc = worker_main(m->conf, m->gen, chan, m->access_fd);
 	spawn_free_state(m);
 	_exit(rc);
 }
@@ -185,7 +205,7 @@ spawn_close_channel(struct worker_slot *s)
 		close(s->chan);
 		s->chan = -1;
 	}
-	channel_queue_init(&s->out);    /* nobody left to read it */
+	channel_queue_clear(&s->out);   /* nobody left to read it */
 	s->ready = false;
 }
 

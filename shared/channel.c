@@ -4,7 +4,8 @@
  * SOCK_SEQPACKET datagram: struct channel_hdr, then hdr.len payload bytes,
  * optionally with one descriptor attached.  Anything malformed is dropped
  * whole, its descriptor (if any) closed, and reported as EBADMSG.
- * It also owns the outgoing queue of messages that must not be lost.
+ * It also owns the outgoing queue of messages that must not be lost, and
+ * the descriptors waiting in it.
  */
 #include <errno.h>
 #include <poll.h>
@@ -27,7 +28,7 @@ static const struct channel_rule channel_rules[CHANNEL_TYPE_MAX] = {
 	[CHANNEL_CONN]   = { "CONN",   sizeof(struct channel_conn), 1 },
 	[CHANNEL_DRAIN]  = { "DRAIN",  0, 0 },
 	[CHANNEL_STOP]   = { "STOP",   0, 0 },
-	[CHANNEL_REOPEN] = { "REOPEN", 0, 0 },
+	[CHANNEL_REOPEN] = { "REOPEN", sizeof(struct channel_reopen), 1 },
 	[CHANNEL_READY]  = { "READY",  0, 0 },
 	[CHANNEL_LOAD]   = { "LOAD",   sizeof(struct channel_load), 0 },
 	[CHANNEL_CLOSED] = { "CLOSED", sizeof(struct channel_closed), 0 },
@@ -114,6 +115,24 @@ channel_close_fds(struct msghdr *msg)
 	}
 }
 
+/* How many descriptors msg carries; *first is the first one (or stays). */
+static int
+channel_count_fds(struct msghdr *msg, int *first)
+{
+	struct cmsghdr *cmsg;
+	int             nfds = 0;
+
+	for (cmsg = CMSG_FIRSTHDR(msg); cmsg != NULL; cmsg = CMSG_NXTHDR(msg, cmsg)) {
+		if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS) {
+			size_t k = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			if (k > 0 && *first == -1)
+				memcpy(first, CMSG_DATA(cmsg), sizeof(int));
+			nfds += (int)k;
+		}
+	}
+	return nfds;
+}
+
 int
 channel_recv(int sock, struct channel_hdr *hdr, void *payload,
     size_t payload_max, int *fd)
@@ -126,9 +145,8 @@ channel_recv(int sock, struct channel_hdr *hdr, void *payload,
 		/* room for more than one fd, so a bad peer's extras are seen and closed */
 		char           buf[CMSG_SPACE(4 * sizeof(int))];
 	} cmsgbuf;
-	struct cmsghdr *cmsg;
 	ssize_t       n;
-	int           nfds = 0, got = -1;
+	int           nfds, got = -1;
 
 	*fd = -1;
 	memset(&msg, 0, sizeof(msg));
@@ -150,14 +168,7 @@ channel_recv(int sock, struct channel_hdr *hdr, void *payload,
 		return -1;
 	}
 
-	for (cmsg = CMSG_FIRSTHDR(&msg); cmsg != NULL; cmsg = CMSG_NXTHDR(&msg, cmsg)) {
-		if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS) {
-			size_t k = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-			if (k > 0 && got == -1)
-				memcpy(&got, CMSG_DATA(cmsg), sizeof(int));
-			nfds += (int)k;
-		}
-	}
+	nfds = channel_count_fds(&msg, &got);
 	if ((msg.msg_flags & MSG_TRUNC) || nfds > 1 ||
 	    ((msg.msg_flags & MSG_CTRUNC) && nfds > 0))
 		goto bad;
@@ -169,8 +180,9 @@ channel_recv(int sock, struct channel_hdr *hdr, void *payload,
 	if (hdr->len != (size_t)n - sizeof(*hdr) || hdr->len != channel_rules[hdr->type].len ||
 	    hdr->len > payload_max)
 		goto bad;
-	/* The descriptor of a CONN was dropped by the kernel: say so. */
-	if ((msg.msg_flags & MSG_CTRUNC) && hdr->type != CHANNEL_CONN)
+	/* The descriptor of a CONN or REOPEN was dropped by the kernel: say so. */
+	if ((msg.msg_flags & MSG_CTRUNC) && hdr->type != CHANNEL_CONN &&
+	    hdr->type != CHANNEL_REOPEN)
 		goto bad;
 	if (channel_rules[hdr->type].has_fd != (nfds == 1) && !(msg.msg_flags & MSG_CTRUNC))
 		goto bad;
@@ -190,9 +202,21 @@ channel_queue_init(struct channel_queue *q)
 	q->count = 0;
 }
 
+void
+channel_queue_clear(struct channel_queue *q)
+{
+	for (unsigned i = 0; i < q->count; i++) {
+		struct channel_qmsg *m = &q->msgs[(q->head + i) % CHANNEL_QUEUE_MAX];
+		if (m->fd != -1)
+			close(m->fd);
+		m->fd = -1;
+	}
+	channel_queue_init(q);
+}
+
 int
 channel_queue_push(struct channel_queue *q, enum channel_type type,
-    uint32_t gen, const void *payload, size_t len)
+    uint32_t gen, const void *payload, size_t len, int fd)
 {
 	struct channel_qmsg *m;
 
@@ -208,10 +232,33 @@ channel_queue_push(struct channel_queue *q, enum channel_type type,
 	m->type = (uint32_t)type;
 	m->gen = gen;
 	m->len = (uint32_t)len;
+	m->fd = fd;
 	if (len > 0)
 		memcpy(m->payload, payload, len);
 	q->count++;
 	return 0;
+}
+
+void
+channel_queue_cancel(struct channel_queue *q, enum channel_type type,
+    const void *payload, size_t len)
+{
+	unsigned kept = 0;
+
+	/* compacts in place, keeping the order of what stays */
+	for (unsigned i = 0; i < q->count; i++) {
+		struct channel_qmsg *m = &q->msgs[(q->head + i) % CHANNEL_QUEUE_MAX];
+		if (m->type == (uint32_t)type && m->len == len &&
+		    (len == 0 || memcmp(m->payload, payload, len) == 0)) {
+			if (m->fd != -1)
+				close(m->fd);
+			continue;
+		}
+		if (kept != i)
+			q->msgs[(q->head + kept) % CHANNEL_QUEUE_MAX] = *m;
+		kept++;
+	}
+	q->count = kept;
 }
 
 int
@@ -234,14 +281,18 @@ int
 channel_queue_flush(int sock, struct channel_queue *q)
 {
 	while (q->count > 0) {
-		const struct channel_qmsg *m = &q->msgs[q->head];
+		struct channel_qmsg *m = &q->msgs[q->head];
 
 		if (channel_send(sock, (enum channel_type)m->type, m->gen,
-		    m->len ? m->payload : NULL, m->len, -1) == -1) {
+		    m->len ? m->payload : NULL, m->len, m->fd) == -1) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)
 				return (int)q->count;
 			return -1;
 		}
+		/* the peer has its own copy now */
+		if (m->fd != -1)
+			close(m->fd);
+		m->fd = -1;
 		q->head = (q->head + 1) % CHANNEL_QUEUE_MAX;
 		q->count--;
 	}

@@ -13,7 +13,7 @@ enum channel_type {
 	CHANNEL_CONN = 1,   /* master -> worker: one client fd + struct channel_conn */
 	CHANNEL_DRAIN,      /* master -> worker: finish clients, then exit */
 	CHANNEL_STOP,       /* master -> worker: close everything, exit now */
-	CHANNEL_REOPEN,     /* master -> worker: reopen log files */
+	CHANNEL_REOPEN,     /* master -> worker: one log fd + struct channel_reopen */
 	CHANNEL_READY,      /* worker -> master: serving */
 	CHANNEL_LOAD,       /* worker -> master: struct channel_load */
 	CHANNEL_CLOSED,     /* worker -> master: struct channel_closed */
@@ -42,6 +42,14 @@ struct channel_load {
 	uint32_t open;      /* connections open now */
 	uint32_t capacity;  /* connections it can hold (its descriptor limit allowing) */
 	uint32_t evictable; /* idle ones it would close to make room, when full */
+	uint32_t pad;
+};
+
+/* Which log a REOPEN's descriptor replaces. */
+enum channel_log { CHANNEL_LOG_ERROR = 1, CHANNEL_LOG_ACCESS };
+
+struct channel_reopen {
+	uint32_t log;       /* enum channel_log */
 	uint32_t pad;
 };
 
@@ -89,7 +97,7 @@ int  channel_send(int sock, enum channel_type type, uint32_t gen,
  * The payload length is checked against the type's expected size.  A CONN
  * whose descriptor the receiver could not take (MSG_CTRUNC: its descriptor
  * limit) comes back whole with *fd == -1: that connection is lost, and the
- * receiver must still count it.
+ * receiver must still count it.  A REOPEN likewise: the old log is kept.
  */
 int  channel_recv(int sock, struct channel_hdr *hdr, void *payload,
 	    size_t payload_max, int *fd);
@@ -100,8 +108,9 @@ const char *channel_type_name(uint32_t type);
  * An outgoing queue for messages that must not be lost when the peer's
  * receive queue is full (the master's DRAIN, STOP and REOPEN): they wait
  * here, in order, and the owner polls the socket for POLLOUT while any is
- * pending (OpenBSD imsg's msgbuf is the model).  Bounded; carries no
- * descriptors, so nothing in it needs closing.
+ * pending (OpenBSD imsg's msgbuf is the model).  Bounded.  A message may
+ * own one descriptor (REOPEN's): the queue closes it once it is sent, or
+ * when the message is cancelled or the queue cleared.
  */
 #define CHANNEL_QUEUE_MAX   8
 
@@ -109,6 +118,7 @@ struct channel_qmsg {
 	uint32_t      type;
 	uint32_t      gen;
 	uint32_t      len;
+	int           fd;           /* owned by the queue, or -1 */
 	unsigned char payload[CHANNEL_PAYLOAD_MAX];
 };
 
@@ -118,10 +128,19 @@ struct channel_queue {
 	unsigned            count;
 };
 
+/* Makes q empty; it must hold no descriptor (see channel_queue_clear). */
 void channel_queue_init(struct channel_queue *q);
-/* Appends a message (no descriptor); 0, or -1 with errno ENOBUFS / EMSGSIZE. */
+/* Empties q, closing the descriptors its messages own. */
+void channel_queue_clear(struct channel_queue *q);
+/*
+ * Appends a message with fd (-1: none), which the queue owns from then on;
+ * 0, or -1 with errno ENOBUFS / EMSGSIZE (fd is then still the caller's).
+ */
 int  channel_queue_push(struct channel_queue *q, enum channel_type type,
-	    uint32_t gen, const void *payload, size_t len);
+	    uint32_t gen, const void *payload, size_t len, int fd);
+/* Drops the waiting messages of this type and payload (their fds closed). */
+void channel_queue_cancel(struct channel_queue *q, enum channel_type type,
+	    const void *payload, size_t len);
 /* True when a message of this type waits (a second one would say nothing new). */
 int  channel_queue_has(const struct channel_queue *q, enum channel_type type);
 unsigned channel_queue_pending(const struct channel_queue *q);

@@ -1,7 +1,8 @@
 /*
  * log.c — hftpd's logging: one line per event with an ISO-8601 timestamp,
  * the level, the process role, its generation and pid.  Lines go to stderr,
- * syslog or a file (reopened on request for log rotation).
+ * syslog or a file: the master reopens it by its path for log rotation; a
+ * worker never opens it, and is given the new file's descriptor.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -100,6 +101,25 @@ log_reopen(void)
 	}
 	close(fd);
 	return 0;
+}
+
+int
+log_file_fd(void)
+{
+	return log_path[0] != '\0' ? log_fd : -1;
+}
+
+void
+log_reopen_fd(int fd)
+{
+	/* stderr or syslog: nothing to replace */
+	if (log_path[0] == '\0' || log_fd == STDERR_FILENO) {
+		close(fd);
+		return;
+	}
+	if (dup2(fd, log_fd) == -1)
+		log_warn("error_log %s: keeping the old file", log_path);
+	close(fd);
 }
 
 void

@@ -17,6 +17,10 @@ void log_set_level(enum log_level level);
 /* Send lines to path ("stderr", "syslog" or a file); 0 / -1. */
 int  log_open(const char *target);
 int  log_reopen(void);
+/* The file's descriptor when lines go to a file, else -1 (stderr, syslog). */
+int  log_file_fd(void);
+/* fd (another descriptor of the log file) takes the current one's place. */
+void log_reopen_fd(int fd);
 void log_close(void);
 int  log_level_parse(const char *s, enum log_level *out);
 

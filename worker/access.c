@@ -7,14 +7,17 @@
  * the parser kept (each element's prefix; "..." marks a cut), BYTES counts
  * the response as produced, USEC runs from the end of the request line to
  * the end of the response.  Lines collect in a buffer written with one
- * write(2) when it fills, once a second, and at exit.
+ * write(2) when it fills, once a second, and at exit.  The file only ever
+ * gets whole lines: what a failing or short write leaves stays buffered
+ * (see access_write); once the buffer is full, new lines are dropped whole,
+ * counted, and the episode is warned once.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,26 +34,14 @@ static char     access_path[4096];
 static char     access_buf[ACCESS_BUF];
 static size_t   access_len;
 static uint64_t access_last_flush_s;
-static uint64_t access_lost;        /* bytes dropped in this failing episode */
+static uint64_t access_lost;        /* lines dropped in this failing episode */
 static bool     access_failing;     /* warned once; info when it writes again */
 
-static int
-access_open_file(void)
+void
+access_open(int fd, const char *path)
 {
-	return open(access_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0640);
-}
-
-int
-access_open(const char *path)
-{
-	if (strcmp(path, "off") == 0)
-		return 0;
+	access_fd = fd;
 	snprintf(access_path, sizeof(access_path), "%s", path);
-	if ((access_fd = access_open_file()) == -1) {
-		log_warn("access_log %s", access_path);
-		return -1;
-	}
-	return 0;
 }
 
 bool
@@ -59,21 +50,97 @@ access_enabled(void)
 	return access_fd != -1;
 }
 
-int
-access_reopen(void)
+void
+access_reopen(int fd)
 {
-	int fd;
-
-	if (access_fd == -1)
-		return 0;
-	access_flush(true);
-	if ((fd = access_open_file()) == -1) {
-		log_warn("reopening access_log %s", access_path);
-		return -1;
+	/* a log that is off stays off (a draining worker of an older config) */
+	if (access_fd == -1) {
+		close(fd);
+		return;
 	}
-	dup2(fd, access_fd);
+	access_flush(true);
+	/* the same number: nothing else holds it */
+	if (dup2(fd, access_fd) == -1)
+		log_warn("access_log %s: keeping the old file", access_path);
 	close(fd);
-	return 0;
+}
+
+/*
+ * The file holds the written part of a line that a short write cut (the
+ * file system filled up mid-write): take it back, so the file only ever
+ * holds whole lines.  When the file system is full nobody else can append
+ * behind us, so the cut part is the file's last cut bytes.  -1 when it
+ * cannot be taken back (the rest of the line must then follow it).
+ */
+static int
+access_take_back(size_t cut)
+{
+	struct stat st;
+
+	if (fstat(access_fd, &st) == -1 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size < cut)
+		return -1;
+	return ftruncate(access_fd, st.st_size - (off_t)cut);
+}
+
+/* Lines the buffer holds (each ends in a newline). */
+static uint64_t
+access_lines(const char *buf, size_t len)
+{
+	uint64_t n = 0;
+
+	for (size_t i = 0; i < len; i++)
+		n += buf[i] == '\n';
+	return n;
+}
+
+/* Entering or leaving a failing episode: warned once, told when it ends. */
+static void
+access_episode(bool failing, const char *why)
+{
+	if (failing && !access_failing)
+		log_warnx("access_log %s: %s; lines wait in memory, and new ones are lost "
+		    "once it is full, until the file can be written again", access_path, why);
+	else if (!failing && access_failing)
+		log_info("access_log %s: written again; %" PRIu64 " lines were lost",
+		    access_path, access_lost);
+	if (access_failing != failing)
+		access_lost = 0;
+	access_failing = failing;
+}
+
+/*
+ * Writes the buffer.  What the file does not take stays for the next
+ * flush, from the start of a line: a short write's cut line is taken back
+ * from the file (access_take_back) and kept whole here; only if that fails
+ * does the rest of the cut line stay, to complete it.  A full disk must not
+ * stop serving, nor flood the error log.
+ */
+static void
+access_write(void)
+{
+	ssize_t n;
+	size_t  done;
+
+	do
+		n = write(access_fd, access_buf, access_len);
+	while (n == -1 && errno == EINTR);
+	if (n == (ssize_t)access_len) {
+		access_len = 0;
+		access_episode(false, NULL);
+		return;
+	}
+	if (n == -1) {
+		access_episode(true, strerror(errno));
+		return;
+	}
+	done = (size_t)n;
+	while (done > 0 && access_buf[done - 1] != '\n')
+		done--;
+	if (done < (size_t)n && access_take_back((size_t)n - done) == -1)
+		done = (size_t)n;
+	memmove(access_buf, access_buf + done, access_len - done);
+	access_len -= done;
+	access_episode(true, "short write (file system full?)");
 }
 
 void
@@ -87,29 +154,29 @@ access_flush(bool force)
 	if (!force && now_s == access_last_flush_s && access_len < ACCESS_BUF / 2)
 		return;
 	access_last_flush_s = now_s;
-	/* A full disk must not stop serving, nor flood the error log. */
-	if (write(access_fd, access_buf, access_len) == -1) {
-		if (!access_failing)
-			log_warn("access_log %s: lines are lost until it can be written again",
-			    access_path);
-		access_failing = true;
-		access_lost += access_len;
-	} else if (access_failing) {
-		log_info("access_log %s: written again; %" PRIu64 " bytes were lost",
-		    access_path, access_lost);
-		access_failing = false;
-		access_lost = 0;
-	}
-	access_len = 0;
+	access_write();
+}
+
+uint64_t
+access_lost_lines(void)
+{
+	return access_lost;
 }
 
 void
 access_close(void)
 {
 	access_flush(true);
+	if (access_fd != -1 && access_len > 0) {
+		access_lost += access_lines(access_buf, access_len);
+		log_warnx("access_log %s: %" PRIu64 " lines were lost", access_path, access_lost);
+	}
 	if (access_fd != -1)
 		close(access_fd);
 	access_fd = -1;
+	access_len = 0;
+	access_lost = 0;
+	access_failing = false;
 }
 
 static size_t
@@ -196,6 +263,10 @@ access_end(struct access_pending *a, enum status status)
 		n = sizeof(line) - 1;
 	if (access_len + (size_t)n > sizeof(access_buf))
 		access_flush(true);
+	if (access_len + (size_t)n > sizeof(access_buf)) {
+		access_lost++;      /* the file takes nothing: this line is lost whole */
+		goto done;
+	}
 	memcpy(access_buf + access_len, line, (size_t)n);
 	access_len += (size_t)n;
 done:

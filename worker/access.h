@@ -27,13 +27,19 @@ struct access_pending {
 	char     request[ACCESS_REQUEST_MAX + 1];
 };
 
-/* path "off" disables it; 0 / -1 (logged). */
-int  access_open(const char *path);
-int  access_reopen(void);
+/*
+ * Writes to fd, the access log the master opened (path names it in
+ * warnings); fd -1: off.  The worker never opens the file itself.
+ */
+void access_open(int fd, const char *path);
+/* fd replaces the file (after a rotation); the buffer is flushed first. */
+void access_reopen(int fd);
 bool access_enabled(void);
 /* Writes what is buffered when forced, when a second passed, or when full. */
 void access_flush(bool force);
 void access_close(void);
+/* Lines dropped in the current failing episode (0 when it writes). */
+uint64_t access_lost_lines(void);
 
 /*
  * Begins the record of the response to the request p holds, from the

@@ -421,6 +421,29 @@ worker_drop(struct worker *w, uint64_t id)
 	}
 }
 
+/* REOPEN: fd replaces the error or the access log (both take it over). */
+static void
+worker_reopen(const unsigned char *payload, int fd)
+{
+	struct channel_reopen r;
+
+	memcpy(&r, payload, sizeof(r));
+	if (fd == -1) {
+		/* the kernel dropped it: our open file limit */
+		log_warnx("channel: REOPEN's descriptor lost (open file limit reached?); "
+		    "writing the old %s log", r.log == CHANNEL_LOG_ERROR ? "error" : "access");
+		return;
+	}
+	if (r.log == CHANNEL_LOG_ERROR)
+		log_reopen_fd(fd);
+	else if (r.log == CHANNEL_LOG_ACCESS)
+		access_reopen(fd);
+	else {
+		log_warnx("channel: REOPEN of unknown log %u dropped", r.log);
+		close(fd);
+	}
+}
+
 /* Handles every message waiting on the channel; -1 when the master is gone. */
 static int
 worker_channel_read(struct worker *w)
@@ -465,9 +488,7 @@ worker_channel_read(struct worker *w)
 			w->stopping = true;
 			break;
 		case CHANNEL_REOPEN:
-			if (log_reopen() == -1)
-				log_warn("reopening the log");
-			access_reopen();
+			worker_reopen(payload, fd);
 			break;
 		default:
 			log_warnx("channel: unexpected %s message dropped", channel_type_name(hdr.type));
@@ -479,7 +500,8 @@ worker_channel_read(struct worker *w)
 }
 
 static int
-worker_setup(struct worker *w, const struct config *conf, unsigned gen, int chan)
+worker_setup(struct worker *w, const struct config *conf, unsigned gen, int chan,
+    int access_fd)
 {
 	memset(w, 0, sizeof(*w));
 	w->files.dirfd = -1;
@@ -495,7 +517,7 @@ worker_setup(struct worker *w, const struct config *conf, unsigned gen, int chan
 	    buffer_pool_init(&w->in_pool, CLIENT_IN_CAP, WORKER_POOL_MAX) == -1 ||
 	    buffer_pool_init(&w->out_pool, CLIENT_OUT_CAP, WORKER_POOL_MAX) == -1)
 		return -1;
-	access_open(conf->access_log);
+	access_open(access_fd, conf->access_log);
 	w->pfd[0].fd = chan;
 	w->pfd[0].events = POLLIN;
 	files_init(&w->files, conf->directory);
@@ -605,7 +627,7 @@ worker_turn(struct worker *w)
 }
 
 int
-worker_main(const struct config *conf, unsigned gen, int chan)
+worker_main(const struct config *conf, unsigned gen, int chan, int access_fd)
 {
 	struct worker w;
 	uint64_t      last_sweep_s;    /* the idle sweep runs once each second */
@@ -614,7 +636,7 @@ worker_main(const struct config *conf, unsigned gen, int chan)
 	log_set_role("worker", gen);
 	worker_signals();
 	worker_test_hook();
-	if (worker_setup(&w, conf, gen, chan) == -1) {
+	if (worker_setup(&w, conf, gen, chan, access_fd) == -1) {
 		log_warnx("out of memory at start");
 		goto done;
 	}

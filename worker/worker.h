@@ -53,7 +53,11 @@ struct worker {
 	bool                  closed_lost;  /* out of memory: logged once */
 };
 
-/* Serves clients handed over chan until told to stop; the exit status. */
-int worker_main(const struct config *conf, unsigned gen, int chan);
+/*
+ * Serves clients handed over chan until told to stop; the exit status.
+ * access_fd is the access log the master opened (-1: off); the worker
+ * never opens a log itself: fresh descriptors come with REOPEN.
+ */
+int worker_main(const struct config *conf, unsigned gen, int chan, int access_fd);
 
 #endif

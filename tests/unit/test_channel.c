@@ -1,7 +1,8 @@
 /*
  * test_channel.c — unit tests for shared/channel.c over a real
  * channel_pair(): descriptor passing (a new number for the same open file,
- * close-on-exec), payload round trips, EOF, EAGAIN both ways, and malformed
+ * close-on-exec), REOPEN's log descriptor, the outgoing queue's ownership of
+ * the descriptors it holds, payload round trips, EOF, EAGAIN both ways, and malformed
  * datagrams crafted with raw sendmsg(): each must come back as -1/EBADMSG
  * with any attached descriptor closed, and the channel must go on working.
  */
@@ -16,6 +17,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -290,7 +292,7 @@ static void test_admission_messages(void **state)
 static void test_messages_without_fd(void **state)
 {
 	static const enum channel_type types[] = {
-		CHANNEL_DRAIN, CHANNEL_STOP, CHANNEL_REOPEN, CHANNEL_READY,
+		CHANNEL_DRAIN, CHANNEL_STOP, CHANNEL_DRAIN, CHANNEL_READY,
 	};
 	struct pair *p = *state;
 	struct channel_hdr hdr;
@@ -717,6 +719,146 @@ static int fill_until_eagain(int sock)
 	return n;
 }
 
+/* ---- REOPEN: a fresh log descriptor ---- */
+
+static void test_reopen_passes_fd(void **state)
+{
+	struct pair *p = *state;
+	struct channel_reopen r = { .log = CHANNEL_LOG_ACCESS }, got = { 0 };
+	struct channel_hdr hdr;
+	int pp[2], fd = -1;
+	char buf[8];
+
+	make_pipe(pp);
+	assert_int_equal(channel_send(p->sv[0], CHANNEL_REOPEN, 3, &r, sizeof(r), pp[1]), 0);
+	close(pp[1]);
+	assert_int_equal(channel_recv(p->sv[1], &hdr, &got, sizeof(got), &fd), 1);
+	assert_int_equal(hdr.type, CHANNEL_REOPEN);
+	assert_int_equal(got.log, CHANNEL_LOG_ACCESS);
+	assert_true(fd >= 0);
+	assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+	assert_int_equal(write(fd, "line\n", 5), 5);
+	assert_int_equal(read(pp[0], buf, sizeof(buf)), 5);
+	close(fd);
+	assert_reader_sees_eof(pp[0]);
+	close(pp[0]);
+}
+
+static void test_bad_reopen_without_fd(void **state)
+{
+	struct pair *p = *state;
+	struct channel_reopen r = { .log = CHANNEL_LOG_ERROR };
+
+	assert_int_equal(channel_send(p->sv[1], CHANNEL_REOPEN, 1, &r, sizeof(r), -1), 0);
+	assert_badmsg(p);
+	assert_channel_works(p);
+}
+
+static void test_bad_reopen_wrong_length_with_fd_closes_it(void **state)
+{
+	struct pair *p = *state;
+	int pp[2], before;
+
+	make_pipe(pp);
+	before = count_fds();
+	/* the old REOPEN: no payload */
+	assert_int_equal(channel_send(p->sv[1], CHANNEL_REOPEN, 1, NULL, 0, pp[1]), 0);
+	close(pp[1]);
+	assert_badmsg(p);
+	assert_int_equal(count_fds(), before - 1);
+	assert_reader_sees_eof(pp[0]);
+	close(pp[0]);
+	assert_channel_works(p);
+}
+
+/*
+ * The receiver at its descriptor limit: the kernel drops the fd
+ * (MSG_CTRUNC); the REOPEN comes back whole with fd -1 (the old log is
+ * kept), and no descriptor survives.
+ */
+static void test_reopen_truncated_by_limit(void **state)
+{
+	struct pair *p = *state;
+	struct channel_reopen r = { .log = CHANNEL_LOG_ERROR }, got = { 0 };
+	struct channel_hdr hdr;
+	struct rlimit rl, low;
+	int pp[2], before, fd = 123;
+
+	make_pipe(pp);
+	assert_int_equal(channel_send(p->sv[1], CHANNEL_REOPEN, 1, &r, sizeof(r), pp[1]), 0);
+	close(pp[1]);
+	before = count_fds();
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	low = rl;
+	low.rlim_cur = 0;   /* no new descriptor can be installed */
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	assert_int_equal(channel_recv(p->sv[0], &hdr, &got, sizeof(got), &fd), 1);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	assert_int_equal(hdr.type, CHANNEL_REOPEN);
+	assert_int_equal(got.log, CHANNEL_LOG_ERROR);
+	assert_int_equal(fd, -1);
+	assert_int_equal(count_fds(), before);
+	/* the in-flight copy died with the message */
+	assert_reader_sees_eof(pp[0]);
+	close(pp[0]);
+	assert_channel_works(p);
+}
+
+/* Queued REOPENs own their descriptors: sent, cancelled or cleared, each is closed once. */
+static void test_queue_owns_descriptors(void **state)
+{
+	struct pair *p = *state;
+	struct channel_queue q;
+	struct channel_reopen err = { .log = CHANNEL_LOG_ERROR };
+	struct channel_reopen acc = { .log = CHANNEL_LOG_ACCESS }, got;
+	struct channel_hdr hdr;
+	int a[2], b[2], c[2], fd, before;
+
+	make_pipe(a);
+	make_pipe(b);
+	make_pipe(c);
+	before = count_fds();
+	channel_queue_init(&q);
+	assert_int_equal(channel_queue_push(&q, CHANNEL_REOPEN, 1, &err, sizeof(err), a[1]), 0);
+	assert_int_equal(channel_queue_push(&q, CHANNEL_DRAIN, 1, NULL, 0, -1), 0);
+	assert_int_equal(channel_queue_push(&q, CHANNEL_REOPEN, 1, &acc, sizeof(acc), b[1]), 0);
+	/* a newer error-log descriptor replaces the waiting one, which is closed */
+	channel_queue_cancel(&q, CHANNEL_REOPEN, &err, sizeof(err));
+	assert_int_equal(count_fds(), before - 1);
+	assert_reader_sees_eof(a[0]);
+	assert_int_equal(channel_queue_pending(&q), 2);
+	assert_int_equal(channel_queue_push(&q, CHANNEL_REOPEN, 1, &err, sizeof(err), c[1]), 0);
+	assert_int_equal(channel_queue_flush(p->sv[0], &q), 0);
+	/* sent: the queue's copies are closed, the peer holds its own */
+	assert_int_equal(count_fds(), before - 3);
+	static const uint32_t want[][2] = {
+		{ CHANNEL_DRAIN, 0 },
+		{ CHANNEL_REOPEN, CHANNEL_LOG_ACCESS },
+		{ CHANNEL_REOPEN, CHANNEL_LOG_ERROR },
+	};
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(channel_recv(p->sv[1], &hdr, &got, sizeof(got), &fd), 1);
+		assert_int_equal(hdr.type, want[i][0]);
+		if (hdr.type == CHANNEL_REOPEN) {
+			assert_int_equal(got.log, want[i][1]);
+			assert_true(fd >= 0);
+			close(fd);
+		}
+	}
+	assert_reader_sees_eof(b[0]);
+	assert_reader_sees_eof(c[0]);
+
+	/* cleared without sending: closed too */
+	make_pipe(a);
+	assert_int_equal(channel_queue_push(&q, CHANNEL_REOPEN, 1, &err, sizeof(err), a[1]), 0);
+	channel_queue_clear(&q);
+	assert_int_equal(channel_queue_pending(&q), 0);
+	assert_reader_sees_eof(a[0]);
+	close(a[0]);
+	close(b[0]);
+	close(c[0]);
+}
+
 static void test_queue_push_bounds(void **state)
 {
 	struct channel_queue q;
@@ -726,12 +868,12 @@ static void test_queue_push_bounds(void **state)
 	channel_queue_init(&q);
 	assert_int_equal(channel_queue_pending(&q), 0);
 	errno = 0;
-	assert_int_equal(channel_queue_push(&q, CHANNEL_LOAD, 1, big, sizeof(big)), -1);
+	assert_int_equal(channel_queue_push(&q, CHANNEL_LOAD, 1, big, sizeof(big), -1), -1);
 	assert_int_equal(errno, EMSGSIZE);
 	for (int i = 0; i < CHANNEL_QUEUE_MAX; i++)
-		assert_int_equal(channel_queue_push(&q, CHANNEL_DRAIN, 1, NULL, 0), 0);
+		assert_int_equal(channel_queue_push(&q, CHANNEL_DRAIN, 1, NULL, 0, -1), 0);
 	errno = 0;
-	assert_int_equal(channel_queue_push(&q, CHANNEL_STOP, 1, NULL, 0), -1);
+	assert_int_equal(channel_queue_push(&q, CHANNEL_STOP, 1, NULL, 0, -1), -1);
 	assert_int_equal(errno, ENOBUFS);
 	assert_int_equal(channel_queue_pending(&q), CHANNEL_QUEUE_MAX);
 	assert_true(channel_queue_has(&q, CHANNEL_DRAIN));
@@ -750,17 +892,17 @@ static void test_queue_waits_for_room(void **state)
 	struct channel_load load = { .received = 7, .open = 3 };
 	struct channel_hdr hdr;
 	unsigned char payload[CHANNEL_PAYLOAD_MAX];
-	static const enum channel_type order[] = { CHANNEL_REOPEN, CHANNEL_LOAD, CHANNEL_DRAIN, CHANNEL_STOP };
+	static const enum channel_type order[] = { CHANNEL_STOP, CHANNEL_LOAD, CHANNEL_DRAIN, CHANNEL_STOP };
 	int filled, fd, rc, got = 0;
 
 	assert_int_equal(fcntl(p->sv[0], F_SETFL, O_NONBLOCK), 0);
 	filled = fill_until_eagain(p->sv[0]);
 	assert_true(filled > 0);
 	channel_queue_init(&q);
-	assert_int_equal(channel_queue_push(&q, CHANNEL_REOPEN, 2, NULL, 0), 0);
-	assert_int_equal(channel_queue_push(&q, CHANNEL_LOAD, 3, &load, sizeof(load)), 0);
-	assert_int_equal(channel_queue_push(&q, CHANNEL_DRAIN, 4, NULL, 0), 0);
-	assert_int_equal(channel_queue_push(&q, CHANNEL_STOP, 5, NULL, 0), 0);
+	assert_int_equal(channel_queue_push(&q, CHANNEL_STOP, 2, NULL, 0, -1), 0);
+	assert_int_equal(channel_queue_push(&q, CHANNEL_LOAD, 3, &load, sizeof(load), -1), 0);
+	assert_int_equal(channel_queue_push(&q, CHANNEL_DRAIN, 4, NULL, 0, -1), 0);
+	assert_int_equal(channel_queue_push(&q, CHANNEL_STOP, 5, NULL, 0, -1), 0);
 	assert_int_equal(channel_queue_flush(p->sv[0], &q), 4);
 	assert_int_equal(channel_queue_pending(&q), 4);
 
@@ -798,7 +940,7 @@ static void test_queue_partial_flush(void **state)
 	fill_until_eagain(p->sv[0]);
 	channel_queue_init(&q);
 	for (uint32_t i = 0; i < 3; i++)
-		assert_int_equal(channel_queue_push(&q, CHANNEL_REOPEN, 100 + i, NULL, 0), 0);
+		assert_int_equal(channel_queue_push(&q, CHANNEL_STOP, 100 + i, NULL, 0, -1), 0);
 	/* one read makes room for about one message */
 	assert_int_equal(channel_recv(p->sv[1], &hdr, payload, sizeof(payload), &fd), 1);
 	rc = channel_queue_flush(p->sv[0], &q);
@@ -806,14 +948,14 @@ static void test_queue_partial_flush(void **state)
 	/* what went out comes after the filler, in order */
 	next = 100;
 	while (channel_recv(p->sv[1], &hdr, payload, sizeof(payload), &fd) == 1) {
-		if (hdr.type == CHANNEL_REOPEN)
+		if (hdr.type == CHANNEL_STOP)
 			assert_int_equal(hdr.gen, next++);
 	}
 	assert_int_equal(next, 100 + (uint32_t)(3 - rc));
 	assert_int_equal(channel_queue_flush(p->sv[0], &q), 0);
 	for (; next < 103; next++) {
 		assert_int_equal(channel_recv(p->sv[1], &hdr, payload, sizeof(payload), &fd), 1);
-		assert_int_equal(hdr.type, CHANNEL_REOPEN);
+		assert_int_equal(hdr.type, CHANNEL_STOP);
 		assert_int_equal(hdr.gen, next);
 	}
 }
@@ -825,7 +967,7 @@ static void test_queue_flush_error(void **state)
 	struct channel_queue q;
 
 	channel_queue_init(&q);
-	assert_int_equal(channel_queue_push(&q, CHANNEL_STOP, 1, NULL, 0), 0);
+	assert_int_equal(channel_queue_push(&q, CHANNEL_STOP, 1, NULL, 0, -1), 0);
 	close(p->sv[1]);
 	p->sv[1] = -1;
 	errno = 0;
@@ -869,6 +1011,11 @@ int main(void)
 		PT(test_queue_waits_for_room),
 		PT(test_queue_partial_flush),
 		PT(test_queue_flush_error),
+		PT(test_reopen_passes_fd),
+		PT(test_bad_reopen_without_fd),
+		PT(test_bad_reopen_wrong_length_with_fd_closes_it),
+		PT(test_reopen_truncated_by_limit),
+		PT(test_queue_owns_descriptors),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

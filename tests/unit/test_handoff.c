@@ -178,13 +178,15 @@ static void test_only_serving_workers_take_clients(void **state)
 /* A worker with a control message waiting gets no CONN to overtake it. */
 static void test_waiting_control_message_blocks_conn(void **state)
 {
-	int fd = conn_fd();
+	int fd = conn_fd(), logfd = open("/dev/null", O_WRONLY | O_CLOEXEC);
 
 	(void)state;
+	assert_true(logfd >= 0);
 	pool_make(2, 10);
 	m.slots[1].open = 3;
 	fill_channel(0);
-	control_send(&m.slots[0], CHANNEL_REOPEN);
+	control_reopen(&m.slots[0], CHANNEL_LOG_ACCESS, logfd);
+	close(logfd);       /* the queue holds its own copy */
 	assert_true(control_waiting(&m.slots[0]));
 	assert_int_equal(handoff_give(&m, fd, 0, NULL), 0);
 	assert_int_equal(received_by(1), 1);
@@ -200,6 +202,8 @@ static void test_waiting_control_message_blocks_conn(void **state)
 		int                got;
 		assert_int_equal(channel_recv(peer[0], &hdr, payload, sizeof(payload), &got), 1);
 		assert_int_equal(hdr.type, CHANNEL_REOPEN);
+		assert_true(got >= 0);
+		close(got);
 		assert_int_equal(channel_recv(peer[0], &hdr, payload, sizeof(payload), &got), 1);
 		assert_int_equal(hdr.type, CHANNEL_CONN);
 		close(got);

@@ -1,7 +1,10 @@
 /*
- * test_spawn.c — unit tests for master/spawn.c's pure parts: the respawn
- * back-off (doubling from the minimum, capped) and which slots count as
- * serving workers of the current generation.  Nothing is forked.
+ * test_spawn.c — unit tests for master/spawn.c: the respawn back-off
+ * (doubling from the minimum, capped), which slots count as serving workers
+ * of the current generation, and that a failed socketpair or fork leaves
+ * no slot naming a descriptor.  Nothing is forked: this file defines
+ * socketpair() and fork() for the test program (they take the place of
+ * libc's), failing when asked and passing through to the kernel otherwise.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,12 +12,97 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "master.h"
 
 static struct master m;
+
+static int fail_socketpair, fail_fork;
+static int last_pair[2] = { -1, -1 };
+
+int
+socketpair(int domain, int type, int protocol, int sv[2])
+{
+	if (fail_socketpair) {
+		errno = EMFILE;
+		return -1;
+	}
+	if (syscall(SYS_socketpair, domain, type, protocol, sv) == -1)
+		return -1;
+	last_pair[0] = sv[0];
+	last_pair[1] = sv[1];
+	return 0;
+}
+
+pid_t
+fork(void)
+{
+	if (fail_fork) {
+		errno = EAGAIN;
+		return -1;
+	}
+	fail(); /* never forked for real here */
+	return -1;
+}
+
+/* No slot of m may name a descriptor it does not own (0 least of all). */
+static void
+assert_no_slot_holds_a_descriptor(void)
+{
+	for (int i = 0; i < m.nslots; i++) {
+		assert_int_equal(m.slots[i].chan, -1);
+		assert_int_equal(m.slots[i].pid, 0);
+	}
+}
+
+static void test_failed_socketpair_leaves_no_slot(void **state)
+{
+	static struct config conf;
+
+	(void)state;
+	memset(&m, 0, sizeof(m));   /* as main()'s static master: channels 0 */
+	conf.workers = 2;
+	m.conf = &conf;
+	m.gen = 1;
+	fail_socketpair = 1;
+	assert_int_equal(spawn_worker(&m, 0), -1);
+	assert_int_equal(spawn_pool(&m), -1);
+	fail_socketpair = 0;
+	assert_no_slot_holds_a_descriptor();
+}
+
+static void test_failed_fork_leaves_no_slot_and_closes_the_pair(void **state)
+{
+	static struct config conf;
+
+	(void)state;
+	memset(&m, 0, sizeof(m));
+	conf.workers = 1;
+	m.conf = &conf;
+	m.gen = 1;
+	fail_fork = 1;
+	last_pair[0] = last_pair[1] = -1;
+	assert_int_equal(spawn_worker(&m, 0), -1);
+	fail_fork = 0;
+	assert_no_slot_holds_a_descriptor();
+	/* both ends of the pair made for it are closed again */
+	assert_true(last_pair[0] >= 0 && last_pair[1] >= 0);
+	assert_int_equal(fcntl(last_pair[0], F_GETFD), -1);
+	assert_int_equal(fcntl(last_pair[1], F_GETFD), -1);
+	/* a retry reuses the slot rather than growing the table */
+	fail_fork = 1;
+	assert_int_equal(spawn_worker(&m, 0), -1);
+	fail_fork = 0;
+	assert_true(m.nslots <= 1);
+	assert_no_slot_holds_a_descriptor();
+}
 
 static void test_backoff_doubles_then_caps(void **state)
 {
@@ -79,6 +167,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_backoff_doubles_then_caps),
 		cmocka_unit_test(test_serving_and_count),
+		cmocka_unit_test(test_failed_socketpair_leaves_no_slot),
+		cmocka_unit_test(test_failed_fork_leaves_no_slot_and_closes_the_pair),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
