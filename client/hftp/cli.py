@@ -11,13 +11,16 @@ tells its kind apart (see EXIT_HELP).
 import argparse
 import os
 import signal
+import ssl
 import sys
 from types import FrameType
 from typing import List, NoReturn, Optional, Sequence, Tuple
 
 from . import __version__
-from .client import DEFAULT_PORT, FRAMING_AUTO, FRAMING_RAW, FRAMINGS, Client
-from .errors import ConnectionClosedError, HFTPError, ProtocolError
+from .client import (
+    DEFAULT_PORT, FRAMING_AUTO, FRAMING_RAW, FRAMINGS, Client, tls_context,
+)
+from .errors import ConnectionClosedError, HFTPError, ProtocolError, TLSError
 from .mirror import Mirror
 from .progress import Progress
 from .transfer import (
@@ -71,7 +74,8 @@ exit status:
   %(protocol)-3d the server broke the protocol (bad status line, framing, size)
   %(local)-3d local I/O error (cannot write OUT, no such directory, ...)
   %(network)-3d network error: cannot connect, or the connection failed more
-      than --retries times in a row
+      than --retries times in a row; with --tls, the certificate was not
+      verified or the TLS handshake failed (never retried)
   %(intr)-3d interrupted (Ctrl-C); %(term)d for SIGTERM
 
 examples:
@@ -79,6 +83,7 @@ examples:
   hftp get '[::1]:19500' big.iso -o /tmp/
   hftp -c 127.0.0.1 get big.iso
   hftp mirror 127.0.0.1:19500 ./copy --delete
+  hftp --tls --cafile ca.pem files.example.org:19501 get big.iso
 """ % dict(part=PART_SUFFIX, state=".hftp-state", seg=SEGMENT_MIN >> 20,
            conns=DEFAULT_CONNECTIONS, ok=EXIT_OK, status=EXIT_STATUS,
            usage=EXIT_USAGE, protocol=EXIT_PROTOCOL, local=EXIT_LOCAL,
@@ -88,7 +93,7 @@ examples:
 # positional arguments before argparse runs).
 _VALUE_OPTIONS = frozenset((
     "-o", "--output", "-j", "--jobs", "--retries", "--timeout", "--port",
-    "--framing", "--chunk", "--limit-rate"))
+    "--framing", "--chunk", "--limit-rate", "--cafile", "--tls-name"))
 
 _SIZE_SUFFIXES = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
@@ -211,6 +216,16 @@ def _add_options(p: argparse.ArgumentParser, top: bool) -> None:
                    default=d(None),
                    help="at most RATE bytes per second in all (suffixes "
                    "k, M, G)")
+    g.add_argument("--tls", action="store_true", default=d(False),
+                   help="speak TLS (to a TLS terminator such as HAProxy in "
+                   "front of hftpd); the server's certificate and name are "
+                   "verified")
+    g.add_argument("--cafile", metavar="FILE", default=d(None),
+                   help="with --tls (implied): trust only the CA "
+                   "certificates in FILE (PEM), not the system's")
+    g.add_argument("--tls-name", metavar="NAME", default=d(None),
+                   help="with --tls (implied): the name the server's "
+                   "certificate must hold (default: HOST)")
     g.add_argument("-q", "--quiet", action="store_true", default=d(False),
                    help="no progress line, no mirror summary")
     g.add_argument("-v", "--verbose", action="store_true", default=d(False),
@@ -278,12 +293,29 @@ def command_first(argv: List[str]) -> List[str]:
 # -- running ------------------------------------------------------------------
 
 class Context:
-    def __init__(self, args: argparse.Namespace, host: str, port: int) -> None:
+    def __init__(self, args: argparse.Namespace, host: str, port: int,
+                 tls: Optional[ssl.SSLContext]) -> None:
         self.args = args
         self.host = host
         self.port = port
+        self.tls = tls                  # one context for every connection
         self.address = Client(host, port, connect=False).address
         self.what = ""                  # the file being worked on, for errors
+
+
+def _tls(args: argparse.Namespace) -> Optional[ssl.SSLContext]:
+    """The TLS context of --tls / --cafile / --tls-name, or None.  Raises
+    LocalIOError when the CA file cannot be used."""
+    if not (args.tls or args.cafile or args.tls_name):
+        return None
+    try:
+        return tls_context(args.cafile)
+    except ssl.SSLError:
+        raise LocalIOError("%s: no CA certificate in it (PEM expected)"
+                           % args.cafile)
+    except OSError as e:
+        raise LocalIOError("%s: %s" % (args.cafile,
+                                       (e.strerror or str(e)).lower()))
 
 
 def _progress(args: argparse.Namespace, label: str) -> Progress:
@@ -296,7 +328,8 @@ def _options(ctx: Context) -> Options:
     return Options(host=ctx.host, port=ctx.port, timeout=a.timeout,
                    framing=a.framing, connections=a.jobs, retries=a.retries,
                    chunk=a.chunk, limit_rate=a.limit_rate, resume=a.resume,
-                   no_clobber=a.no_clobber, verbose=a.verbose)
+                   no_clobber=a.no_clobber, verbose=a.verbose,
+                   tls=ctx.tls, tls_name=a.tls_name)
 
 
 def _simple(ctx: Context) -> int:
@@ -304,7 +337,8 @@ def _simple(ctx: Context) -> int:
     a = ctx.args
     log = (lambda text: print("hftp: %s" % text, file=sys.stderr)) \
         if a.verbose else None
-    with Client(ctx.host, ctx.port, timeout=a.timeout, log=log) as c:
+    with Client(ctx.host, ctx.port, timeout=a.timeout, log=log,
+                tls=ctx.tls or False, tls_name=a.tls_name) as c:
         out = sys.stdout
         if a.command == "ls":
             for name in c.listing():
@@ -361,6 +395,8 @@ def report(ctx: Context, err: BaseException) -> int:
         code, text = EXIT_STATUS, "%s (on %s)" % (err, ctx.address)
     elif isinstance(err, LocalIOError):
         code, text = EXIT_LOCAL, str(err)
+    elif isinstance(err, TLSError):
+        code, text = EXIT_NETWORK, "%s%s: %s" % (what, ctx.address, err)
     elif isinstance(err, NetworkError):
         code, text = EXIT_NETWORK, "%s%s%s" % (what, err, _kept_part(ctx))
     elif isinstance(err, ConnectionClosedError) or (
@@ -408,7 +444,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_USAGE
     if args.port is not None:
         port = args.port
-    ctx = Context(args, host, port)
+    try:
+        tls = _tls(args)
+    except LocalIOError as e:
+        print("hftp: --cafile %s" % e, file=sys.stderr)
+        return EXIT_LOCAL
+    ctx = Context(args, host, port, tls)
     signal.signal(signal.SIGTERM, _on_sigterm)
     interrupted = EXIT_INTERRUPTED
     try:
@@ -427,7 +468,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_OK
-    except (HFTPError, ProtocolError, OSError, TransferError) as e:
+    except (HFTPError, ProtocolError, OSError, TransferError, TLSError) as e:
         sys.stdout.flush()
         return report(ctx, e)
     print("hftp: interrupted%s" % _kept_part(ctx), file=sys.stderr)
