@@ -72,7 +72,8 @@ exit status:
       exists
   %(usage)-3d usage error (bad option, address or argument)
   %(protocol)-3d the server broke the protocol (bad status line, framing, size)
-  %(local)-3d local I/O error (cannot write OUT, no such directory, ...)
+  %(local)-3d local I/O error (cannot write OUT, no such directory, a --cafile
+      that cannot be read, ...)
   %(network)-3d network error: cannot connect, or the connection failed more
       than --retries times in a row; with --tls, the certificate was not
       verified or the TLS handshake failed (never retried)

@@ -15,7 +15,7 @@ import pytest
 
 import hftp
 from client_util import addr, hftp_run
-from conftest import SCALE
+from conftest import SCALE, free_port
 from tls_util import TLSTerminator, make_certs
 
 MiB = 1 << 20
@@ -128,6 +128,18 @@ def test_tls_client_on_plain_port(tls_server, certs, tmp_path):
     assert r.returncode == EXIT_NETWORK
     err = one_line_error(r)
     assert "TLS handshake failed" in err and "TLS port" in err, err
+
+
+def test_tls_client_on_proxy_protocol_port(hftpd, certs, tmp_path):
+    # what a client that skips HAProxy meets: the PROXY listener closes
+    # on the ClientHello, which is no PROXY header
+    port = free_port()
+    srv = hftpd(config=["listen = 127.0.0.1:%d proxy_protocol" % port],
+                port=port)
+    r = timed_run("--tls", "--cafile", certs.ca, addr(srv), "ls", bound=15)
+    assert r.returncode == EXIT_NETWORK
+    err = one_line_error(r)
+    assert "the server closed the connection" in err and "TLS port" in err, err
 
 
 def test_plain_client_on_tls_port(tls_server, tmp_path):
