@@ -57,6 +57,16 @@ fail:
 }
 
 void
+net_close_abortive(int fd)
+{
+	struct linger reset = { .l_onoff = 1, .l_linger = 0 };
+
+	/* If it fails the close is graceful: nothing worse than before. */
+	(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+	close(fd);
+}
+
+void
 net_addr_text(const struct sockaddr *sa, char *buf, size_t len)
 {
 	char host[INET6_ADDRSTRLEN];

@@ -44,5 +44,7 @@ echo "installing:$missing"
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo -n"
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq < /dev/null
-$SUDO apt-get install -y -qq --no-install-recommends $missing < /dev/null
+# Waits for another apt/dpkg run (an unattended upgrade, say) instead of failing.
+APT_WAIT="-o DPkg::Lock::Timeout=300"
+$SUDO apt-get $APT_WAIT update -qq < /dev/null
+$SUDO apt-get $APT_WAIT install -y -qq --no-install-recommends $missing < /dev/null
