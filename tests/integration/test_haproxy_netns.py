@@ -27,9 +27,9 @@ and socket adapted) in front of the same hosts, with a CA and a server
 certificate the module makes with openssl.  `hftp --tls --cafile` mirrors
 every file through it, sha256-correct, and the hosts' access logs show the
 client's address; a plain client on the TLS port and a TLS client trusting
-another CA each fail with one clear line.  Each host's config trusts PROXY
-headers only from its link to HAProxy (`proxy_trusted`), when the hftpd
-under test knows that key (`hftpd -T` prints it).
+another CA each fail with one clear line.  Each host's config believes PROXY
+headers only from its link to HAProxy (`proxy_trusted`), as
+conf/haproxy-tls.cfg advises.
 
 Needs root, `ip netns` and haproxy (tests/install-deps.sh installs them);
 otherwise skipped with the reason.  Namespaces, veths and processes are
@@ -95,17 +95,6 @@ def skip_reason():
     return None
 
 
-def knows_proxy_trusted(tmp):
-    """Whether the hftpd under test has `proxy_trusted`: `hftpd -T` accepts
-    a config with the key and prints it."""
-    probe = tmp / "probe.conf"
-    probe.write_text("listen = 127.0.0.1:%d proxy_protocol\n" % free_port() +
-                     "directory = %s\n" % tmp +
-                     "proxy_trusted = 127.0.0.1/32\n")
-    r = run(HFTPD_BIN, "-T", "-c", str(probe), check=False)
-    return r.returncode == 0 and b"proxy_trusted" in r.stdout
-
-
 def adapt_haproxy_cfg(name, port, sock, servers):
     """conf/NAME with this topology's bind port, servers and stats socket,
     no syslog and a maxconn this machine's descriptor limit allows."""
@@ -141,7 +130,6 @@ class Net:
         self.port = free_port()
         self.data = tmp / "data"
         self.sums = {}
-        self.trusted = knows_proxy_trusted(tmp)
         self.tls_haproxy = None     # started by the tls fixture
         self.tls_port = free_port()
 
@@ -173,12 +161,10 @@ class Net:
             d = self.tmp / ("h%d" % k)
             d.mkdir()
             shutil.copytree(self.data, d / "data")
-            # HAProxy reaches host K from NS-lb's end of their link
-            trust = ("proxy_trusted = %s/32\n" % (SUBNET % (k, 1))
-                     if self.trusted else "")
+            # both HAProxies reach host K from NS-lb's end of their link
             (d / "hftpd.conf").write_text(
                 "listen = %s:%d proxy_protocol\n" % (SUBNET % (k, 2), HFTP_PORT) +
-                trust +
+                "proxy_trusted = %s/32\n" % (SUBNET % (k, 1)) +
                 "directory = %s\n" % (d / "data") +
                 "workers = 2\n"
                 "access_log = %s\n" % (d / "access.log") +
