@@ -85,13 +85,12 @@ def _tls_failure(err: BaseException, name: str) -> str:
     """One line saying why the TLS handshake with name failed."""
     hint = "is it a TLS port?"
     if isinstance(err, ssl.SSLCertVerificationError):
-        why = err.verify_message or err.reason or "not verified"
+        why = (err.verify_message or err.reason or "not verified").rstrip(".")
         if "mismatch" in why.lower():
-            hint = "--tls-name gives the name the certificate holds"
-        else:
-            hint = "--cafile names the CA that signed it"
-        return "TLS: certificate not verified for %s: %s (%s)" % (
-            name, why.rstrip("."), hint)
+            why += " (--tls-name gives the name the certificate holds)"
+        elif "issuer" in why or "self-signed" in why or "self signed" in why:
+            why += " (--cafile names the CA that signed it)"
+        return "TLS: certificate not verified for %s: %s" % (name, why)
     if isinstance(err, (ssl.SSLEOFError, ssl.SSLZeroReturnError,
                         ConnectionResetError, BrokenPipeError)):
         why = "the server closed the connection"
@@ -211,11 +210,14 @@ class Client:
             tsock = ctx.wrap_socket(sock, server_hostname=name)
         except (OSError, ValueError) as e:
             sock.close()
-            raise TLSError(_tls_failure(e, name)) from None
+            raise TLSError(_tls_failure(e, name)) from e
         if self.log is not None:
-            self.log("%s: %s, %s, certificate verified for %s"
-                     % (self.address, tsock.version(),
-                        (tsock.cipher() or ("?",))[0], name))
+            checked = ("certificate verified for %s" % name
+                       if ctx.verify_mode != ssl.CERT_NONE
+                       else "certificate NOT verified (the caller's context)")
+            self.log("%s: %s, %s, %s" % (self.address, tsock.version(),
+                                         (tsock.cipher() or ("?",))[0],
+                                         checked))
         return tsock
 
     def close(self) -> None:
