@@ -2,11 +2,17 @@
 TLS terminator (tls_util.TLSTerminator) in front of a plain hftpd.  Every
 mismatch (unknown CA, wrong name, TLS to a plain port, plain to a TLS port,
 a TLS alert, a silent port) ends in one line and a non-zero exit, promptly
-and without a retry.  HAProxy terminating TLS: test_haproxy_netns.py."""
+and without a retry.  Then HAProxy itself: conf/haproxy-tls.cfg and the
+hftpd.conf lines its comment gives, on loopback as it describes (in front
+of several hosts: test_haproxy_netns.py)."""
 
 import hashlib
 import os
+import re
+import shutil
+import signal
 import socket
+import subprocess
 import ssl
 import threading
 import time
@@ -15,8 +21,8 @@ import pytest
 
 import hftp
 from client_util import addr, hftp_run
-from conftest import SCALE, free_port
-from tls_util import TLSTerminator, make_certs
+from conftest import REPO, SCALE, free_port, wait_for
+from tls_util import TLSTerminator, adapt_haproxy_cfg, haproxy_status, make_certs
 
 MiB = 1 << 20
 EXIT_PROTOCOL, EXIT_LOCAL, EXIT_NETWORK = 3, 4, 5
@@ -212,3 +218,66 @@ def test_bad_cafile(tmp_path, certs):
         assert r.returncode == EXIT_LOCAL
         err = one_line_error(r)
         assert str(path) in err and text in err, err
+
+
+# -- HAProxy: conf/haproxy-tls.cfg as shipped, on one machine -------------------
+
+def documented_hftpd_lines(port):
+    """The hftpd.conf lines conf/haproxy-tls.cfg's comment gives for HAProxy
+    on the same machine, with the test's port for 19500."""
+    text = (REPO / "conf" / "haproxy-tls.cfg").read_text()
+    lines = re.findall(r"(?m)^#\s+((?:listen|proxy_trusted) = .*)$", text)
+    lines = lines[:2]
+    assert [ln.split()[0] for ln in lines] == ["listen", "proxy_trusted"], lines
+    return [ln.replace(":19500", ":%d" % port) for ln in lines]
+
+
+@pytest.fixture
+def haproxy_tls(hftpd, certs, body, tmp_path):
+    """hftpd as the comment says, conf/haproxy-tls.cfg in front: (srv, addr)."""
+    if shutil.which("haproxy") is None:
+        pytest.skip("needs haproxy (tests/install-deps.sh installs it)")
+    port = free_port()
+    log = tmp_path / "access.log"
+    srv = hftpd(files={"big.bin": body}, port=port,
+                config=documented_hftpd_lines(port) + ["access_log = %s" % log])
+    srv.access_log = log
+    front = free_port()
+    sock = tmp_path / "admin.sock"
+    cfg = tmp_path / "haproxy-tls.cfg"
+    cfg.write_text(adapt_haproxy_cfg(
+        "haproxy-tls.cfg", front, sock, "\tserver local 127.0.0.1:%d\n" % port,
+        crt=certs.pem))
+    with open(tmp_path / "haproxy.stderr", "wb") as err:
+        proc = subprocess.Popen(["haproxy", "-db", "-f", str(cfg)],
+                                stdin=subprocess.DEVNULL, stdout=err,
+                                stderr=err, start_new_session=True)
+    try:
+        assert wait_for(lambda: haproxy_status(sock) == ["UP"], 10 * SCALE), \
+            (tmp_path / "haproxy.stderr").read_text()
+        yield srv, "127.0.0.1:%d" % front
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
+def test_shipped_haproxy_tls_cfg(haproxy_tls, certs, body, tmp_path):
+    srv, address = haproxy_tls
+    out = tmp_path / "big.bin"
+    r = hftp_run("--tls", "--cafile", certs.ca, address, "get", "big.bin",
+                 "-o", out, "-q")
+    assert r.returncode == 0, r.stderr
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == \
+        hashlib.sha256(body).hexdigest()
+    r = hftp_run(address, "ls")
+    assert r.returncode == EXIT_NETWORK and "--tls" in one_line_error(r)
+    # hftpd believed HAProxy's PROXY v2 header (HAProxy is the trusted
+    # peer): it logs this client's own address and port, not HAProxy's
+    with hftp.Client("127.0.0.1", int(address.split(":")[1]),
+                     timeout=10 * SCALE, tls=hftp.tls_context(str(certs.ca))) as c:
+        me = "127.0.0.1:%d" % c.sock.getsockname()[1]
+        assert c.metadata("big.bin") == len(body)
+    srv.stop()                          # flushes the access log
+    lines = srv.access_log.read_text().splitlines()
+    assert [ln for ln in lines if ln.split()[1] == me and "get_metadata" in ln], \
+        (me, lines[-5:])

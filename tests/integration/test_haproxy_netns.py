@@ -50,8 +50,8 @@ from pathlib import Path
 import pytest
 
 from client_util import hftp_run
-from conftest import HFTPD_BIN, REPO, free_port, open_to_workers, wait_for
-from tls_util import make_certs
+from conftest import HFTPD_BIN, free_port, open_to_workers, wait_for
+from tls_util import adapt_haproxy_cfg, make_certs
 
 import hftp.progress
 import hftp.transfer
@@ -93,19 +93,6 @@ def skip_reason():
         return "cannot create a network namespace: %s" % r.stderr.decode().strip()
     run("ip", "netns", "del", probe, check=False)
     return None
-
-
-def adapt_haproxy_cfg(name, port, sock, servers):
-    """conf/NAME with this topology's bind port, servers and stats socket,
-    no syslog and a maxconn this machine's descriptor limit allows."""
-    text = (REPO / "conf" / name).read_text()
-    text = re.sub(r"(?m)^\s*log /dev/log.*\n", "", text)
-    # two descriptors per connection: stay under this machine's limit
-    text = re.sub(r"(?m)^(\s*maxconn) \d+", r"\1 1000", text)
-    text = re.sub(r"(?m)^(\s*stats socket) \S+", r"\1 %s" % sock, text)
-    text = re.sub(r"(?m)^(\s*bind) \S+", r"\1 127.0.0.1:%d" % port, text)
-    text = re.sub(r"(?m)^\s*server .*\n", "", text)
-    return text.rstrip("\n") + "\n" + servers
 
 
 def remove_stale_namespaces():
@@ -216,9 +203,8 @@ class Net:
         """conf/haproxy-tls.cfg in front of the same hosts, its `crt` the
         certificate the test made."""
         text = adapt_haproxy_cfg("haproxy-tls.cfg", self.tls_port,
-                                 self.tmp / "admin-tls.sock", self.servers())
-        text, n = re.subn(r"(?m)^(\s*bind .* crt) \S+", r"\1 %s" % certs.pem, text)
-        assert n == 1, text
+                                 self.tmp / "admin-tls.sock", self.servers(),
+                                 crt=certs.pem)
         self.tls_haproxy = self.run_haproxy("haproxy-tls", text)
 
     # -- observing ---------------------------------------------------------

@@ -1,7 +1,9 @@
 """TLS for the tests: certificates made with the openssl command in a
-test's folder, and a small TLS terminator (Python's ssl) that relays the
-plain bytes to an hftpd, as HAProxy does in conf/haproxy-tls.cfg."""
+test's folder, a small TLS terminator (Python's ssl) that relays the plain
+bytes to an hftpd, and the shipped HAProxy configurations adapted to a
+test's ports (conf/haproxy.cfg and conf/haproxy-tls.cfg)."""
 
+import re
 import selectors
 import shutil
 import socket
@@ -12,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from conftest import REPO
 
 LEAF_EXTENSIONS = """\
 basicConstraints = critical, CA:FALSE
@@ -166,3 +170,42 @@ class TLSTerminator:
                     tls.sendall(data)
         finally:
             sel.close()
+
+
+def adapt_haproxy_cfg(name, port, sock, servers, crt=None):
+    """conf/NAME with the test's bind port (on 127.0.0.1), stats socket,
+    servers (`server` lines replacing the file's) and, for a TLS bind, crt;
+    no syslog, and a maxconn this machine's descriptor limit allows."""
+    text = (REPO / "conf" / name).read_text()
+    text = re.sub(r"(?m)^\s*log /dev/log.*\n", "", text)
+    # two descriptors per connection: stay under this machine's limit
+    text = re.sub(r"(?m)^(\s*maxconn) \d+", r"\1 1000", text)
+    text = re.sub(r"(?m)^(\s*stats socket) \S+", r"\1 %s" % sock, text)
+    text = re.sub(r"(?m)^(\s*bind) \S+", r"\1 127.0.0.1:%d" % port, text)
+    if crt is not None:
+        text, n = re.subn(r"(?m)^(\s*bind .* crt) \S+", r"\1 %s" % crt, text)
+        assert n == 1, "no `bind ... crt FILE` line in conf/%s" % name
+    text = re.sub(r"(?m)^\s*server .*\n", "", text)
+    return text.rstrip("\n") + "\n" + servers
+
+
+def haproxy_status(sock):
+    """The servers' states ("UP", "DOWN", ...) from HAProxy's stats socket,
+    in the order of their names; [] while it does not answer."""
+    try:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(2)
+            s.connect(str(sock))
+            s.sendall(b"show stat\n")
+            out = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                out += chunk
+    except OSError:
+        return []
+    rows = [ln.split(",") for ln in out.decode().splitlines()
+            if ln and not ln.startswith("#")]
+    rows = [r for r in rows if len(r) > 17 and r[1] not in ("FRONTEND", "BACKEND")]
+    return [r[17].split()[0] for r in sorted(rows, key=lambda r: r[1])]
