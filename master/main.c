@@ -429,6 +429,7 @@ main_exit(struct master *m)
 	for (int i = 0; i < m->nslots; i++)
 		spawn_close_channel(&m->slots[i]);
 	spawn_free_state(m);
+	admit_free(m);
 	log_close();
 }
 

@@ -9,12 +9,16 @@
 #include <errno.h>
 #include <linux/sockios.h>
 #include <inttypes.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "acl.h"
+#include "channel.h"
 #include "client.h"
 #include "clock.h"
 #include "commands.h"
@@ -22,6 +26,7 @@
 #include "log.h"
 #include "net.h"
 #include "proxy.h"
+#include "tally.h"
 #include "worker.h"
 
 static const char *const client_state_names[] = {
@@ -193,6 +198,42 @@ client_respond(struct client *c, enum request_result res)
 		client_response_end(c);
 }
 
+void
+client_abort(struct client *c, enum tally_kind why)
+{
+	tally_note(why, client_peer(c));
+	if (c->fd != -1)
+		net_close_abortive(c->fd);
+	c->fd = -1;
+	client_set_state(c, CLIENT_CLOSED);
+}
+
+/*
+ * Tells the master the address a PROXY header named, which it counts
+ * against max_clients_per_address (and answers DROP when over).  If the
+ * channel is full the connection goes uncounted: never refused wrongly.
+ */
+static void
+client_report_peer(struct client *c, const struct sockaddr_storage *src)
+{
+	struct channel_peer peer;
+
+	if (c->worker->conf->max_clients_per_address == 0)
+		return;
+	memset(&peer, 0, sizeof(peer));
+	peer.id = c->id;
+	peer.family = (uint32_t)src->ss_family;
+	if (src->ss_family == AF_INET)
+		memcpy(peer.addr, &((const struct sockaddr_in *)src)->sin_addr, 4);
+	else if (src->ss_family == AF_INET6)
+		memcpy(peer.addr, &((const struct sockaddr_in6 *)src)->sin6_addr, 16);
+	else
+		return;
+	if (channel_send(c->worker->chan, CHANNEL_PEER, c->worker->gen, &peer, sizeof(peer), -1) == -1 &&
+	    errno != EAGAIN)
+		log_warn("channel: send PEER");
+}
+
 /*
  * PROXY: the header at the head of c->in.  Once complete, the client it
  * names is the peer the logs show, and the bytes after it are requests.  A
@@ -229,6 +270,12 @@ client_proxy(struct client *c)
 			log_debug("client %" PRIu64 ": %s via %s (PROXY v%d)", c->id, c->peer,
 			    was, hdr.version);
 		}
+		/* allow / deny judge the client the header names, not the balancer */
+		if (!acl_allows(&c->worker->conf->access, (const struct sockaddr *)&hdr.src)) {
+			client_abort(c, TALLY_DENIED);
+			return;
+		}
+		client_report_peer(c, &hdr.src);
 	}
 	client_set_state(c, CLIENT_READING);
 }

@@ -29,6 +29,7 @@
 #include "protocol.h"
 #include "request.h"
 #include "stream.h"
+#include "tally.h"
 
 #define CLIENT_IN_CAP       (64 * 1024)
 #define CLIENT_OUT_CAP      (256 * 1024)
@@ -99,6 +100,11 @@ void client_turn(struct client *c, short revents);
 /* The poll events c waits for now. */
 short client_events(const struct client *c);
 void client_set_state(struct client *c, enum client_state state);
+/*
+ * Closes c at once with a reset (nothing more is sent, the kernel drops
+ * its queue), counting why in the tally: for connections refused.
+ */
+void client_abort(struct client *c, enum tally_kind why);
 const char *client_state_name(enum client_state state);
 /*
  * The one writer of status lines: queues "CODE TEXT\r\n" and records the

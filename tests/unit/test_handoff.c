@@ -121,7 +121,7 @@ static void test_least_loaded(void **state)
 	m.slots[1].open = 2;
 	m.slots[2].open = 7;
 	assert_true(handoff_has_room(&m));
-	assert_int_equal(handoff_give(&m, fd, 0), 0);
+	assert_int_equal(handoff_give(&m, fd, 0, NULL), 0);
 	assert_false(fd_is_open(fd));
 	assert_int_equal(received_by(0), 0);
 	assert_int_equal(received_by(1), 1);
@@ -131,7 +131,7 @@ static void test_least_loaded(void **state)
 	/* descriptors sent but not yet reported received count as load */
 	m.slots[1].sent = 4;
 	fd = conn_fd();
-	assert_int_equal(handoff_give(&m, fd, 0), 0);
+	assert_int_equal(handoff_give(&m, fd, 0, NULL), 0);
 	assert_int_equal(received_by(0), 1);
 }
 
@@ -144,11 +144,11 @@ static void test_full_pool_has_no_room(void **state)
 	for (int i = 0; i < 3; i++)
 		m.slots[i].open = 2;
 	assert_false(handoff_has_room(&m));
-	assert_int_equal(handoff_give(&m, fd, 0), -1);
+	assert_int_equal(handoff_give(&m, fd, 0, NULL), -1);
 	assert_true(fd_is_open(fd));    /* kept by the caller as pending */
 	m.slots[2].open = 1;
 	assert_true(handoff_has_room(&m));
-	assert_int_equal(handoff_give(&m, fd, 0), 0);
+	assert_int_equal(handoff_give(&m, fd, 0, NULL), 0);
 	assert_int_equal(received_by(2), 1);
 }
 
@@ -166,7 +166,7 @@ static void test_only_serving_workers_take_clients(void **state)
 	m.slots[3].chan = -1;
 	m.slots[4].open = 9;
 	assert_true(handoff_has_room(&m));
-	assert_int_equal(handoff_give(&m, fd, 0), 0);
+	assert_int_equal(handoff_give(&m, fd, 0, NULL), 0);
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(received_by(i), 0);
 	assert_int_equal(received_by(4), 1);
@@ -185,14 +185,14 @@ static void test_waiting_control_message_blocks_conn(void **state)
 	fill_channel(0);
 	control_send(&m.slots[0], CHANNEL_REOPEN);
 	assert_true(control_waiting(&m.slots[0]));
-	assert_int_equal(handoff_give(&m, fd, 0), 0);
+	assert_int_equal(handoff_give(&m, fd, 0, NULL), 0);
 	assert_int_equal(received_by(1), 1);
 	/* the worker reads: the REOPEN goes out first, then it may get clients */
 	assert_int_equal(received_by(0), 0);
 	assert_int_equal(control_flush(&m.slots[0]), 0);
 	assert_false(control_waiting(&m.slots[0]));
 	fd = conn_fd();
-	assert_int_equal(handoff_give(&m, fd, 0), 0);
+	assert_int_equal(handoff_give(&m, fd, 0, NULL), 0);
 	{
 		struct channel_hdr hdr;
 		unsigned char      payload[CHANNEL_PAYLOAD_MAX];
@@ -225,7 +225,7 @@ static void test_more_than_64_workers(void **state)
 	for (int i = 0; i < last; i++)
 		fill_channel(i);
 	m.slots[last].open = 1;
-	assert_int_equal(handoff_give(&m, fd, 0), 0);
+	assert_int_equal(handoff_give(&m, fd, 0, NULL), 0);
 	assert_false(fd_is_open(fd));
 	assert_int_equal(received_by(last), 1);
 	assert_int_equal(m.slots[last].sent, 1);
@@ -236,14 +236,14 @@ static void test_more_than_64_workers(void **state)
 	/* every channel full: the descriptor is kept, nothing loops for ever */
 	fill_channel(last);
 	fd = conn_fd();
-	assert_int_equal(handoff_give(&m, fd, 0), -1);
+	assert_int_equal(handoff_give(&m, fd, 0, NULL), -1);
 	assert_true(fd_is_open(fd));
 	close(fd);
 	assert_int_equal(m.next_id, 1);
 	/* a failed attempt does not mark workers for the next one */
 	assert_int_equal(received_by(7), 0);
 	fd = conn_fd();
-	assert_int_equal(handoff_give(&m, fd, 0), 0);
+	assert_int_equal(handoff_give(&m, fd, 0, NULL), 0);
 	assert_int_equal(received_by(7), 1);
 }
 
@@ -262,16 +262,16 @@ static void test_stalled_worker_passed_over(void **state)
 	m.slots[1].open = 3;            /* slot 0 is the least loaded */
 	m.now_ms = 10000;
 	fd = conn_fd();
-	assert_int_equal(handoff_give(&m, fd, 0), 0);
+	assert_int_equal(handoff_give(&m, fd, 0, NULL), 0);
 	assert_int_equal(received_by(0), 1);
 	assert_int_equal(m.slots[0].unreceived_since_ms, 10000);
 	m.now_ms += 100;                /* not yet long */
 	fd = conn_fd();
-	assert_int_equal(handoff_give(&m, fd, 0), 0);
+	assert_int_equal(handoff_give(&m, fd, 0, NULL), 0);
 	assert_int_equal(received_by(0), 1);
 	m.now_ms += 1000;               /* nothing reported for 1.1 s */
 	fd = conn_fd();
-	assert_int_equal(handoff_give(&m, fd, 0), 0);
+	assert_int_equal(handoff_give(&m, fd, 0, NULL), 0);
 	assert_int_equal(received_by(1), 1);
 	/* it reports all it received: back in the choice */
 	m.slots[0].received = m.slots[0].sent;
@@ -280,7 +280,7 @@ static void test_stalled_worker_passed_over(void **state)
 	m.slots[1].capacity = 40;
 	conf.clients_per_worker = 40;
 	fd = conn_fd();
-	assert_int_equal(handoff_give(&m, fd, 0), 0);
+	assert_int_equal(handoff_give(&m, fd, 0, NULL), 0);
 	assert_int_equal(received_by(0), 1);
 }
 
