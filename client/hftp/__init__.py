@@ -14,8 +14,8 @@ The command line is hftp.cli (the `hftp` console script, or python3 -m hftp).
 __version__ = "1.0.0"
 
 from .client import (  # noqa: E402
-    DEFAULT_PORT, FRAMING_AUTO, FRAMING_BASE64, FRAMING_RAW, FRAMINGS, Client,
-    tls_context,
+    DEFAULT_PORT, DEFAULT_TLS_PORT, FRAMING_AUTO, FRAMING_BASE64, FRAMING_RAW,
+    FRAMINGS, Client, tls_context,
 )
 from .errors import (  # noqa: E402
     STATUS_TEXT, BadEOL, BadRequest, ConnectionClosedError, FileNotFound,
@@ -24,7 +24,7 @@ from .errors import (  # noqa: E402
 )
 
 __all__ = [
-    "Client", "DEFAULT_PORT", "HFTPError", "BadEOL", "BadRequest",
+    "Client", "DEFAULT_PORT", "DEFAULT_TLS_PORT", "HFTPError", "BadEOL", "BadRequest",
     "InternalServerError", "NoSuchCommand", "InvalidArguments", "FileNotFound",
     "OffsetExceedsFileSize", "ProtocolError", "ConnectionClosedError",
     "STATUS_TEXT", "error_for", "FRAMING_AUTO", "FRAMING_RAW",

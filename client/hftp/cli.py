@@ -18,7 +18,8 @@ from typing import List, NoReturn, Optional, Sequence, Tuple
 
 from . import __version__
 from .client import (
-    DEFAULT_PORT, FRAMING_AUTO, FRAMING_RAW, FRAMINGS, Client, tls_context,
+    DEFAULT_PORT, DEFAULT_TLS_PORT, FRAMING_AUTO, FRAMING_RAW, FRAMINGS,
+    Client, tls_context,
 )
 from .errors import ConnectionClosedError, HFTPError, ProtocolError, TLSError
 from .mirror import Mirror
@@ -84,7 +85,7 @@ examples:
   hftp get '[::1]:19500' big.iso -o /tmp/
   hftp -c 127.0.0.1 get big.iso
   hftp mirror 127.0.0.1:19500 ./copy --delete
-  hftp --tls --cafile ca.pem files.example.org:19501 get big.iso
+  hftp --tls --cafile ca.pem files.example.org get big.iso   (port 19501)
 """ % dict(part=PART_SUFFIX, state=".hftp-state", seg=SEGMENT_MIN >> 20,
            conns=DEFAULT_CONNECTIONS, ok=EXIT_OK, status=EXIT_STATUS,
            usage=EXIT_USAGE, protocol=EXIT_PROTOCOL, local=EXIT_LOCAL,
@@ -103,22 +104,23 @@ class Terminated(BaseException):
     """SIGTERM arrived (handled like Ctrl-C, with its own exit status)."""
 
 
-def parse_server(text: str) -> Tuple[str, int]:
-    """HOST, HOST:PORT, [V6], [V6]:PORT or a bare IPv6 address -> (host, port)."""
+def parse_server(text: str, default: int = DEFAULT_PORT) -> Tuple[str, int]:
+    """HOST, HOST:PORT, [V6], [V6]:PORT or a bare IPv6 address -> (host,
+    port); default when the text has no port."""
     if text.startswith("["):
         end = text.find("]")
         if end < 0:
             raise ValueError("missing ']' in %r" % text)
         host, rest = text[1:end], text[end + 1:]
         if not rest:
-            return host, DEFAULT_PORT
+            return host, default
         if not rest.startswith(":"):
             raise ValueError("expected ':PORT' after ']' in %r" % text)
         port = rest[1:]
     elif text.count(":") == 1:
         host, port = text.split(":")
     else:
-        return text, DEFAULT_PORT      # a name, IPv4 or bare IPv6 address
+        return text, default           # a name, IPv4 or bare IPv6 address
     if not host:
         raise ValueError("empty host in %r" % text)
     if not port.isdigit() or not 0 < int(port) < 65536:
@@ -173,8 +175,8 @@ def _add_options(p: argparse.ArgumentParser, top: bool) -> None:
         return value if top else argparse.SUPPRESS
     g = p.add_argument_group("options (accepted before or after COMMAND)")
     g.add_argument("--port", type=_port, default=d(None),
-                   help="server port (default: from HOST, else %d)"
-                   % DEFAULT_PORT)
+                   help="server port (default: from HOST, else %d; %d with "
+                   "--tls)" % (DEFAULT_PORT, DEFAULT_TLS_PORT))
     g.add_argument("--timeout", type=float, default=d(30.0), metavar="SEC",
                    help="socket timeout in seconds (default 30)")
     g.add_argument("--framing", choices=FRAMINGS, default=d(FRAMING_AUTO),
@@ -241,7 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="HFTP client: list, fetch and mirror the files of an "
                     "HFTP server (hftpd).  HOST is a name, an IPv4 address "
                     "or an IPv6 address in brackets ([::1]:19500); the "
-                    "default port is %d." % DEFAULT_PORT,
+                    "default port is %d (%d with --tls)."
+                    % (DEFAULT_PORT, DEFAULT_TLS_PORT),
         epilog=EXIT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-V", "--version", action="version",
@@ -304,11 +307,9 @@ class Context:
         self.what = ""                  # the file being worked on, for errors
 
 
-def _tls(args: argparse.Namespace) -> Optional[ssl.SSLContext]:
-    """The TLS context of --tls / --cafile / --tls-name, or None.  Raises
+def _tls(args: argparse.Namespace) -> ssl.SSLContext:
+    """The TLS context of --tls / --cafile / --tls-name.  Raises
     LocalIOError when the CA file cannot be used."""
-    if not (args.tls or args.cafile or args.tls_name):
-        return None
     try:
         return tls_context(args.cafile)
     except ssl.SSLError:
@@ -438,15 +439,17 @@ def _on_sigterm(signum: int, frame: Optional[FrameType]) -> NoReturn:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(command_first(args_list))
+    wants_tls = bool(args.tls or args.cafile or args.tls_name)
     try:
-        host, port = parse_server(args.server)
+        host, port = parse_server(
+            args.server, DEFAULT_TLS_PORT if wants_tls else DEFAULT_PORT)
     except ValueError as e:
         print("hftp: %s" % e, file=sys.stderr)
         return EXIT_USAGE
     if args.port is not None:
         port = args.port
     try:
-        tls = _tls(args)
+        tls = _tls(args) if wants_tls else None
     except LocalIOError as e:
         print("hftp: --cafile %s" % e, file=sys.stderr)
         return EXIT_LOCAL

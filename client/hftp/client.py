@@ -39,6 +39,8 @@ from .errors import (
 )
 
 DEFAULT_PORT = 19500
+# hftp --tls's default: the port conf/haproxy-tls.cfg terminates TLS on.
+DEFAULT_TLS_PORT = 19501
 EOL = b"\r\n"
 
 _STATUS_RE = re.compile(rb"\A(\d{1,3}) (.*)\Z", re.S)
@@ -770,4 +772,4 @@ class Client:
                                 % (total, expected))
 
 
-__all__ = ["Client", "DEFAULT_PORT", "HFTPError"]
+__all__ = ["Client", "DEFAULT_PORT", "DEFAULT_TLS_PORT", "HFTPError"]

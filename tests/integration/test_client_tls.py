@@ -210,6 +210,20 @@ def test_silent_port_times_out(tmp_path):
     assert "no answer in time" in one_line_error(r)
 
 
+def test_tls_default_port(certs):
+    # the port conf/haproxy-tls.cfg binds; whatever is (not) there, the
+    # error names it
+    for args in (["--tls"], ["--cafile", certs.ca], ["--tls-name", "localhost"]):
+        r = timed_run(*args, "--timeout", "2", "--retries", "0", "127.0.0.1",
+                      "stat", "x", bound=15)
+        assert r.returncode != 0
+        assert "127.0.0.1:19501" in one_line_error(r)
+    # a port given wins
+    r = timed_run("--tls", "--timeout", "2", "--retries", "0", "127.0.0.1:1",
+                  "ls", bound=15)
+    assert "127.0.0.1:1:" in one_line_error(r)
+
+
 def test_bad_cafile(tmp_path, certs):
     cases = [(tmp_path / "missing.pem", "no such file"),
              (certs.key, "no CA certificate")]
