@@ -13,7 +13,7 @@ import socket
 import time
 
 from conftest import (HELP_RESPONSE, SCALE, free_port, read_until,
-                      tcp_connections, wait_for)
+                      run_hftpd, tcp_connections, wait_for)
 
 ACL = ["allow = 127.0.0.1", "deny = 127.0.0.3/32", "allow = 127.0.0.0/8",
        "deny = all"]
@@ -179,3 +179,44 @@ def test_reload_applies_to_new_connections(hftpd):
         assert answered(kept)       # an open connection is not cut
     finally:
         kept.close()
+
+
+def test_t_warns_about_a_proxy_listener_without_proxy_trusted(tmp_path):
+    conf = tmp_path / "hftpd.conf"
+    base = "directory = %s\nlisten = 127.0.0.1:%d proxy_protocol\n" % (tmp_path, free_port())
+    conf.write_text(base)
+    r = run_hftpd(["-t", "-c", str(conf)], tmp_path)
+    assert r.returncode == 0, r.stderr_text
+    assert re.search(r"warning: listen 127\.0\.0\.1:\d+ proxy_protocol: no proxy_trusted",
+                     r.stderr_text), r.stderr_text
+    conf.write_text(base + "proxy_trusted = 10.0.0.0/8\n")
+    r = run_hftpd(["-t", "-c", str(conf)], tmp_path)
+    assert r.returncode == 0 and "warning" not in r.stderr_text, r.stderr_text
+    # -T prints the lists in file order, each entry with its line
+    conf.write_text(base + "proxy_trusted = 10.0.0.0/8\n" + "\n".join(ACL) + "\n")
+    r = run_hftpd(["-T", "-c", str(conf)], tmp_path)
+    printed = re.findall(r"(?m)^(allow|deny)\s+= (\S+)\s+# .*:(\d+)$", r.stdout_text)
+    assert printed == [("allow", "127.0.0.1", "4"), ("deny", "127.0.0.3", "5"),
+                       ("allow", "127.0.0.0/8", "6"), ("deny", "all", "7")], r.stdout_text
+    assert re.search(r"(?m)^max_clients_per_address = 512\s+# default$", r.stdout_text)
+    # an entry with host bits set is an error naming the network meant
+    conf.write_text(base + "allow = 10.1.2.3/8\n")
+    r = run_hftpd(["-t", "-c", str(conf)], tmp_path)
+    assert r.returncode == 1
+    assert ("hftpd.conf:3: allow: '10.1.2.3/8' has bits set past its prefix: "
+            "write the network, 10.0.0.0/8") in r.stderr_text, r.stderr_text
+
+
+def test_worker_death_uncounts_its_connections(hftpd):
+    srv = hftpd(workers=1, config=["max_clients_per_address = 4"])
+    (worker,) = srv.wait_workers(1)
+    socks = [open_from(srv.port, "127.0.0.2") for _ in range(4)]
+    try:
+        assert all(answered(s) for s in socks)
+        assert not served(srv.port, "127.0.0.2")
+        srv.kill(worker)            # its 4 connections die with it
+        assert srv.wait_workers(1, exclude=(worker,))
+        assert wait_for(lambda: served(srv.port, "127.0.0.2"), 10 * SCALE)
+    finally:
+        for s in socks:
+            s.close()

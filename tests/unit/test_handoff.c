@@ -24,6 +24,7 @@
 #include "channel.h"
 #include "config.h"
 #include "master.h"
+#include "tally.h"
 
 #define TEST_POOL_BIG   (64 + 16)
 
@@ -354,6 +355,83 @@ static void test_flags_follow_the_listener(void **state)
 	close(l.fd);
 }
 
+/* Another client of the same listener; its fd. */
+static int another_client(const struct listener *l)
+{
+	struct sockaddr_in sin;
+	socklen_t          len = sizeof(sin);
+	int                c;
+
+	assert_int_equal(getsockname(l->fd, (struct sockaddr *)&sin, &len), 0);
+	c = socket(AF_INET, SOCK_STREAM, 0);
+	assert_int_equal(connect(c, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	return c;
+}
+
+/* The client was reset unanswered: recv fails with ECONNRESET. */
+static void assert_reset(int c)
+{
+	char byte;
+
+	errno = 0;
+	assert_int_equal(recv(c, &byte, 1, 0), -1);
+	assert_int_equal(errno, ECONNRESET);
+}
+
+/*
+ * Admission at accept: a denied client, one over max_clients_per_address
+ * and a proxy_protocol peer outside proxy_trusted are reset and tallied,
+ * never handed off; closes reported by the worker make room again.
+ */
+static void test_refused_never_handed_off(void **state)
+{
+	struct listener l;
+	uint64_t        denied = tally_total(TALLY_DENIED), over = tally_total(TALLY_OVER_CAP);
+	uint64_t        untrusted = tally_total(TALLY_UNTRUSTED);
+	char            err[256];
+	int             c, c2, c3;
+
+	(void)state;
+	pool_make(1, 10);
+	assert_int_equal(acl_add(&conf.access, "127.0.0.1", false, 1, err, sizeof(err)), 0);
+	c = listener_with_client(&l, false);
+	assert_int_equal(handoff_accept(&m, &l), 0);
+	assert_int_equal(received_flags(0), -1);
+	assert_int_equal(tally_total(TALLY_DENIED), denied + 1);
+	assert_reset(c);
+	close(c);
+	close(l.fd);
+	memset(&conf.access, 0, sizeof(conf.access));
+
+	conf.max_clients_per_address = 1;
+	c = listener_with_client(&l, false);
+	c2 = another_client(&l);
+	assert_int_equal(handoff_accept(&m, &l), 0);
+	assert_int_equal(received_flags(0), 0);     /* the first, counted */
+	assert_int_equal(tally_total(TALLY_OVER_CAP), over + 1);
+	assert_reset(c2);
+	admit_closed(&m, m.next_id);                /* the worker closed it */
+	c3 = another_client(&l);
+	assert_int_equal(handoff_accept(&m, &l), 0);
+	assert_int_equal(received_flags(0), 0);
+	conf.max_clients_per_address = 0;
+	admit_free(&m);
+	close(c);
+	close(c2);
+	close(c3);
+	close(l.fd);
+
+	assert_int_equal(acl_add(&conf.proxy_trusted, "10.0.0.0/8", true, 1, err, sizeof(err)), 0);
+	c = listener_with_client(&l, true);
+	assert_int_equal(handoff_accept(&m, &l), 0);
+	assert_int_equal(received_flags(0), -1);
+	assert_int_equal(tally_total(TALLY_UNTRUSTED), untrusted + 1);
+	assert_reset(c);
+	memset(&conf.proxy_trusted, 0, sizeof(conf.proxy_trusted));
+	close(c);
+	close(l.fd);
+}
+
 #define PT(f) cmocka_unit_test_teardown(f, pool_free)
 
 int main(void)
@@ -366,6 +444,7 @@ int main(void)
 		PT(test_more_than_64_workers),
 		PT(test_stalled_worker_passed_over),
 		PT(test_flags_follow_the_listener),
+		PT(test_refused_never_handed_off),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
