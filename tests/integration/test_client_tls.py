@@ -26,6 +26,7 @@ from tls_util import TLSTerminator, adapt_haproxy_cfg, haproxy_status, make_cert
 
 MiB = 1 << 20
 EXIT_PROTOCOL, EXIT_LOCAL, EXIT_NETWORK = 3, 4, 5
+HAPROXY_CAP = 8                 # per-address connections, in place of 512
 
 
 @pytest.fixture(scope="module")
@@ -259,9 +260,13 @@ def haproxy_tls(hftpd, certs, body, tmp_path):
     front = free_port()
     sock = tmp_path / "admin.sock"
     cfg = tmp_path / "haproxy-tls.cfg"
-    cfg.write_text(adapt_haproxy_cfg(
+    text = adapt_haproxy_cfg(
         "haproxy-tls.cfg", front, sock, "\tserver local 127.0.0.1:%d\n" % port,
-        crt=certs.pem))
+        crt=certs.pem)
+    # the per-address cap, small enough to fill here
+    text, n = re.subn(r"sc0_conn_cur gt \d+", "sc0_conn_cur gt %d" % HAPROXY_CAP, text)
+    assert n == 1, text
+    cfg.write_text(text)
     with open(tmp_path / "haproxy.stderr", "wb") as err:
         proc = subprocess.Popen(["haproxy", "-db", "-f", str(cfg)],
                                 stdin=subprocess.DEVNULL, stdout=err,
@@ -295,3 +300,41 @@ def test_shipped_haproxy_tls_cfg(haproxy_tls, certs, body, tmp_path):
     lines = srv.access_log.read_text().splitlines()
     assert [ln for ln in lines if ln.split()[1] == me and "get_metadata" in ln], \
         (me, lines[-5:])
+
+
+def still_open(socks):
+    """How many of socks (non-blocking) the server has not closed."""
+    n = 0
+    for s in socks:
+        try:
+            n += s.recv(1, socket.MSG_PEEK) != b""
+        except BlockingIOError:
+            n += 1
+        except OSError:
+            pass
+    return n
+
+
+def test_shipped_haproxy_tls_cfg_caps_one_address(haproxy_tls, certs, tmp_path):
+    # one address holding connections that never handshake fills only its
+    # own share of HAProxy; another address is still served
+    srv, address = haproxy_tls
+    host, port = address.split(":")
+    held = []
+    try:
+        for _ in range(HAPROXY_CAP + 3):
+            s = socket.socket()
+            s.settimeout(5)
+            s.bind(("127.0.0.2", 0))
+            s.connect((host, int(port)))
+            s.setblocking(False)
+            held.append(s)
+        assert wait_for(lambda: still_open(held) == HAPROXY_CAP, 5 * SCALE), \
+            still_open(held)
+        r = hftp_run("--cafile", certs.ca, address, "ls")
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == b"big.bin\n"
+        assert still_open(held) == HAPROXY_CAP
+    finally:
+        for s in held:
+            s.close()
