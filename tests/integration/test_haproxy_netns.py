@@ -42,16 +42,14 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
 from client_util import hftp_run
 from conftest import HFTPD_BIN, free_port, open_to_workers, wait_for
-from tls_util import adapt_haproxy_cfg, make_certs
+from tls_util import STAT_SCUR, STAT_STATUS, adapt_haproxy_cfg, haproxy_stat_rows, make_certs
 
 import hftp.progress
 import hftp.transfer
@@ -70,9 +68,6 @@ DOWNLOADS = 200
 THREADS = 8
 RATE = 6 * MiB                  # per download: big ones take ~0.5 s
 SUITE_DEADLINE_S = 170
-# Columns of HAProxy's "show stat" CSV.
-STAT_SCUR = 4
-STAT_STATUS = 17
 
 
 def run(*argv, check=True):
@@ -211,18 +206,7 @@ class Net:
 
     def stat_rows(self, sock="admin.sock"):
         """HAProxy's "show stat" rows of the hosts, host1 first."""
-        try:
-            with socket.socket(socket.AF_UNIX) as s:
-                s.settimeout(2)
-                s.connect(str(self.tmp / sock))
-                s.sendall(b"show stat\n")
-                out = b""
-                while chunk := s.recv(65536):
-                    out += chunk
-        except OSError:
-            return []
-        rows = [ln.split(",") for ln in out.decode().splitlines() if ln.startswith("hftpd,host")]
-        return sorted(rows, key=lambda r: r[1])
+        return haproxy_stat_rows(self.tmp / sock)
 
     def status(self, sock="admin.sock"):
         """Each host's status as HAProxy sees it (UP, DOWN, ...)."""

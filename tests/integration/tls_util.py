@@ -17,6 +17,10 @@ import pytest
 
 from conftest import REPO
 
+# Columns of HAProxy's "show stat" CSV.
+STAT_SCUR = 4
+STAT_STATUS = 17
+
 LEAF_EXTENSIONS = """\
 basicConstraints = critical, CA:FALSE
 keyUsage = critical, digitalSignature
@@ -189,9 +193,9 @@ def adapt_haproxy_cfg(name, port, sock, servers, crt=None):
     return text.rstrip("\n") + "\n" + servers
 
 
-def haproxy_status(sock):
-    """The servers' states ("UP", "DOWN", ...) from HAProxy's stats socket,
-    in the order of their names; [] while it does not answer."""
+def haproxy_stat_rows(sock):
+    """HAProxy's "show stat" CSV rows of its servers (not frontends or
+    backends), in the order of their names; [] while it does not answer."""
     try:
         with socket.socket(socket.AF_UNIX) as s:
             s.settimeout(2)
@@ -207,5 +211,11 @@ def haproxy_status(sock):
         return []
     rows = [ln.split(",") for ln in out.decode().splitlines()
             if ln and not ln.startswith("#")]
-    rows = [r for r in rows if len(r) > 17 and r[1] not in ("FRONTEND", "BACKEND")]
-    return [r[17].split()[0] for r in sorted(rows, key=lambda r: r[1])]
+    rows = [r for r in rows if len(r) > STAT_STATUS and
+            r[1] not in ("FRONTEND", "BACKEND")]
+    return sorted(rows, key=lambda r: r[1])
+
+
+def haproxy_status(sock):
+    """The servers' states ("UP", "DOWN", ...), in the order of their names."""
+    return [r[STAT_STATUS].split()[0] for r in haproxy_stat_rows(sock)]
