@@ -1,9 +1,10 @@
 #!/bin/sh
 # Installs what the test suites need and is missing: cmocka, pytest (for the
 # system python3), valgrind, clang and its sanitizer / libFuzzer runtimes,
-# haproxy and iproute2 (the namespace suite), the Debian packaging tools,
-# mandoc, systemd's tools and logrotate.  Debian packages only; runs apt-get as root, or
-# through sudo when not root.  Safe to run again: it installs nothing present.
+# haproxy and iproute2 (the namespace suite), openssl (test certificates),
+# the Debian packaging tools, mandoc, systemd's tools and logrotate.  Debian
+# packages only; runs apt-get as root, or through sudo when not root.  Safe to
+# run again: it installs nothing present.
 set -eu
 missing=""
 [ -f /usr/include/cmocka.h ] || missing="$missing libcmocka-dev"
@@ -19,6 +20,8 @@ command -v curl >/dev/null 2>&1 || missing="$missing curl"
 # The namespace suite (test_haproxy_netns.py): ip netns and a real HAProxy.
 command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || missing="$missing iproute2"
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing="$missing haproxy"
+# Certificates for the TLS tests (test_client_tls.py, the namespace suite).
+command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
 # Operations: the Debian package test, man page lint, the units' checks and
 # socket activation, the logrotate file's test.
 command -v dpkg-buildpackage >/dev/null 2>&1 || missing="$missing dpkg-dev"

@@ -11,13 +11,17 @@ tells its kind apart (see EXIT_HELP).
 import argparse
 import os
 import signal
+import ssl
 import sys
 from types import FrameType
 from typing import List, NoReturn, Optional, Sequence, Tuple
 
 from . import __version__
-from .client import DEFAULT_PORT, FRAMING_AUTO, FRAMING_RAW, FRAMINGS, Client
-from .errors import ConnectionClosedError, HFTPError, ProtocolError
+from .client import (
+    DEFAULT_PORT, DEFAULT_TLS_PORT, FRAMING_AUTO, FRAMING_RAW, FRAMINGS,
+    Client, tls_context,
+)
+from .errors import ConnectionClosedError, HFTPError, ProtocolError, TLSError
 from .mirror import Mirror
 from .progress import Progress
 from .transfer import (
@@ -69,9 +73,11 @@ exit status:
       exists
   %(usage)-3d usage error (bad option, address or argument)
   %(protocol)-3d the server broke the protocol (bad status line, framing, size)
-  %(local)-3d local I/O error (cannot write OUT, no such directory, ...)
+  %(local)-3d local I/O error (cannot write OUT, no such directory, a --cafile
+      that cannot be read, ...)
   %(network)-3d network error: cannot connect, or the connection failed more
-      than --retries times in a row
+      than --retries times in a row; with --tls, the certificate was not
+      verified or the TLS handshake failed (never retried)
   %(intr)-3d interrupted (Ctrl-C); %(term)d for SIGTERM
 
 examples:
@@ -79,6 +85,7 @@ examples:
   hftp get '[::1]:19500' big.iso -o /tmp/
   hftp -c 127.0.0.1 get big.iso
   hftp mirror 127.0.0.1:19500 ./copy --delete
+  hftp --tls --cafile ca.pem files.example.org get big.iso   (port 19501)
 """ % dict(part=PART_SUFFIX, state=".hftp-state", seg=SEGMENT_MIN >> 20,
            conns=DEFAULT_CONNECTIONS, ok=EXIT_OK, status=EXIT_STATUS,
            usage=EXIT_USAGE, protocol=EXIT_PROTOCOL, local=EXIT_LOCAL,
@@ -88,7 +95,7 @@ examples:
 # positional arguments before argparse runs).
 _VALUE_OPTIONS = frozenset((
     "-o", "--output", "-j", "--jobs", "--retries", "--timeout", "--port",
-    "--framing", "--chunk", "--limit-rate"))
+    "--framing", "--chunk", "--limit-rate", "--cafile", "--tls-name"))
 
 _SIZE_SUFFIXES = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
@@ -97,22 +104,23 @@ class Terminated(BaseException):
     """SIGTERM arrived (handled like Ctrl-C, with its own exit status)."""
 
 
-def parse_server(text: str) -> Tuple[str, int]:
-    """HOST, HOST:PORT, [V6], [V6]:PORT or a bare IPv6 address -> (host, port)."""
+def parse_server(text: str, default: int = DEFAULT_PORT) -> Tuple[str, int]:
+    """HOST, HOST:PORT, [V6], [V6]:PORT or a bare IPv6 address -> (host,
+    port); default when the text has no port."""
     if text.startswith("["):
         end = text.find("]")
         if end < 0:
             raise ValueError("missing ']' in %r" % text)
         host, rest = text[1:end], text[end + 1:]
         if not rest:
-            return host, DEFAULT_PORT
+            return host, default
         if not rest.startswith(":"):
             raise ValueError("expected ':PORT' after ']' in %r" % text)
         port = rest[1:]
     elif text.count(":") == 1:
         host, port = text.split(":")
     else:
-        return text, DEFAULT_PORT      # a name, IPv4 or bare IPv6 address
+        return text, default           # a name, IPv4 or bare IPv6 address
     if not host:
         raise ValueError("empty host in %r" % text)
     if not port.isdigit() or not 0 < int(port) < 65536:
@@ -167,8 +175,8 @@ def _add_options(p: argparse.ArgumentParser, top: bool) -> None:
         return value if top else argparse.SUPPRESS
     g = p.add_argument_group("options (accepted before or after COMMAND)")
     g.add_argument("--port", type=_port, default=d(None),
-                   help="server port (default: from HOST, else %d)"
-                   % DEFAULT_PORT)
+                   help="server port (default: from HOST, else %d; %d with "
+                   "--tls)" % (DEFAULT_PORT, DEFAULT_TLS_PORT))
     g.add_argument("--timeout", type=float, default=d(30.0), metavar="SEC",
                    help="socket timeout in seconds (default 30)")
     g.add_argument("--framing", choices=FRAMINGS, default=d(FRAMING_AUTO),
@@ -211,6 +219,16 @@ def _add_options(p: argparse.ArgumentParser, top: bool) -> None:
                    default=d(None),
                    help="at most RATE bytes per second in all (suffixes "
                    "k, M, G)")
+    g.add_argument("--tls", action="store_true", default=d(False),
+                   help="speak TLS (to a TLS terminator such as HAProxy in "
+                   "front of hftpd); the server's certificate and name are "
+                   "verified")
+    g.add_argument("--cafile", metavar="FILE", default=d(None),
+                   help="with --tls (implied): trust only the CA "
+                   "certificates in FILE (PEM), not the system's")
+    g.add_argument("--tls-name", metavar="NAME", default=d(None),
+                   help="with --tls (implied): the name the server's "
+                   "certificate must hold (default: HOST)")
     g.add_argument("-q", "--quiet", action="store_true", default=d(False),
                    help="no progress line, no mirror summary")
     g.add_argument("-v", "--verbose", action="store_true", default=d(False),
@@ -225,7 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="HFTP client: list, fetch and mirror the files of an "
                     "HFTP server (hftpd).  HOST is a name, an IPv4 address "
                     "or an IPv6 address in brackets ([::1]:19500); the "
-                    "default port is %d." % DEFAULT_PORT,
+                    "default port is %d (%d with --tls)."
+                    % (DEFAULT_PORT, DEFAULT_TLS_PORT),
         epilog=EXIT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-V", "--version", action="version",
@@ -278,12 +297,27 @@ def command_first(argv: List[str]) -> List[str]:
 # -- running ------------------------------------------------------------------
 
 class Context:
-    def __init__(self, args: argparse.Namespace, host: str, port: int) -> None:
+    def __init__(self, args: argparse.Namespace, host: str, port: int,
+                 tls: Optional[ssl.SSLContext]) -> None:
         self.args = args
         self.host = host
         self.port = port
+        self.tls = tls                  # one context for every connection
         self.address = Client(host, port, connect=False).address
         self.what = ""                  # the file being worked on, for errors
+
+
+def _tls(args: argparse.Namespace) -> ssl.SSLContext:
+    """The TLS context of --tls / --cafile / --tls-name.  Raises
+    LocalIOError when the CA file cannot be used."""
+    try:
+        return tls_context(args.cafile)
+    except ssl.SSLError:
+        raise LocalIOError("%s: no CA certificate in it (PEM expected)"
+                           % args.cafile)
+    except OSError as e:
+        raise LocalIOError("%s: %s" % (args.cafile,
+                                       (e.strerror or str(e)).lower()))
 
 
 def _progress(args: argparse.Namespace, label: str) -> Progress:
@@ -296,7 +330,8 @@ def _options(ctx: Context) -> Options:
     return Options(host=ctx.host, port=ctx.port, timeout=a.timeout,
                    framing=a.framing, connections=a.jobs, retries=a.retries,
                    chunk=a.chunk, limit_rate=a.limit_rate, resume=a.resume,
-                   no_clobber=a.no_clobber, verbose=a.verbose)
+                   no_clobber=a.no_clobber, verbose=a.verbose,
+                   tls=ctx.tls, tls_name=a.tls_name)
 
 
 def _simple(ctx: Context) -> int:
@@ -304,7 +339,8 @@ def _simple(ctx: Context) -> int:
     a = ctx.args
     log = (lambda text: print("hftp: %s" % text, file=sys.stderr)) \
         if a.verbose else None
-    with Client(ctx.host, ctx.port, timeout=a.timeout, log=log) as c:
+    with Client(ctx.host, ctx.port, timeout=a.timeout, log=log,
+                tls=ctx.tls or False, tls_name=a.tls_name) as c:
         out = sys.stdout
         if a.command == "ls":
             for name in c.listing():
@@ -361,6 +397,8 @@ def report(ctx: Context, err: BaseException) -> int:
         code, text = EXIT_STATUS, "%s (on %s)" % (err, ctx.address)
     elif isinstance(err, LocalIOError):
         code, text = EXIT_LOCAL, str(err)
+    elif isinstance(err, TLSError):
+        code, text = EXIT_NETWORK, "%s%s: %s" % (what, ctx.address, err)
     elif isinstance(err, NetworkError):
         code, text = EXIT_NETWORK, "%s%s%s" % (what, err, _kept_part(ctx))
     elif isinstance(err, ConnectionClosedError) or (
@@ -401,14 +439,21 @@ def _on_sigterm(signum: int, frame: Optional[FrameType]) -> NoReturn:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(command_first(args_list))
+    wants_tls = bool(args.tls or args.cafile or args.tls_name)
     try:
-        host, port = parse_server(args.server)
+        host, port = parse_server(
+            args.server, DEFAULT_TLS_PORT if wants_tls else DEFAULT_PORT)
     except ValueError as e:
         print("hftp: %s" % e, file=sys.stderr)
         return EXIT_USAGE
     if args.port is not None:
         port = args.port
-    ctx = Context(args, host, port)
+    try:
+        tls = _tls(args) if wants_tls else None
+    except LocalIOError as e:
+        print("hftp: --cafile %s" % e, file=sys.stderr)
+        return EXIT_LOCAL
+    ctx = Context(args, host, port, tls)
     signal.signal(signal.SIGTERM, _on_sigterm)
     interrupted = EXIT_INTERRUPTED
     try:
@@ -427,7 +472,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_OK
-    except (HFTPError, ProtocolError, OSError, TransferError) as e:
+    except (HFTPError, ProtocolError, OSError, TransferError, TLSError) as e:
         sys.stdout.flush()
         return report(ctx, e)
     print("hftp: interrupted%s" % _kept_part(ctx), file=sys.stderr)

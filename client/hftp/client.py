@@ -15,6 +15,10 @@ raw=True).  fetch_into() uses the client's `framing`: "auto" asks help once
 per connection (negotiate()) and uses raw when the server lists get_slice
 there; servers older than the 2026 edition answer help with 200 and get
 requests without raw.
+
+tls= speaks HFTP inside TLS, as a TLS terminator in front of hftpd (HAProxy:
+conf/haproxy-tls.cfg) expects: the server's certificate and host name are
+verified, against the system's CA store or a cafile (tls_context()).
 """
 
 import base64
@@ -22,6 +26,7 @@ import binascii
 import os
 import re
 import socket
+import ssl
 import stat
 from types import TracebackType
 from typing import (
@@ -30,10 +35,12 @@ from typing import (
 
 from .errors import (
     ConnectionClosedError, HFTPError, InvalidArguments, ProtocolError,
-    error_for,
+    TLSError, error_for,
 )
 
 DEFAULT_PORT = 19500
+# hftp --tls's default: the port conf/haproxy-tls.cfg terminates TLS on.
+DEFAULT_TLS_PORT = 19501
 EOL = b"\r\n"
 
 _STATUS_RE = re.compile(rb"\A(\d{1,3}) (.*)\Z", re.S)
@@ -62,6 +69,46 @@ Sink = Callable[[int, memoryview], None]
 RequestLog = Callable[[str], None]
 
 _T = TypeVar("_T")
+
+# The first bytes of a TLS record: alert (21) or handshake (22), version 3.x.
+# A plain client that sees them is talking to a TLS port.
+_TLS_RECORD_STARTS = (b"\x15\x03", b"\x16\x03")
+
+
+def tls_context(cafile: Optional[str] = None) -> ssl.SSLContext:
+    """A client TLS context that verifies the server's certificate and its
+    host name: against the system's CA store, or, with cafile (PEM), against
+    that file's CAs only.  Raises OSError when cafile cannot be read and
+    ssl.SSLError when it holds no certificate."""
+    return ssl.create_default_context(cafile=cafile)
+
+
+def _tls_failure(err: BaseException, name: str) -> str:
+    """One line saying why the TLS handshake with name failed."""
+    hint = "is it a TLS port?"
+    if isinstance(err, ssl.SSLCertVerificationError):
+        why = (err.verify_message or err.reason or "not verified").rstrip(".")
+        if "mismatch" in why.lower():
+            why += " (--tls-name gives the name the certificate holds)"
+        elif "issuer" in why or "self-signed" in why or "self signed" in why:
+            why += " (--cafile names the CA that signed it)"
+        return "TLS: certificate not verified for %s: %s" % (name, why)
+    if isinstance(err, (ssl.SSLEOFError, ssl.SSLZeroReturnError,
+                        ConnectionResetError, BrokenPipeError)):
+        why = "the server closed the connection"
+    elif isinstance(err, (socket.timeout, TimeoutError)):
+        why = "no answer in time"
+    elif isinstance(err, ssl.SSLError) and \
+            err.reason == "WRONG_VERSION_NUMBER":
+        why = "the server does not speak TLS"
+    elif isinstance(err, ssl.SSLError):
+        why = (err.reason or str(err)).lower().replace("_", " ")
+        hint = "the server's TLS settings do not fit this client's"
+    elif isinstance(err, OSError) and err.strerror:
+        why = err.strerror.lower()
+    else:
+        why = str(err) or type(err).__name__
+    return "TLS handshake failed: %s (%s)" % (why, hint)
 
 
 def _arg(value: object) -> bytes:
@@ -105,7 +152,13 @@ class Client:
     def __init__(self, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
                  timeout: Optional[float] = 30, connect: bool = True,
                  framing: str = FRAMING_AUTO,
-                 log: Optional[RequestLog] = None) -> None:
+                 log: Optional[RequestLog] = None,
+                 tls: Union[bool, ssl.SSLContext] = False,
+                 tls_name: Optional[str] = None) -> None:
+        """tls: True speaks TLS with tls_context() (the system's CAs); an
+        SSLContext is used as given (share one between clients: making one
+        reads the CA store).  tls_name: the name the server's certificate
+        must hold (default: host)."""
         if framing not in FRAMINGS:
             raise ValueError("framing must be one of %s" % ", ".join(FRAMINGS))
         self.host = host
@@ -113,9 +166,14 @@ class Client:
         self.timeout = timeout
         self.framing = framing  # auto until negotiate() has run
         self.log = log
+        self.tls: Optional[ssl.SSLContext] = (
+            tls if isinstance(tls, ssl.SSLContext)
+            else tls_context() if tls else None)
+        self.tls_name = tls_name
         self._sock: Optional[socket.socket] = None
         self._buf = bytearray()
         self._eof = False
+        self._heard = False     # a byte has arrived on this connection
         self._busy = False      # a slice generator is still streaming
         self._recv_buf: Optional[bytearray] = None
         self._framing_guessed = False   # negotiate() chose it
@@ -134,12 +192,35 @@ class Client:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             pass
+        if self.tls is not None:
+            sock = self._start_tls(self.tls, sock)
         self._sock = sock
         self._buf = bytearray()
         self._eof = False
+        self._heard = False
         self._busy = False
         self.closed = False
         return self
+
+    def _start_tls(self, ctx: ssl.SSLContext,
+                   sock: socket.socket) -> ssl.SSLSocket:
+        """The TLS handshake, within the socket's timeout.  Any failure is a
+        TLSError (never retried: a certificate or a port does not change
+        between tries), and the socket is closed."""
+        name = self.tls_name or self.host
+        try:
+            tsock = ctx.wrap_socket(sock, server_hostname=name)
+        except (OSError, ValueError) as e:
+            sock.close()
+            raise TLSError(_tls_failure(e, name)) from e
+        if self.log is not None:
+            checked = ("certificate verified for %s" % name
+                       if ctx.verify_mode != ssl.CERT_NONE
+                       else "certificate NOT verified (the caller's context)")
+            self.log("%s: %s, %s, %s" % (self.address, tsock.version(),
+                                         (tsock.cipher() or ("?",))[0],
+                                         checked))
+        return tsock
 
     def close(self) -> None:
         """Closes the socket without sending quit."""
@@ -203,13 +284,34 @@ class Client:
         if not data:
             self._eof = True
             return False
+        self._heard = True
         self._buf += data
         return True
+
+    def _closed_error(self, what: str) -> ProtocolError:
+        """The error for a stream that ended where `what` was expected.  A
+        plain client hints at TLS: a TLS port closes without a word (HAProxy)
+        or answers with a TLS alert, which is no HFTP (not retried)."""
+        if self.tls is None and not self._heard:
+            return ConnectionClosedError(
+                "the server closed the connection without answering (if "
+                "the port is a TLS one, use --tls)")
+        return self._tls_answer() or ConnectionClosedError(what)
+
+    def _tls_answer(self, data: Optional[bytes] = None) -> Optional[
+            ProtocolError]:
+        """A ProtocolError if a plain client's input (data, else the
+        buffer) starts with a TLS record."""
+        head = bytes(self._buf[:2]) if data is None else data[:2]
+        if self.tls is None and head in _TLS_RECORD_STARTS:
+            return ProtocolError("the server answered in TLS: it is a TLS "
+                                 "port (use --tls)")
+        return None
 
     def _read_some(self, limit: int) -> bytes:
         """Up to limit bytes (at least one), from the buffer or one recv."""
         if not self._buf and not self._fill():
-            raise ConnectionClosedError("connection closed by the server")
+            raise self._closed_error("connection closed by the server")
         n = min(limit, len(self._buf))
         out = bytes(self._buf[:n])
         del self._buf[:n]
@@ -244,17 +346,21 @@ class Client:
                 raise ProtocolError("line longer than %d bytes" % limit)
             start = len(self._buf)
             if not self._fill():
-                raise ConnectionClosedError(
+                raise self._closed_error(
                     "connection closed in the middle of a line: %r"
                     % bytes(self._buf)[:200])
 
     def read_status(self) -> "tuple[int, str]":
         """Reads a status line; returns (code, text) and raises nothing for
         non-zero codes."""
-        line = self.read_line(limit=4096)
+        try:
+            line = self.read_line(limit=4096)
+        except ProtocolError as e:
+            raise self._tls_answer() or e
         m = _STATUS_RE.match(line)
         if not m:
-            raise ProtocolError("bad status line: %r" % line)
+            raise self._tls_answer(line) or ProtocolError(
+                "bad status line: %r" % line)
         try:
             text = m.group(2).decode("ascii")
         except UnicodeDecodeError:
@@ -666,4 +772,4 @@ class Client:
                                 % (total, expected))
 
 
-__all__ = ["Client", "DEFAULT_PORT", "HFTPError"]
+__all__ = ["Client", "DEFAULT_PORT", "DEFAULT_TLS_PORT", "HFTPError"]

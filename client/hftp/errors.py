@@ -88,3 +88,10 @@ class ProtocolError(Exception):
 
 class ConnectionClosedError(ProtocolError, ConnectionError):
     """The server closed the connection before a response was complete."""
+
+
+class TLSError(Exception):
+    """A TLS connection could not be set up: the server's certificate was
+    not verified (unknown CA, wrong host name, expired), the handshake
+    failed, or the port does not speak TLS.  Not an OSError and not a
+    ProtocolError: retrying cannot help, so it is never retried."""

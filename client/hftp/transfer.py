@@ -15,6 +15,7 @@ segment's count grows only after pwrite() has returned.
 
 import json
 import os
+import ssl
 import stat
 import threading
 import time
@@ -93,6 +94,10 @@ class Options:
     # (mirror) instead of being an error (get -c).
     restart_changed: bool = False
     verbose: bool = False
+    # TLS (a verifying context, made once for every connection) and the
+    # name the server's certificate must hold (default: host).
+    tls: Optional[ssl.SSLContext] = None
+    tls_name: Optional[str] = None
 
 
 class RateLimit:
@@ -141,7 +146,8 @@ class Session:
         request_log: Optional[RequestLog] = (
             self.progress.message if self.opts.verbose else None)
         c = Client(self.opts.host, self.opts.port, timeout=self.opts.timeout,
-                   framing=self.opts.framing, log=request_log)
+                   framing=self.opts.framing, log=request_log,
+                   tls=self.opts.tls or False, tls_name=self.opts.tls_name)
         with self._lock:
             self._clients.add(c)
         if self.stop.is_set():

@@ -22,6 +22,15 @@ interval, the client's retry finishes every download elsewhere); `hftpd -s
 quit` mid-load (zero failed downloads, without retries); `-s reload` of every
 host in turn mid-load (zero failed downloads, without retries).
 
+Encryption: a second HAProxy runs conf/haproxy-tls.cfg (bind, crt, servers
+and socket adapted) in front of the same hosts, with a CA and a server
+certificate the module makes with openssl.  `hftp --tls --cafile` mirrors
+every file through it, sha256-correct, and the hosts' access logs show the
+client's address; a plain client on the TLS port and a TLS client trusting
+another CA each fail with one clear line.  Each host's config believes PROXY
+headers only from its link to HAProxy (`proxy_trusted`), as
+conf/haproxy-tls.cfg advises.
+
 Needs root, `ip netns` and haproxy (tests/install-deps.sh installs them);
 otherwise skipped with the reason.  Namespaces, veths and processes are
 removed at the end of the module, whatever happened.
@@ -33,14 +42,14 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
-from conftest import HFTPD_BIN, REPO, free_port, open_to_workers, wait_for
+from client_util import hftp_run
+from conftest import HFTPD_BIN, free_port, open_to_workers, wait_for
+from tls_util import STAT_SCUR, STAT_STATUS, adapt_haproxy_cfg, haproxy_stat_rows, make_certs
 
 import hftp.progress
 import hftp.transfer
@@ -59,9 +68,6 @@ DOWNLOADS = 200
 THREADS = 8
 RATE = 6 * MiB                  # per download: big ones take ~0.5 s
 SUITE_DEADLINE_S = 170
-# Columns of HAProxy's "show stat" CSV.
-STAT_SCUR = 4
-STAT_STATUS = 17
 
 
 def run(*argv, check=True):
@@ -106,6 +112,8 @@ class Net:
         self.port = free_port()
         self.data = tmp / "data"
         self.sums = {}
+        self.tls_haproxy = None     # started by the tls fixture
+        self.tls_port = free_port()
 
     # -- building ----------------------------------------------------------
 
@@ -135,8 +143,10 @@ class Net:
             d = self.tmp / ("h%d" % k)
             d.mkdir()
             shutil.copytree(self.data, d / "data")
+            # both HAProxies reach host K from NS-lb's end of their link
             (d / "hftpd.conf").write_text(
                 "listen = %s:%d proxy_protocol\n" % (SUBNET % (k, 2), HFTP_PORT) +
+                "proxy_trusted = %s/32\n" % (SUBNET % (k, 1)) +
                 "directory = %s\n" % (d / "data") +
                 "workers = 2\n"
                 "access_log = %s\n" % (d / "access.log") +
@@ -161,49 +171,46 @@ class Net:
                 "-s", action, check=False)
         assert r.returncode == 0, r.stderr
 
+    def servers(self):
+        return "".join("\tserver host%d %s:%d namespace %s\n"
+                       % (k, SUBNET % (k, 2), HFTP_PORT, self.lb)
+                       for k in range(1, HOSTS + 1))
+
     def haproxy_cfg(self):
         """conf/haproxy.cfg, with this topology's bind, servers and socket."""
-        text = (REPO / "conf" / "haproxy.cfg").read_text()
-        text = re.sub(r"(?m)^\s*log /dev/log.*\n", "", text)
-        # two descriptors per connection: stay under this machine's limit
-        text = re.sub(r"(?m)^(\s*maxconn) \d+", r"\1 1000", text)
-        text = re.sub(r"(?m)^(\s*stats socket) \S+", r"\1 %s" % (self.tmp / "admin.sock"), text)
-        text = re.sub(r"(?m)^(\s*bind) \S+", r"\1 127.0.0.1:%d" % self.port, text)
-        text = re.sub(r"(?m)^\s*server .*\n", "", text)
-        text = text.rstrip("\n") + "\n" + "".join(
-            "\tserver host%d %s:%d namespace %s\n" % (k, SUBNET % (k, 2), HFTP_PORT, self.lb)
-            for k in range(1, HOSTS + 1))
-        return text
+        return adapt_haproxy_cfg("haproxy.cfg", self.port, self.tmp / "admin.sock",
+                                 self.servers())
+
+    def run_haproxy(self, name, text):
+        cfg = self.tmp / (name + ".cfg")
+        cfg.write_text(text)
+        err = open(self.tmp / (name + ".stderr"), "ab")
+        proc = subprocess.Popen(["haproxy", "-db", "-f", str(cfg)],
+                                stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+                                start_new_session=True)
+        err.close()
+        return proc
 
     def start_haproxy(self):
-        cfg = self.tmp / "haproxy.cfg"
-        cfg.write_text(self.haproxy_cfg())
-        err = open(self.tmp / "haproxy.stderr", "ab")
-        self.haproxy = subprocess.Popen(["haproxy", "-db", "-f", str(cfg)],
-                                        stdin=subprocess.DEVNULL, stdout=err, stderr=err,
-                                        start_new_session=True)
-        err.close()
+        self.haproxy = self.run_haproxy("haproxy", self.haproxy_cfg())
+
+    def start_tls_haproxy(self, certs):
+        """conf/haproxy-tls.cfg in front of the same hosts, its `crt` the
+        certificate the test made."""
+        text = adapt_haproxy_cfg("haproxy-tls.cfg", self.tls_port,
+                                 self.tmp / "admin-tls.sock", self.servers(),
+                                 crt=certs.pem)
+        self.tls_haproxy = self.run_haproxy("haproxy-tls", text)
 
     # -- observing ---------------------------------------------------------
 
-    def stat_rows(self):
+    def stat_rows(self, sock="admin.sock"):
         """HAProxy's "show stat" rows of the hosts, host1 first."""
-        try:
-            with socket.socket(socket.AF_UNIX) as s:
-                s.settimeout(2)
-                s.connect(str(self.tmp / "admin.sock"))
-                s.sendall(b"show stat\n")
-                out = b""
-                while chunk := s.recv(65536):
-                    out += chunk
-        except OSError:
-            return []
-        rows = [ln.split(",") for ln in out.decode().splitlines() if ln.startswith("hftpd,host")]
-        return sorted(rows, key=lambda r: r[1])
+        return haproxy_stat_rows(self.tmp / sock)
 
-    def status(self):
+    def status(self, sock="admin.sock"):
         """Each host's status as HAProxy sees it (UP, DOWN, ...)."""
-        return [r[STAT_STATUS].split()[0] for r in self.stat_rows()]
+        return [r[STAT_STATUS].split()[0] for r in self.stat_rows(sock)]
 
     def sessions(self, k):
         """Connections HAProxy has open to host k now."""
@@ -234,7 +241,7 @@ class Net:
         assert self.wait_status(["UP"] * HOSTS, 15), self.status()
 
     def teardown(self):
-        procs = list(self.procs.values()) + ([self.haproxy] if self.haproxy else [])
+        procs = list(self.procs.values()) + [p for p in (self.haproxy, self.tls_haproxy) if p]
         for p in procs:
             try:
                 os.killpg(p.pid, signal.SIGKILL)
@@ -399,3 +406,57 @@ def test_reload_every_host_mid_load(net, tmp_path):
         assert all(n > 0 for n in in_flight), in_flight
     finally:
         net.restore()
+
+
+# -- encryption -----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tls(net):
+    """conf/haproxy-tls.cfg running in front of the hosts: (certs, address)."""
+    certs = make_certs(net.tmp / "tls")
+    net.start_tls_haproxy(certs)
+    assert wait_for(lambda: net.status("admin-tls.sock") == ["UP"] * HOSTS, 10), \
+        net.status("admin-tls.sock")
+    return certs, "127.0.0.1:%d" % net.tls_port
+
+
+def one_line(r):
+    err = r.stderr.decode()
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    return err
+
+
+def test_tls_fetch_sha256_correct(net, tls, tmp_path):
+    certs, address = tls
+    before = sum(len(net.client_lines(k)) for k in range(1, HOSTS + 1))
+    r = hftp_run("--tls", "--cafile", certs.ca, address, "mirror", tmp_path / "copy",
+                 "-j", "4", "-q", timeout=60)
+    assert r.returncode == 0, r.stderr
+    for name, digest in net.sums.items():
+        got = hashlib.sha256((tmp_path / "copy" / name).read_bytes()).hexdigest()
+        assert got == digest, name
+    # the PROXY v2 header came through TLS termination: the hosts logged
+    # this process's address, one line per request at least
+    time.sleep(1.5)                     # access logs are written once a second
+    after = sum(len(net.client_lines(k)) for k in range(1, HOSTS + 1))
+    assert after - before >= len(net.sums) + 1, (before, after)
+
+
+def test_tls_port_refuses_plain_client_clearly(net, tls):
+    _, address = tls
+    t0 = time.monotonic()
+    r = hftp_run(address, "ls", timeout=20)
+    assert time.monotonic() - t0 < 15
+    assert r.returncode == 5
+    assert "--tls" in one_line(r)
+
+
+def test_tls_client_with_another_ca_fails_clearly(net, tls):
+    certs, address = tls
+    r = hftp_run("--tls", "--cafile", certs.other_ca, address, "ls", timeout=20)
+    assert r.returncode == 5
+    err = one_line(r)
+    assert "certificate not verified" in err and "unable to get local issuer" in err, err
+    r = hftp_run("--tls", "--cafile", certs.ca, address, "ls", timeout=20)
+    assert r.returncode == 0, r.stderr
+    assert sorted(r.stdout.decode().split()) == sorted(net.sums)
