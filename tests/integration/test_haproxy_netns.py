@@ -36,13 +36,14 @@ otherwise skipped with the reason.  Namespaces, veths and processes are
 removed at the end of the module, whatever happened.
 """
 
-import concurrent.futures
 import hashlib
+import itertools
 import os
 import re
 import shutil
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
@@ -301,22 +302,42 @@ def download(net, outdir, i, retries):
 
 def load(net, outdir, count, retries, during=None, after_s=1.0):
     """count downloads on THREADS threads; during() runs after_s into the
-    load.  Returns (wrong, failed): lists of what went wrong."""
+    load, and the downloads go on (past count if need be) until it has
+    returned, so that it always runs under load however fast or slow the
+    build (ASan, valgrind) is.  Returns (wrong, failed): lists of what went
+    wrong."""
     outdir.mkdir()
     wrong, failed = [], []
-    with concurrent.futures.ThreadPoolExecutor(THREADS) as pool:
-        futs = [pool.submit(download, net, outdir, i, retries) for i in range(count)]
-        if during is not None:
-            time.sleep(after_s)
-            during()
-        for f in futs:
+    numbers = itertools.count()
+    done = threading.Event()
+    if during is None:
+        done.set()
+
+    def downloader():
+        while True:
+            i = next(numbers)
+            if i >= count and done.is_set():
+                return
             try:
-                name, digest = f.result(timeout=120)
+                name, digest = download(net, outdir, i, retries)
             except Exception as e:      # noqa: BLE001 (counted, then asserted)
                 failed.append(repr(e))
                 continue
             if digest != net.sums[name]:
                 wrong.append(name)
+
+    threads = [threading.Thread(target=downloader, daemon=True) for _ in range(THREADS)]
+    for t in threads:
+        t.start()
+    if during is not None:
+        time.sleep(after_s)
+        try:
+            during()
+        finally:
+            done.set()
+    for t in threads:
+        t.join(120)
+        assert not t.is_alive(), "a download hung"
     return wrong, failed
 
 
