@@ -207,3 +207,35 @@ privsep_announce(const struct config *c)
 		    c->group[0] != '\0' ? ":" : "", c->group,
 		    c->chroot ? ", chrooted to the served directory" : "");
 }
+
+/*
+ * Whom the workers run as when the config names no user or group, for
+ * -T: nobody:nogroup when root, else the user hftpd runs as (no drop).
+ */
+void
+privsep_effective(const struct config *c, struct config_ids *ids)
+{
+	const char    *user = privsep_user(c), *group = privsep_group(c);
+	struct passwd *pw;
+	struct group  *gr;
+	gid_t          gid;
+
+	memset(ids, 0, sizeof(*ids));
+	if (user[0] == '\0') {
+		/* not root, no `user`: the workers stay who hftpd is */
+		pw = getpwuid(geteuid());
+		gid = getegid();
+		ids->why = "not root: workers run as the user who started hftpd";
+	} else {
+		pw = getpwnam(user);
+		gid = pw != NULL ? pw->pw_gid : (gid_t)-1;
+		ids->why = c->user[0] == '\0' ? "started as root without `user`" :
+		    "the primary group of the workers' user";
+	}
+	if (pw != NULL)
+		snprintf(ids->user, sizeof(ids->user), "%s", pw->pw_name);
+	if (group[0] != '\0')
+		snprintf(ids->group, sizeof(ids->group), "%s", group);
+	else if ((gr = getgrgid(gid)) != NULL)
+		snprintf(ids->group, sizeof(ids->group), "%s", gr->gr_name);
+}

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import HFTPD_BIN, REPO, free_port, open_to_workers, wait_for
+from conftest import HFTPD_BIN, REPO, SUITE_USER, free_port, wait_for
 
 import hftp.progress
 import hftp.transfer
@@ -139,6 +139,7 @@ class Net:
                 "listen = %s:%d proxy_protocol\n" % (SUBNET % (k, 2), HFTP_PORT) +
                 "directory = %s\n" % (d / "data") +
                 "workers = 2\n"
+                "user = %s\n" % SUITE_USER +
                 "access_log = %s\n" % (d / "access.log") +
                 "pid_file = %s\n" % (d / "hftpd.pid") +
                 "shutdown_timeout = 30\n")
@@ -265,7 +266,6 @@ def net(tmp_path_factory):
         pytest.skip("no hftpd binary at %s (run make)" % HFTPD_BIN)
     remove_stale_namespaces()
     top = tmp_path_factory.mktemp("netns")
-    open_to_workers(top, tmp_path_factory)   # the hosts' workers run as nobody
     n = Net(top)
     n.started = time.monotonic()
     try:
