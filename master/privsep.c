@@ -78,7 +78,7 @@ privsep_check(const struct config *c, char *err, size_t errlen)
 	if (user[0] != '\0' && getpwnam(user) == NULL) {
 		if (c->user[0] == '\0')
 			snprintf(err, errlen, "started as root without `user`, but the default "
-			    "user '%s' does not exist: set `user` in the config", user);
+			    "user '%s' does not exist: give -u USER or set `user` in the config", user);
 		else
 			snprintf(err, errlen, "user '%s': no such user", user);
 		return -1;
@@ -159,7 +159,7 @@ privsep_check_reach(const struct config *c, char *err, size_t errlen)
 	saved = WIFEXITED(status) ? WEXITSTATUS(status) : EIO;
 	snprintf(err, errlen, "directory %s: the workers' user %s cannot open it (%s); "
 	    "make the directory and every folder above it reachable by %s, "
-	    "or set `user` in the config to a user who can read it",
+	    "or give -u USER (or `user` in the config) naming a user who can read it",
 	    c->directory, user, strerror(saved), user);
 	return -1;
 }

@@ -98,7 +98,7 @@ def test_unreachable_directory_fails_t_and_start(daemon, private_dir):
               d.run("-f", "-c", str(d.conf))):
         assert r.returncode == 1, r.err
         assert private_dir in r.err and "nobody" in r.err, r.err
-        assert "`user`" in r.err, r.err
+        assert "`user`" in r.err and "-u USER" in r.err, r.err
     assert d.read_pid() is None
 
 
