@@ -157,7 +157,10 @@ def test_u_overrides_the_file_and_survives_reload(daemon, privileged_dir):
     assert d.ctl("reload").returncode == 0
     assert d.wait_log(r"configuration reloaded: generation 2")
     second = d.wait_workers(1, exclude=first)
-    assert second and uids(second) == {nobody.pw_uid}
+    assert second
+    # a worker just forked is root until it drops: wait for the drop
+    assert wait_for(lambda: uids(second) == {nobody.pw_uid}, 10 * SCALE), \
+        uids(second)
 
 
 # -- -a and IPv6 --------------------------------------------------------------
