@@ -70,12 +70,14 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libhftpd.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libhftpd.a -lcmocka
 
-# make run [PORT=N] [DIR=path]: build and serve DIR in the foreground.
+# make run [PORT=N] [DIR=path]: build and serve DIR in the foreground, as
+# the user who runs make (-u: root's workers would become nobody, who may
+# not reach a clone in a private folder; root gets a warning).
 PORT ?= 19500
 DIR  ?= conf/sample
 run: $(BUILD)/hftpd
 	@mkdir -p $(DIR)
-	$(BUILD)/hftpd -f -d $(DIR) -p $(PORT)
+	$(BUILD)/hftpd -f -d $(DIR) -p $(PORT) -u "$$(id -un)"
 
 # make install [PREFIX=/usr/local] [DESTDIR=] [SBINDIR= MANDIR= SYSCONFDIR=
 # ...]: the daemon, the man pages, a commented config (kept if one is
@@ -136,9 +138,8 @@ deps:
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
-# Each run has a temp folder of its own (see conftest.py: served folders
-# must stay reachable by the workers' user, and other pytest sessions of the
-# same user reset /tmp/pytest-of-USER to 0700).
+# Each run has a temp folder of its own (other pytest sessions of the same
+# user would clean up /tmp/pytest-of-USER under it).
 PYTEST_TMP = $(CURDIR)/build/pytest-tmp
 
 integration: $(BUILD)/hftpd

@@ -43,13 +43,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
-# Started as root, hftpd's workers run as nobody: they must reach the data.
-chmod 755 "$TMP"
+# The server runs as the user running this script (-u), like make run.
 mkdir "$TMP/data"
 head -c 4194304 /dev/urandom > "$TMP/data/smoke.bin"
 
 PORT=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$HFTPD" -f -d "$TMP/data" -p "$PORT" -a 127.0.0.1 -w 2 > "$TMP/hftpd.log" 2>&1 &
+"$HFTPD" -f -d "$TMP/data" -p "$PORT" -a 127.0.0.1 -w 2 -u "$(id -un)" > "$TMP/hftpd.log" 2>&1 &
 SERVER_PID=$!
 
 # Wait (at most 10 s) for the port to accept connections.

@@ -43,14 +43,18 @@ static void
 main_usage(FILE *fp)
 {
 	fprintf(fp,
-	    "usage: hftpd [-c FILE] [-d DIR] [-p PORT] [-a ADDR] [-w N] [-n N] [-f] [-t | -T] [-h] [-V]\n"
+	    "usage: hftpd [-c FILE] [-d DIR] [-p PORT] [-a ADDR] [-w N] [-n N] [-u USER] [-g GROUP]\n"
+	    "             [-f] [-t | -T] [-h] [-V]\n"
 	    "       hftpd -s reload|quit|stop|reopen [-c FILE]\n"
 	    "  -c FILE  configuration file (key = value lines; default: %s if it exists)\n"
 	    "  -d DIR   directory to serve (default: %s)\n"
 	    "  -p PORT  port to listen on (default: %d)\n"
-	    "  -a ADDR  address to listen on (default: %s; [::] or ::1 for IPv6)\n"
+	    "  -a ADDR  address to listen on, without the port (default: %s;\n"
+	    "           :: or ::1 for IPv6, :: being IPv6 only)\n"
 	    "  -w N     worker processes (default: online CPUs)\n"
 	    "  -n N     clients per worker (default: %d)\n"
+	    "  -u USER  the workers' user when started as root (default: nobody)\n"
+	    "  -g GROUP the workers' group (default: the user's; nogroup for nobody)\n"
 	    "  -f       stay in the foreground, log to stderr\n"
 	    "  -t       check the configuration and exit 0 (good) or 1 (bad)\n"
 	    "  -T       check it, then print the effective configuration\n"
@@ -157,13 +161,22 @@ main_signal(const struct config_overrides *o, const char *what)
 		fprintf(stderr, "hftpd: -s %s: expected reload, quit, stop or reopen\n", what);
 		return 1;
 	}
-	/* reload: the check the master will make, so that a bad config fails
-	 * here, visibly, and nothing is sent */
+	/*
+	 * reload: the check the master will make, so that a bad config fails
+	 * here, visibly, and nothing is sent.  Without a file there is nothing
+	 * to check: the master rebuilds from its own command line, which this
+	 * one does not know (checking the defaults would judge a directory the
+	 * master does not serve).
+	 */
 	if (config_build(o, &c, err, sizeof(err)) == -1 ||
-	    (sig == SIGHUP && reload_config_check(&c, o->foreground, err, sizeof(err)) == -1)) {
+	    (sig == SIGHUP && o->config_file != NULL &&
+	    reload_config_check(&c, o->foreground, err, sizeof(err)) == -1)) {
 		fprintf(stderr, "hftpd: %s\n", err);
 		return 1;
 	}
+	if (sig == SIGHUP && o->config_file == NULL)
+		fprintf(stderr, "hftpd: no config file: nothing to check before the "
+		    "reload; the master rebuilds its config from its own command line\n");
 	if ((pid = main_pidfile_holder(c.pid_file)) <= 0) {
 		fprintf(stderr, "hftpd: no running hftpd holds the pid file %s\n", c.pid_file);
 		return 1;
@@ -299,12 +312,14 @@ main_options(int argc, char **argv, struct config_overrides *o, int *test,
 	};
 	int ch;
 
-	while ((ch = getopt_long(argc, argv, "c:d:p:a:w:n:ftTs:hV", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:d:p:a:w:n:u:g:ftTs:hV", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c': o->config_file = optarg; break;
 		case 'd': o->directory = optarg; break;
 		case 'p': o->port = optarg; break;
 		case 'a': o->address = optarg; break;
+		case 'u': o->user = optarg; break;
+		case 'g': o->group = optarg; break;
 		case 'w':
 			if (main_positive(optarg, CONFIG_WORKERS_MAX, &o->workers) == -1) {
 				fprintf(stderr, "hftpd: -w %s: expected a number from 1 to %d\n",
@@ -468,8 +483,11 @@ main(int argc, char **argv)
 	if (test != 0) {
 		if (config_warnings(m.conf, err, sizeof(err)) > 0)
 			fprintf(stderr, "hftpd: warning: %s\n", err);
-		if (test == MAIN_TEST_PRINT)
-			config_print(m.conf, stdout);
+		if (test == MAIN_TEST_PRINT) {
+			struct config_ids ids;
+			privsep_effective(m.conf, &ids);
+			config_print(m.conf, &ids, stdout);
+		}
 		printf("hftpd: configuration %s is ok\n", o.config_file ? o.config_file : "(defaults)");
 		free(m.conf);
 		return 0;

@@ -78,7 +78,7 @@ privsep_check(const struct config *c, char *err, size_t errlen)
 	if (user[0] != '\0' && getpwnam(user) == NULL) {
 		if (c->user[0] == '\0')
 			snprintf(err, errlen, "started as root without `user`, but the default "
-			    "user '%s' does not exist: set `user` in the config", user);
+			    "user '%s' does not exist: give -u USER or set `user` in the config", user);
 		else
 			snprintf(err, errlen, "user '%s': no such user", user);
 		return -1;
@@ -159,7 +159,7 @@ privsep_check_reach(const struct config *c, char *err, size_t errlen)
 	saved = WIFEXITED(status) ? WEXITSTATUS(status) : EIO;
 	snprintf(err, errlen, "directory %s: the workers' user %s cannot open it (%s); "
 	    "make the directory and every folder above it reachable by %s, "
-	    "or set `user` in the config to a user who can read it",
+	    "or give -u USER (or `user` in the config) naming a user who can read it",
 	    c->directory, user, strerror(saved), user);
 	return -1;
 }
@@ -206,4 +206,36 @@ privsep_announce(const struct config *c)
 		log_info("workers run as %s%s%s%s", user,
 		    c->group[0] != '\0' ? ":" : "", c->group,
 		    c->chroot ? ", chrooted to the served directory" : "");
+}
+
+/*
+ * Whom the workers run as when the config names no user or group, for
+ * -T: nobody:nogroup when root, else the user hftpd runs as (no drop).
+ */
+void
+privsep_effective(const struct config *c, struct config_ids *ids)
+{
+	const char    *user = privsep_user(c), *group = privsep_group(c);
+	struct passwd *pw;
+	struct group  *gr;
+	gid_t          gid;
+
+	memset(ids, 0, sizeof(*ids));
+	if (user[0] == '\0') {
+		/* not root, no `user`: the workers stay who hftpd is */
+		pw = getpwuid(geteuid());
+		gid = getegid();
+		ids->why = "not root: workers run as the user who started hftpd";
+	} else {
+		pw = getpwnam(user);
+		gid = pw != NULL ? pw->pw_gid : (gid_t)-1;
+		ids->why = c->user[0] == '\0' ? "started as root without `user`" :
+		    "the primary group of the workers' user";
+	}
+	if (pw != NULL)
+		snprintf(ids->user, sizeof(ids->user), "%s", pw->pw_name);
+	if (group[0] != '\0')
+		snprintf(ids->group, sizeof(ids->group), "%s", group);
+	else if ((gr = getgrgid(gid)) != NULL)
+		snprintf(ids->group, sizeof(ids->group), "%s", gr->gr_name);
 }

@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 struct config;
+struct config_ids;
 
 /* The workers' user: `user`, else "nobody" when root, else "" (no change). */
 const char *privsep_user(const struct config *c);
@@ -19,6 +20,8 @@ int privsep_check_reach(const struct config *c, char *err, size_t errlen);
 int privsep_drop(const struct config *c);
 /* Logs, once at start, whom the workers run as (a warning for root). */
 void privsep_announce(const struct config *c);
+/* Whom the workers run as when the config names no user / group (-T). */
+void privsep_effective(const struct config *c, struct config_ids *ids);
 /* uid/gid that files shared with workers (logs) should belong to; 0 / -1. */
 int privsep_ids(const struct config *c, uid_t *uid, gid_t *gid);
 

@@ -618,20 +618,42 @@ config_format(const struct config_key *k, const struct config *c, char *out, siz
 	}
 }
 
-/* Where a value came from: "FILE:LINE", "default" or "command line". */
+/* Where key i's value came from: "FILE:LINE", "command line" or "default". */
 static void
-config_origin(const struct config *c, unsigned line, bool is_default, char *out, size_t outlen)
+config_origin(const struct config *c, size_t i, unsigned line, char *out, size_t outlen)
 {
-	if (line != 0)
+	if (c->key_cmdline[i])
+		snprintf(out, outlen, "command line");
+	else if (line != 0)
 		snprintf(out, outlen, "%s:%u", c->path, line);
 	else
-		snprintf(out, outlen, "%s", is_default ? "default" : "command line or default");
+		snprintf(out, outlen, "default");
+}
+
+/*
+ * user and group: an unset one prints whom the workers really run as,
+ * and why (a config that names nobody still runs its workers as someone).
+ */
+static void
+config_print_id(const struct config *c, size_t i, const char *effective,
+    const char *why, FILE *fp)
+{
+	const struct config_key *k = &config_keys[i];
+	const char              *field = (const char *)c + k->offset;
+	char                     origin[PATH_MAX + 32];
+
+	config_origin(c, i, c->key_line[i], origin, sizeof(origin));
+	if (field[0] != '\0' || effective == NULL || effective[0] == '\0')
+		fprintf(fp, "%-18s = %-30s # %s\n", k->name,
+		    field[0] != '\0' ? field : "(none)", origin);
+	else
+		fprintf(fp, "%-18s = %-30s # %s: %s\n", k->name, effective, origin, why);
 }
 
 /*
  * A non-empty address list, one line per entry in order; allow and deny
  * share one list, printed at "allow" with each entry's own key.  False
- * when the list is empty (the caller prints "(none)").
+ * an empty list as a comment line "#key = (none)".
  */
 static bool
 config_print_acl(const struct config *c, const struct config_key *k, FILE *fp)
@@ -639,15 +661,18 @@ config_print_acl(const struct config *c, const struct config_key *k, FILE *fp)
 	const struct acl *list = (const struct acl *)((const char *)c + k->offset);
 	char              text[ACL_TEXT_MAX], origin[PATH_MAX + 32];
 
-	if (list->n == 0)
-		return false;
+	if (list->n == 0) {
+		/* No entry: a comment, so that -T's output stays a valid file. */
+		fprintf(fp, "#%-17s = %-30s # default\n", k->name, "(none)");
+		return true;
+	}
 	if (list == &c->access && k->min == 0)
 		return true;        /* printed with "allow" */
 	for (int j = 0; j < list->n; j++) {
 		const struct acl_entry *e = &list->e[j];
 
 		acl_entry_text(e, text, sizeof(text));
-		config_origin(c, e->line, false, origin, sizeof(origin));
+		config_origin(c, (size_t)(k - config_keys), e->line, origin, sizeof(origin));
 		fprintf(fp, "%-18s = %-30s # %s\n",
 		    list == &c->access ? (e->allow ? "allow" : "deny") : k->name, text, origin);
 	}
@@ -655,12 +680,10 @@ config_print_acl(const struct config *c, const struct config_key *k, FILE *fp)
 }
 
 void
-config_print(const struct config *c, FILE *fp)
+config_print(const struct config *c, const struct config_ids *ids, FILE *fp)
 {
-	struct config defaults;
-	char          value[PATH_MAX + 16], origin[PATH_MAX + 32];
+	char value[PATH_MAX + 16], origin[PATH_MAX + 32];
 
-	config_defaults(&defaults);
 	fprintf(fp, "# hftpd effective configuration (%s)\n",
 	    c->path[0] != '\0' ? c->path : "no file: built-in defaults");
 	for (size_t i = 0; i < CONFIG_NKEYS; i++) {
@@ -668,17 +691,23 @@ config_print(const struct config *c, FILE *fp)
 
 		if (k->type == CONFIG_LISTEN) {
 			for (int j = 0; j < c->nlisten; j++) {
-				config_origin(c, c->key_line[i] != 0 ? c->listen_line[j] : 0,
-				    false, origin, sizeof(origin));
-				fprintf(fp, "%-18s = %-30s # %s\n", k->name, c->listen[j].text, origin);
+				config_origin(c, i, c->key_line[i] != 0 ? c->listen_line[j] : 0,
+				    origin, sizeof(origin));
+				snprintf(value, sizeof(value), "%s%s", c->listen[j].text,
+				    c->listen[j].proxy_protocol ? " " CONFIG_LISTEN_PROXY : "");
+				fprintf(fp, "%-18s = %-30s # %s\n", k->name, value, origin);
 			}
 			continue;
 		}
 		if (k->type == CONFIG_ACL && config_print_acl(c, k, fp))
 			continue;
+		if (k->type == CONFIG_NAME) {
+			config_print_id(c, i, ids == NULL ? NULL : strcmp(k->name, "user") == 0 ?
+			    ids->user : ids->group, ids == NULL ? NULL : ids->why, fp);
+			continue;
+		}
 		config_format(k, c, value, sizeof(value));
-		config_origin(c, c->key_line[i], memcmp((const char *)c + k->offset,
-		    (const char *)&defaults + k->offset, k->size) == 0, origin, sizeof(origin));
+		config_origin(c, i, c->key_line[i], origin, sizeof(origin));
 		fprintf(fp, "%-18s = %-30s # %s\n", k->name, value, origin);
 	}
 }
@@ -725,27 +754,101 @@ config_finish(struct config *c, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * -a takes an address without a port: "[::1]" or "::1" for IPv6.  An
+ * address with a port ("[::]:80", "127.0.0.1:80") is refused by name
+ * rather than glued to -p's port into something unparsable.
+ */
+static int
+config_override_addr(const char *addr, char *host, size_t hostlen,
+    char *err, size_t errlen)
+{
+	struct in6_addr a6;
+	const char     *given = addr;
+	size_t          n = strlen(addr);
+
+	if (addr[0] == '[') {
+		const char *close = strchr(addr, ']');
+		if (close == NULL || close[1] != '\0')
+			goto port;
+		n = (size_t)(close - addr - 1);
+		addr++;
+	} else if (strchr(addr, ':') != NULL && strchr(addr, ':') == strrchr(addr, ':') &&
+	    inet_pton(AF_INET6, addr, &a6) != 1)
+		goto port;
+	if (n >= hostlen) {
+		config_error(err, errlen, "-a '%s': address too long", given);
+		return -1;
+	}
+	memcpy(host, addr, n);
+	host[n] = '\0';
+	return 0;
+port:
+	config_error(err, errlen, "-a '%s': -a takes an address without a port "
+	    "(give the port with -p; IPv6 as :: or [::])", given);
+	return -1;
+}
+
 /* -a / -p: one listener, the missing half from the defaults. */
 static int
 config_override_listen(const struct config_overrides *o, struct config *c,
     char *err, size_t errlen)
 {
-	const char *addr = o->address ? o->address : CONFIG_DEFAULT_ADDR;
 	const char *port = o->port ? o->port : CONFIG_DEFAULT_PORT_TEXT;
-	char        text[128];
+	char        host[64], text[128];
 	int         n;
 
-	if (strchr(addr, ':') != NULL && addr[0] != '[')
-		n = snprintf(text, sizeof(text), "[%s]:%s", addr, port);
+	if (config_override_addr(o->address ? o->address : CONFIG_DEFAULT_ADDR,
+	    host, sizeof(host), err, errlen) == -1)
+		return -1;
+	if (strchr(host, ':') != NULL)
+		n = snprintf(text, sizeof(text), "[%s]:%s", host, port);
 	else
-		n = snprintf(text, sizeof(text), "%s:%s", addr, port);
+		n = snprintf(text, sizeof(text), "%s:%s", host, port);
 	if (n < 0 || (size_t)n >= sizeof(text)) {
-		config_error(err, errlen, "listen '%s' port '%s': too long", addr, port);
+		config_error(err, errlen, "listen '%s' port '%s': too long", host, port);
 		return -1;
 	}
 	if (config_parse_listen(text, &c->listen[0], err, errlen) == -1)
 		return -1;
 	c->nlisten = 1;
+	return 0;
+}
+
+/* Index of the key called name in config_keys (a name this file spells). */
+static size_t
+config_key_index(const char *name)
+{
+	for (size_t i = 0; i < CONFIG_NKEYS; i++) {
+		if (strcmp(config_keys[i].name, name) == 0)
+			return i;
+	}
+	fatalx("config: no key %s", name);
+}
+
+/* Marks a key as set by the command line: -T says so, not the file's line. */
+static void
+config_mark_cmdline(struct config *c, const char *name)
+{
+	size_t i = config_key_index(name);
+
+	c->key_cmdline[i] = true;
+	c->key_line[i] = 0;
+}
+
+/* -d, -u, -g: parsed as the file's value would be ("opt: ..." on error). */
+static int
+config_override_value(struct config *c, const char *opt, const char *name,
+    const char *value, char *err, size_t errlen)
+{
+	char msg[CONFIG_ERR_MAX];
+
+	if (config_set(c, &config_keys[config_key_index(name)], value, "", 0,
+	    msg, sizeof(msg)) == -1) {
+		config_error(err, errlen, "%s %s", opt, msg);
+		return -1;
+	}
+	config_mark_cmdline(c, name);
 	return 0;
 }
 
@@ -755,15 +858,24 @@ config_build(const struct config_overrides *o, struct config *c, char *err, size
 	config_defaults(c);
 	if (o->config_file != NULL && config_load(c, o->config_file, err, errlen) == -1)
 		return -1;
-	if (o->directory != NULL)
-		snprintf(c->directory, sizeof(c->directory), "%s", o->directory);
-	if ((o->address != NULL || o->port != NULL) &&
-	    config_override_listen(o, c, err, errlen) == -1)
+	if ((o->directory != NULL &&
+	    config_override_value(c, "-d", "directory", o->directory, err, errlen) == -1) ||
+	    (o->user != NULL && config_override_value(c, "-u", "user", o->user, err, errlen) == -1) ||
+	    (o->group != NULL && config_override_value(c, "-g", "group", o->group, err, errlen) == -1))
 		return -1;
-	if (o->workers > 0)
+	if (o->address != NULL || o->port != NULL) {
+		if (config_override_listen(o, c, err, errlen) == -1)
+			return -1;
+		config_mark_cmdline(c, "listen");
+	}
+	if (o->workers > 0) {
 		c->workers = o->workers;
-	if (o->clients > 0)
+		config_mark_cmdline(c, "workers");
+	}
+	if (o->clients > 0) {
 		c->clients_per_worker = o->clients;
+		config_mark_cmdline(c, "clients_per_worker");
+	}
 	if (!o->foreground && c->pid_file[0] == '\0')
 		snprintf(c->pid_file, sizeof(c->pid_file), "%s", CONFIG_DEFAULT_PID_FILE);
 	return config_finish(c, err, errlen);

@@ -72,6 +72,7 @@ struct config_listen {
 struct config {
 	char                 path[PATH_MAX];  /* config file, "" when none */
 	unsigned             key_line[CONFIG_KEYS_MAX]; /* file line per key, 0 = not set */
+	bool                 key_cmdline[CONFIG_KEYS_MAX]; /* set by a command-line option */
 	unsigned             listen_line[CONFIG_LISTEN_MAX];
 	struct config_listen listen[CONFIG_LISTEN_MAX];
 	int                  nlisten;
@@ -109,6 +110,8 @@ struct config_overrides {
 	const char *port;           /* -p */
 	int         workers;        /* -w, 0 = from the file */
 	int         clients;        /* -n, 0 = from the file */
+	const char *user;           /* -u */
+	const char *group;          /* -g */
 	bool        foreground;     /* -f */
 };
 
@@ -138,11 +141,23 @@ int  config_parse_size(const char *s, uint64_t *out);      /* 16M, 4K, 1G */
 int  config_parse_duration(const char *s, int *out);       /* 30s, 5m, 1h */
 
 /*
- * Writes the effective configuration to fp as a config file: every key
- * with its value, the ones the file set marked "# FILE:LINE", the others
- * "# default" (or "# command line").  nginx -T's counterpart.
+ * Who the workers run as when the config names no user or group (the
+ * master's privsep decides): printed by config_print in their place.
  */
-void config_print(const struct config *c, FILE *fp);
+struct config_ids {
+	char        user[64];
+	char        group[64];
+	const char *why;            /* "started as root", ... */
+};
+
+/*
+ * Writes the effective configuration to fp as a config file: every key
+ * with its value, the ones the file set marked "# FILE:LINE", those a
+ * command-line option set "# command line", the others "# default".  An
+ * unset user / group prints ids' (when not NULL) and why.  nginx -T's
+ * counterpart.
+ */
+void config_print(const struct config *c, const struct config_ids *ids, FILE *fp);
 
 /*
  * What -t and start-up warn about (a proxy_protocol listener that believes

@@ -4,9 +4,14 @@
 # haproxy and iproute2 (the namespace suite), openssl (test certificates),
 # the Debian packaging tools, mandoc, systemd's tools and logrotate.  Debian
 # packages only; runs apt-get as root, or through sudo when not root.  Safe to
-# run again: it installs nothing present.
+# run again: it installs nothing present, and needs no privilege when
+# nothing is missing.
 set -eu
 missing=""
+# A command, also where a user's PATH does not look (/usr/sbin, /sbin).
+have() {
+	command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]
+}
 [ -f /usr/include/cmocka.h ] || missing="$missing libcmocka-dev"
 /usr/bin/python3 -c 'import pytest' 2>/dev/null || missing="$missing python3-pytest"
 # The client's packaging test (pip install --no-build-isolation in a venv)
@@ -16,36 +21,44 @@ missing=""
 /usr/bin/python3 -c 'import wheel' 2>/dev/null || missing="$missing python3-wheel"
 /usr/bin/python3 -c 'import pip' 2>/dev/null || missing="$missing python3-pip"
 /usr/bin/python3 -c 'import mypy' 2>/dev/null || missing="$missing python3-mypy"
-command -v curl >/dev/null 2>&1 || missing="$missing curl"
+have curl || missing="$missing curl"
 # The namespace suite (test_haproxy_netns.py): ip netns and a real HAProxy.
-command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || missing="$missing iproute2"
-command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing="$missing haproxy"
+have ip || missing="$missing iproute2"
+have haproxy || missing="$missing haproxy"
 # Certificates for the TLS tests (test_client_tls.py, the namespace suite).
-command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
+have openssl || missing="$missing openssl"
 # Operations: the Debian package test, man page lint, the units' checks and
 # socket activation, the logrotate file's test.
-command -v dpkg-buildpackage >/dev/null 2>&1 || missing="$missing dpkg-dev"
-command -v dh >/dev/null 2>&1 || missing="$missing debhelper"
-command -v lintian >/dev/null 2>&1 || missing="$missing lintian"
-command -v mandoc >/dev/null 2>&1 || missing="$missing mandoc"
-command -v systemd-socket-activate >/dev/null 2>&1 || missing="$missing systemd"
-command -v logrotate >/dev/null 2>&1 || missing="$missing logrotate"
-command -v git >/dev/null 2>&1 || missing="$missing git"
-command -v valgrind >/dev/null 2>&1 || missing="$missing valgrind"
-command -v cc >/dev/null 2>&1 || missing="$missing gcc"
-command -v make >/dev/null 2>&1 || missing="$missing make"
+have dpkg-buildpackage || missing="$missing dpkg-dev"
+have dh || missing="$missing debhelper"
+have lintian || missing="$missing lintian"
+have mandoc || missing="$missing mandoc"
+have systemd-socket-activate || missing="$missing systemd"
+have logrotate || missing="$missing logrotate"
+have git || missing="$missing git"
+have valgrind || missing="$missing valgrind"
+have cc || missing="$missing gcc"
+have make || missing="$missing make"
 # libFuzzer and the sanitizer runtimes are only a Recommends of clang.
 fuzz_probe='int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return d[0] & (int)n; }'
-if ! command -v clang >/dev/null 2>&1; then
+if ! have clang; then
 	missing="$missing clang libclang-rt-dev"
 elif ! echo "$fuzz_probe" | clang -x c -fsanitize=fuzzer,address,undefined \
     -o /dev/null - >/dev/null 2>&1; then
 	missing="$missing libclang-rt-dev"
 fi
 [ -z "$missing" ] && { echo "test dependencies present"; exit 0; }
-echo "installing:$missing"
 SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo -n"
+if [ "$(id -u)" -ne 0 ]; then
+	if ! command -v sudo >/dev/null 2>&1 || ! sudo -n true 2>/dev/null; then
+		echo "missing test dependencies:$missing" >&2
+		echo "not root, and sudo cannot run apt-get without a password: as root, run" >&2
+		echo "  apt-get install --no-install-recommends$missing" >&2
+		exit 1
+	fi
+	SUDO="sudo -n"
+fi
+echo "installing:$missing"
 export DEBIAN_FRONTEND=noninteractive
 # Waits for another apt/dpkg run (an unattended upgrade, say) instead of failing.
 APT_WAIT="-o DPkg::Lock::Timeout=300"

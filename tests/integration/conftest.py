@@ -23,6 +23,7 @@ HFTPD_ASAN=1      the binary is built with ASan/UBSan; no report may appear.
 """
 
 import glob
+import pwd
 import random
 import hashlib
 import os
@@ -32,6 +33,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -59,6 +61,13 @@ LAUNCH_TIMEOUT = 120 if VALGRIND else 20
 
 MiB = 1 << 20
 
+# The servers the harness starts run as the user running the suite (-u, or
+# `user` in a Daemon's config): root's workers would otherwise become
+# nobody, who cannot reach a clone in a private folder (root's 0700 home,
+# `mktemp -d`).  The tests of the drop to nobody ask for it (user=None)
+# and serve a folder of their own (privileged_dir).
+SUITE_USER = pwd.getpwuid(os.geteuid()).pw_name
+
 WORKED_EXAMPLE = b"!Que calor que hace hoy, pinta una birra!"
 
 OK = b"0 OK\r\n"
@@ -73,32 +82,15 @@ def pytest_configure(config):
         "markers", "slow: too slow under valgrind (deselected with -m 'not slow')")
 
 
-@pytest.fixture(autouse=True)
-def _reachable_tmp_path(tmp_path, tmp_path_factory):
-    """Started as root, hftpd's workers run as nobody, who must reach the
-    served directories: pytest makes tmp_path and its parents 0700, so they
-    are opened to others (read and traverse) here, up to the base temp.
-    Without --basetemp that lies in /tmp/pytest-of-USER, which every pytest
-    session of the user resets to 0700: the Makefile passes a --basetemp of
-    the run's own, so that concurrent sessions cannot take it away."""
-    open_to_workers(tmp_path, tmp_path_factory)
-
-
-def open_to_workers(path, tmp_path_factory):
-    """Opens path and its parents, up to the base temp, to other users
-    (read and traverse), when running as root (see _reachable_tmp_path)."""
-    if os.geteuid() != 0:
-        return
-    base = tmp_path_factory.getbasetemp()
-    stops = [base]
-    if base.parent.name.startswith("pytest-of-"):
-        stops.append(base.parent)
-    p = path
-    while True:
-        os.chmod(p, os.stat(p).st_mode | 0o055)
-        if p in stops[-1:] or p == p.parent:
-            break
-        p = p.parent
+@pytest.fixture
+def privileged_dir():
+    """A folder every user can traverse, outside the clone (which may lie
+    in a private folder): for the tests of the drop to another user.
+    Removed afterwards."""
+    path = tempfile.mkdtemp(prefix="hftpd-drop-")
+    os.chmod(path, 0o755)
+    yield Path(path)
+    shutil.rmtree(path, ignore_errors=True)
 
 
 # -- small helpers --------------------------------------------------------
@@ -315,13 +307,15 @@ def require_binary():
                     "HFTPD_BIN)" % HFTPD_BIN)
 
 
-def run_hftpd(args, tmp_path, timeout=None, cwd=None):
-    """Runs hftpd to completion (for -t, -h, -V and startup failures).
-    Returns the CompletedProcess; sanitizer/valgrind logs are checked."""
+def run_hftpd(args, tmp_path, timeout=None, cwd=None, user=SUITE_USER):
+    """Runs hftpd to completion (for -t, -h, -V and startup failures), as
+    -u user (None: no -u).  Returns the CompletedProcess; sanitizer/valgrind
+    logs are checked."""
     require_binary()
     logdir = tmp_path / ("runlogs-%d" % time.monotonic_ns())
     logdir.mkdir()
-    argv, env = wrap_command([HFTPD_BIN] + list(args), logdir,
+    user_args = ["-u", user] if user is not None else []
+    argv, env = wrap_command([HFTPD_BIN] + user_args + list(args), logdir,
                              dict(os.environ))
     if timeout is None:
         timeout = 60 if VALGRIND else 10
@@ -487,11 +481,14 @@ def hftpd(tmp_path):
             directory and workers are added unless given) passed with -c.
     drop_dac: when root, run the server without CAP_DAC_OVERRIDE /
             CAP_DAC_READ_SEARCH so that mode-000 files are unreadable.
+    user:   the workers' user (-u), SUITE_USER unless the config sets one;
+            None: no -u.
     """
     servers = []
 
     def start(files=None, workers=2, args=(), config=None, directory=None,
-              host="127.0.0.1", port=None, drop_dac=False, mkdir=True):
+              host="127.0.0.1", port=None, drop_dac=False, mkdir=True,
+              user=SUITE_USER):
         require_binary()
         n = len(servers)
         if directory is None:
@@ -523,6 +520,10 @@ def hftpd(tmp_path):
             config_path.write_text("# written by conftest\n" +
                                    "\n".join(lines) + "\n")
             argv += ["-c", str(config_path)]
+            if "user" in keys:
+                user = None
+        if user is not None:
+            argv += ["-u", user]
         argv += list(args)
         env = dict(os.environ)
         argv, env = wrap_command(argv, logdir, env)
@@ -613,8 +614,9 @@ class Daemon:
             "access_log": str(self.access_log),
             "log_level": "info",
             "shutdown_timeout": "%ds" % (30 * SCALE),
+            "user": SUITE_USER,
         }
-        self.settings.update({k: str(v) for k, v in settings.items()})
+        self._update(settings)
         self.write_config()
         self.masters = set()      # every master pid seen
         self.killed_pids = set()  # SIGKILLed: their tool logs are partial
@@ -627,10 +629,20 @@ class Daemon:
 
     # -- config -------------------------------------------------------------
 
+    def _update(self, changes):
+        """Applies changes to self.settings: a value of None removes the key
+        (user=None: no `user`, so that root's workers become nobody)."""
+        for k, v in changes.items():
+            if v is None:
+                self.settings.pop(k, None)
+            else:
+                self.settings[k] = str(v)
+
     def write_config(self, extra_lines=(), **changes):
         """(Re)writes the config file atomically from self.settings updated
-        with changes; extra_lines are appended as they are."""
-        self.settings.update({k: str(v) for k, v in changes.items()})
+        with changes (None removes a key); extra_lines are appended as they
+        are."""
+        self._update(changes)
         lines = ["# written by conftest.Daemon"]
         lines += ["%s = %s" % kv for kv in self.settings.items()]
         lines += list(extra_lines)
@@ -799,12 +811,14 @@ class Daemon:
 
 @pytest.fixture
 def daemon(tmp_path):
-    """Factory: daemon(name=None, workers=2, files={...}, **config) -> a
-    Daemon (config written, not started)."""
+    """Factory: daemon(name=None, workers=2, files={...}, base=None,
+    **config) -> a Daemon (config written, not started) in a folder under
+    base (default tmp_path; privileged_dir for a daemon whose workers drop
+    to another user)."""
     made = []
 
-    def make(name=None, **kw):
-        d = Daemon(tmp_path, name=name or "hftpd%d" % len(made), **kw)
+    def make(name=None, base=None, **kw):
+        d = Daemon(base or tmp_path, name=name or "hftpd%d" % len(made), **kw)
         made.append(d)
         return d
 

@@ -49,7 +49,7 @@ import time
 import pytest
 
 from client_util import hftp_run
-from conftest import HFTPD_BIN, free_port, open_to_workers, wait_for
+from conftest import HFTPD_BIN, REPO, SUITE_USER, free_port, wait_for
 from tls_util import STAT_SCUR, STAT_STATUS, adapt_haproxy_cfg, haproxy_stat_rows, make_certs
 
 import hftp.progress
@@ -150,6 +150,7 @@ class Net:
                 "proxy_trusted = %s/32\n" % (SUBNET % (k, 1)) +
                 "directory = %s\n" % (d / "data") +
                 "workers = 2\n"
+                "user = %s\n" % SUITE_USER +
                 "access_log = %s\n" % (d / "access.log") +
                 "pid_file = %s\n" % (d / "hftpd.pid") +
                 "shutdown_timeout = 30\n")
@@ -273,7 +274,6 @@ def net(tmp_path_factory):
         pytest.skip("no hftpd binary at %s (run make)" % HFTPD_BIN)
     remove_stale_namespaces()
     top = tmp_path_factory.mktemp("netns")
-    open_to_workers(top, tmp_path_factory)   # the hosts' workers run as nobody
     n = Net(top)
     n.started = time.monotonic()
     try:

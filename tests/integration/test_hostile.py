@@ -194,7 +194,7 @@ def test_descriptor_limit_makes_clients_wait_never_reset(tmp_path):
     # the descriptor), one "malformed message" line per loss, and the
     # master counting each loss as a live client for ever.
     import subprocess
-    from conftest import HFTPD_BIN, free_port, make_tree, wait_for as wf
+    from conftest import HFTPD_BIN, SUITE_USER, free_port, make_tree, wait_for as wf
     if not os.access("/usr/bin/prlimit", os.X_OK):
         pytest.skip("prlimit (util-linux) is not installed")
     make_tree(tmp_path / "d", {"a.txt": b"abc"})
@@ -202,7 +202,7 @@ def test_descriptor_limit_makes_clients_wait_never_reset(tmp_path):
     log = open(tmp_path / "err.log", "wb")
     p = subprocess.Popen(["/usr/bin/prlimit", "--nofile=64:64", "--", HFTPD_BIN, "-f",
                           "-d", str(tmp_path / "d"), "-a", "127.0.0.1", "-p", str(port),
-                          "-w", "2"], stderr=log)
+                          "-w", "2", "-u", SUITE_USER], stderr=log)
     try:
         assert wf(lambda: _port_open(port), 10 * SCALE)
         held, reset, answered = [], 0, 0

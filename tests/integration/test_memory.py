@@ -23,16 +23,17 @@ def _rss_kib(pid):
 
 
 def _server_send_queues(port):
-    """Send-queue bytes of the server's established sockets on port."""
+    """Send-queue bytes of the server's established sockets on
+    127.0.0.1:port (not another address's socket that happens to have the
+    same port number: other test sessions' clients on 127.0.1.x)."""
     queues = []
-    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with open(path) as f:
-            next(f)
-            for line in f:
-                fields = line.split()
-                local, state = fields[1], fields[3]
-                if state == "01" and int(local.split(":")[1], 16) == port:
-                    queues.append(int(fields[4].split(":")[0], 16))
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            local, state = fields[1], fields[3]
+            if state == "01" and local == "0100007F:%04X" % port:
+                queues.append(int(fields[4].split(":")[0], 16))
     return queues
 
 

@@ -4,7 +4,11 @@ written, with a warning; a served directory the workers' user cannot reach
 fails -t and start-up with a message naming the directory, the user and the
 setting; `chroot = yes` confines workers to the served directory.
 
-Every test needs root (the suite's usual case); they skip otherwise.
+Every test needs root (the suite's usual case); they skip otherwise.  The
+harness runs its servers as the suite's user; these tests ask for the drop
+(user=None, or a `user`) and keep what the workers must reach in a folder
+of their own outside the clone (privileged_dir), which may lie in a
+private one.
 """
 
 import grp
@@ -43,8 +47,8 @@ def nobody():
         pytest.skip("no user nobody")
 
 
-def test_root_without_user_drops_to_nobody(daemon, nobody):
-    d = daemon(workers=2)
+def test_root_without_user_drops_to_nobody(daemon, nobody, privileged_dir):
+    d = daemon(workers=2, user=None, base=privileged_dir)
     d.start()
     ws = d.wait_workers(2)
     assert len(ws) == 2
@@ -57,9 +61,10 @@ def test_root_without_user_drops_to_nobody(daemon, nobody):
     assert metadata(d.port, "hello.txt") == b"0 OK\r\n13\r\n0 OK\r\n"
 
 
-def test_root_only_file_is_not_served(daemon):
+def test_root_only_file_is_not_served(daemon, privileged_dir):
     """A 0600 root file is 199 now that workers are not root (no setpriv)."""
-    d = daemon(workers=1, files={"secret": b"s3cr3t", "ok": b"fine"})
+    d = daemon(workers=1, files={"secret": b"s3cr3t", "ok": b"fine"},
+               user=None, base=privileged_dir)
     os.chmod(d.directory / "secret", 0o600)
     d.start()
     out = request(d.port, b"get_slice secret 0 6\r\n")
@@ -87,18 +92,19 @@ def private_dir():
 
 
 def test_unreachable_directory_fails_t_and_start(daemon, private_dir):
-    d = daemon(workers=1, directory=private_dir)
+    d = daemon(workers=1, directory=private_dir, user=None)
     for r in (d.run("-t", "-c", str(d.conf)),
               d.run("-c", str(d.conf)),
               d.run("-f", "-c", str(d.conf))):
         assert r.returncode == 1, r.err
         assert private_dir in r.err and "nobody" in r.err, r.err
-        assert "`user`" in r.err, r.err
+        assert "`user`" in r.err and "-u USER" in r.err, r.err
     assert d.read_pid() is None
 
 
-def test_unreachable_directory_fails_reload(daemon, private_dir):
-    d = daemon(workers=1)
+def test_unreachable_directory_fails_reload(daemon, private_dir,
+                                           privileged_dir):
+    d = daemon(workers=1, user=None, base=privileged_dir)
     d.start()
     d.write_config(directory=private_dir)
     r = d.ctl("reload")
@@ -112,7 +118,7 @@ def test_user_who_can_read_it_is_accepted(daemon, private_dir):
 
 
 def test_chroot_needs_user(daemon):
-    d = daemon(workers=1, chroot="yes")
+    d = daemon(workers=1, chroot="yes", user=None)
     r = d.run("-t", "-c", str(d.conf))
     assert r.returncode == 1 and "chroot" in r.err and "user" in r.err, r.err
     d.write_config(chroot="maybe")
@@ -120,9 +126,9 @@ def test_chroot_needs_user(daemon):
     assert r.returncode == 1 and re.search(r"hftpd.conf:\d+: chroot", r.err)
 
 
-def test_chroot_confines_workers(daemon, nobody):
+def test_chroot_confines_workers(daemon, nobody, privileged_dir):
     d = daemon(workers=1, user="nobody", chroot="yes",
-               files={"hello.txt": HELLO, "sub": None})
+               files={"hello.txt": HELLO, "sub": None}, base=privileged_dir)
     assert d.run("-t", "-c", str(d.conf)).returncode == 0
     d.start()
     ws = d.wait_workers(1)
@@ -135,11 +141,11 @@ def test_chroot_confines_workers(daemon, nobody):
 
 
 @pytest.mark.skipif(shutil.which("setpriv") is None, reason="setpriv missing")
-def test_chroot_refused_when_not_root(daemon, nobody):
+def test_chroot_refused_when_not_root(daemon, nobody, privileged_dir):
     """Not root, hftpd cannot chroot: -t says so (it must never serve / as
     if the chroot had happened)."""
     d = daemon(workers=1, user="nobody", chroot="yes", error_log="stderr",
-               access_log="off")
+               access_log="off", base=privileged_dir)
     lines = [ln for ln in d.conf.read_text().splitlines()
              if not ln.startswith("pid_file")]
     d.conf.write_text("\n".join(lines) + "\n")

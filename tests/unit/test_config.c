@@ -790,6 +790,82 @@ static void test_build_bad_file(void **state)
 	assert_non_null(strstr(err, "unknown key"));
 }
 
+
+/* -a takes an address only: one with a port is named as such, not glued to -p's. */
+static void test_build_address_with_port(void **state)
+{
+	static const char *const bad[] = { "[::]:8080", "127.0.0.1:80", "[::1]x" };
+	struct config_overrides o = { .foreground = true, .port = "2000" };
+	struct config c;
+	char err[CONFIG_ERR_MAX] = "";
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		o.address = bad[i];
+		assert_int_equal(config_build(&o, &c, err, sizeof(err)), -1);
+		assert_non_null(strstr(err, "-a takes an address without a port"));
+		assert_non_null(strstr(err, bad[i]));
+	}
+	o.address = "[::]";
+	assert_int_equal(config_build(&o, &c, err, sizeof(err)), 0);
+	assert_string_equal(c.listen[0].text, "[::]:2000");
+	o.address = "::1";
+	assert_int_equal(config_build(&o, &c, err, sizeof(err)), 0);
+	assert_string_equal(c.listen[0].text, "[::1]:2000");
+}
+
+/* -u / -g override the file's user and group, checked as the file's are. */
+static void test_build_user_group(void **state)
+{
+	struct config_overrides o = { .foreground = true };
+	struct config c;
+	char file[PATH_MAX], err[CONFIG_ERR_MAX] = "", *out = NULL;
+	size_t outlen = 0;
+	FILE *fp;
+
+	(void)state;
+	fixture(file, sizeof(file), "good.conf");
+	o.config_file = file;
+	o.user = "daemon";
+	o.group = "adm";
+	assert_int_equal(config_build(&o, &c, err, sizeof(err)), 0);
+	assert_string_equal(c.user, "daemon");
+	assert_string_equal(c.group, "adm");
+	/* -T names the command line as the origin */
+	assert_non_null(fp = open_memstream(&out, &outlen));
+	config_print(&c, NULL, fp);
+	fclose(fp);
+	assert_non_null(strstr(out, "daemon                         # command line\n"));
+	assert_non_null(strstr(out, "adm                            # command line\n"));
+	free(out);
+	o.user = "no body";
+	assert_int_equal(config_build(&o, &c, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "-u user: 'no body' is not a valid name"));
+}
+
+/* An unset user prints whom the workers run as, and why. */
+static void test_print_effective_user(void **state)
+{
+	struct config_overrides o = { .foreground = true };
+	struct config_ids ids = { "nobody", "nogroup", "started as root without `user`" };
+	struct config c;
+	char err[CONFIG_ERR_MAX] = "", *out = NULL;
+	size_t outlen = 0;
+	FILE *fp;
+
+	(void)state;
+	assert_int_equal(config_build(&o, &c, err, sizeof(err)), 0);
+	assert_non_null(fp = open_memstream(&out, &outlen));
+	config_print(&c, &ids, fp);
+	fclose(fp);
+	assert_non_null(strstr(out, "user               = nobody"));
+	assert_non_null(strstr(out, "# default: started as root without `user`\n"));
+	assert_non_null(strstr(out, "group              = nogroup"));
+	assert_null(strstr(out, "user               = (none)"));
+	assert_null(strstr(out, "group              = (none)"));
+	free(out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -829,6 +905,9 @@ int main(void)
 		cmocka_unit_test(test_build_overrides_win),
 		cmocka_unit_test(test_build_listen_halves),
 		cmocka_unit_test(test_build_bad_file),
+		cmocka_unit_test(test_build_address_with_port),
+		cmocka_unit_test(test_build_user_group),
+		cmocka_unit_test(test_print_effective_user),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, NULL);
