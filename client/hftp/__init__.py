@@ -8,7 +8,7 @@
 The command line is hftp.cli (the `hftp` console script, or python3 -m hftp).
 """
 
-__version__ = "1.0.0"
+__version__ = "1.1.0"
 
 from .client import (  # noqa: E402
     DEFAULT_PORT, FRAMING_AUTO, FRAMING_BASE64, FRAMING_RAW, FRAMINGS, Client,
