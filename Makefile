@@ -97,6 +97,7 @@ SUBST     = sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g
                 -e 's|@LOCALSTATEDIR@|$(LOCALSTATEDIR)|g' -e 's|@CLIENTDIR@|$(CLIENTDIR)|g' \
                 -e 's|@PYTHON3@|$(INSTALL_PYTHON)|g'
 INSTALL_PYTHON ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || command -v python3)
+MAN_PAGES = docs/man/hftpd.8 docs/man/hftpd.conf.5 docs/man/hftp.1
 INSTALLED_CONF = $(DESTDIR)$(SYSCONFDIR)/hftpd/hftpd.conf
 install: install-daemon install-client
 

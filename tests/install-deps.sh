@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs what the test suites need and is missing: cmocka, pytest (for the
 # system python3), valgrind, clang and its sanitizer / libFuzzer runtimes,
-# haproxy and iproute2 (the namespace suite), the Debian packaging tools,
+# haproxy and iproute2 (the namespace suite), the Debian packaging tools
+# (dpkg-dev, debhelper, dh-python, lintian),
 # mandoc, systemd's tools and logrotate.  Debian packages only; runs apt-get as root, or
 # through sudo when not root.  Safe to run again: it installs nothing present.
 set -eu
@@ -23,6 +24,8 @@ command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing="$miss
 # socket activation, the logrotate file's test.
 command -v dpkg-buildpackage >/dev/null 2>&1 || missing="$missing dpkg-dev"
 command -v dh >/dev/null 2>&1 || missing="$missing debhelper"
+command -v dh_python3 >/dev/null 2>&1 || missing="$missing dh-python"
+command -v unshare >/dev/null 2>&1 || missing="$missing util-linux"
 command -v lintian >/dev/null 2>&1 || missing="$missing lintian"
 command -v mandoc >/dev/null 2>&1 || missing="$missing mandoc"
 command -v systemd-socket-activate >/dev/null 2>&1 || missing="$missing systemd"
