@@ -205,3 +205,23 @@ def test_logrotate_file_rotates_and_reopens(daemon, tmp_path):
         assert request(d.port, b"get_metadata hello.txt\r\n").startswith(b"0 OK")
     assert d.wait_log(r"get_metadata hello.txt", path=d.access_log, count=3)
     assert rotated.read_bytes() == old
+
+
+def test_versions_agree():
+    """hftpd -V, the client's __version__ and the Debian changelog name one
+    version (python3-hftp's Breaks/Replaces on hftpd count on it)."""
+    v = subprocess.run([HFTPD_BIN, "-V"], capture_output=True, text=True)
+    daemon = re.match(r"hftpd (\S+)\n", v.stdout).group(1)
+    init = (REPO / "client" / "hftp" / "__init__.py").read_text()
+    client = re.search(r'^__version__ = "([^"]+)"$', init, re.M).group(1)
+    log = (REPO / "debian" / "changelog").read_text().splitlines()[0]
+    deb = re.match(r"hftpd \(([^)]+)\) ", log).group(1)
+    assert daemon == client == deb, (daemon, client, deb)
+    # the first version without the client is at most this one
+    control = (REPO / "debian" / "control").read_text()
+    split = re.search(r"^Breaks: hftpd \(<< (\S+)~\)$", control, re.M).group(1)
+    assert re.search(r"^Replaces: hftpd \(<< %s~\)$" % re.escape(split),
+                     control, re.M), control
+    if shutil.which("dpkg"):
+        assert subprocess.run(["dpkg", "--compare-versions", split, "le",
+                               deb]).returncode == 0, (split, deb)
