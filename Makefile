@@ -109,9 +109,8 @@ install-daemon: $(BUILD)/hftpd
 	install -m 0644 docs/man/hftpd.8 $(DESTDIR)$(MANDIR)/man8/hftpd.8
 	install -m 0644 docs/man/hftpd.conf.5 $(DESTDIR)$(MANDIR)/man5/hftpd.conf.5
 	sed -e 's|^directory = sample$$|directory = /srv/hftp|' \
-	    -e 's|^#user = nobody$$|user = hftpd|' conf/hftpd.conf > $(BUILD)/hftpd.conf.inst
-	grep -q '^directory = /srv/hftp$$' $(BUILD)/hftpd.conf.inst
-	grep -q '^user = hftpd$$' $(BUILD)/hftpd.conf.inst
+	    -e '0,/^#user =/s/^#user =.*/user = hftpd/' conf/hftpd.conf > $(BUILD)/hftpd.conf.inst
+	test "$$(grep -c -e '^directory = /srv/hftp$$' -e '^user = hftpd$$' $(BUILD)/hftpd.conf.inst)" = 2
 	if [ -e $(INSTALLED_CONF) ]; then \
 	    install -m 0644 $(BUILD)/hftpd.conf.inst $(INSTALLED_CONF).new; \
 	else install -m 0644 $(BUILD)/hftpd.conf.inst $(INSTALLED_CONF); fi

@@ -22,7 +22,7 @@ forbids every start) allows all.  Every dpkg call also runs with a folder of
 the test mounted on /var/log, so /var/log/hftpd of this machine (other
 test suites' daemons fall back to it) is never touched.
 
-Slow (about a minute); skipped without dpkg-buildpackage, debhelper,
+Slow (one to three minutes: two package builds); skipped without dpkg-buildpackage, debhelper,
 dh-python, unshare or root, when an hftpd package is already installed,
 and under valgrind/ASan (it builds its own binary).  It leaves the system
 as it found it: both packages are purged at the end, pass or fail.
