@@ -1,7 +1,7 @@
 """The Debian packages, end to end, as an operator meets them.
 
-dpkg-buildpackage twice on copies of the tree (git's files, as a clean
-clone has them): the version as it is, and again with a bumped version;
+dpkg-buildpackage twice on copies of the tree (the files git tracks or
+would add, as they are in the working tree): the version as it is, and again with a bumped version;
 git status is the same after each build as before (.gitignore covers every
 output).  lintian clean.  Then the life of an installation: dpkg -i (nothing started,
 nothing enabled), the split between hftpd and python3-hftp (dpkg -L, the
@@ -80,7 +80,8 @@ def known(pkg):
 
 
 def copy_tree(dest):
-    """The files git knows, as they are in the working tree."""
+    """The files git knows or would add (tracked, and untracked but not
+    ignored), as they are in the working tree."""
     files = run(["git", "-C", str(REPO), "ls-files", "-z", "--cached",
                  "--others", "--exclude-standard"]).stdout
     dest.mkdir(parents=True)
@@ -142,6 +143,8 @@ class Host:
     set, a /run/systemd/system and a systemctl that records its calls."""
 
     def __init__(self, tmp):
+        if not os.path.isdir("/run/systemd"):
+            pytest.skip("no /run/systemd to mount a fake systemd over")
         self.varlog = tmp / "varlog"
         self.varlog.mkdir()
         self.bin = tmp / "fakebin"
