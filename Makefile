@@ -13,7 +13,13 @@ LOCALSTATEDIR ?= /var
 RUNSTATEDIR   ?= /run
 DOCDIR        ?= $(PREFIX)/share/doc/hftpd
 SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
-LOGROTATEDIR  ?= $(SYSCONFDIR)/logrotate.d
+# systemd reads sysusers.d and tmpfiles.d under /usr/local/lib and /usr/lib;
+# logrotate reads /etc/logrotate.d only, whatever the prefix.
+SYSUSERSDIR   ?= $(PREFIX)/lib/sysusers.d
+TMPFILESDIR   ?= $(PREFIX)/lib/tmpfiles.d
+LOGROTATEDIR  ?= /etc/logrotate.d
+# the client's Python package (hftp/), imported by the hftp command only
+CLIENTDIR     ?= $(PREFIX)/lib/hftp
 PIDFILE       ?= $(RUNSTATEDIR)/hftpd.pid
 DESTDIR       ?=
 PATHS     = -DHFTPD_CONF_PATH='"$(SYSCONFDIR)/hftpd/hftpd.conf"' \
@@ -44,7 +50,7 @@ FUZZ_BIN   = $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 FUZZ_SECONDS ?= 10
 FUZZ_SAN   = -fsanitize=address,undefined -fno-sanitize-recover=undefined
 
-.PHONY: all run test unit integration valgrind asan asan-test bench-smoke clang fuzz fuzz-lib fuzz-smoke deps clean install uninstall man-lint
+.PHONY: all run test unit integration valgrind asan asan-test bench-smoke clang fuzz fuzz-lib fuzz-smoke deps clean install install-daemon install-client uninstall man-lint
 all: $(BUILD)/hftpd $(if $(BENCH_SRC),$(BUILD)/hftp-bench) $(BUILD)/base64-bench
 
 $(BUILD)/obj/%.o: %.c
@@ -80,40 +86,74 @@ run: $(BUILD)/hftpd
 	$(BUILD)/hftpd -f -d $(DIR) -p $(PORT) -u "$$(id -un)"
 
 # make install [PREFIX=/usr/local] [DESTDIR=] [SBINDIR= MANDIR= SYSCONFDIR=
-# ...]: the daemon, the man pages, a commented config (kept if one is
-# there: the new one goes next to it as hftpd.conf.new), the systemd units
-# and the logrotate file, their paths filled in from the variables above.
-MAN_PAGES = docs/man/hftpd.8 docs/man/hftpd.conf.5 docs/man/hftp.1
+# ...]: the daemon and the client.  install-daemon: hftpd, hftpd(8),
+# hftpd.conf(5), a commented config serving /srv/hftp with `user = hftpd`
+# (kept if one is there: the new one goes next to it as hftpd.conf.new),
+# the systemd units, the sysusers.d and tmpfiles.d files (the hftpd user,
+# /srv/hftp, the log folder owned by hftpd) and the logrotate file, their
+# paths filled in from the variables above.  Without DESTDIR, as root, it
+# also applies the sysusers.d and tmpfiles.d files at once (systemd would
+# at the next boot).  install-client: the hftp command, its Python package
+# in CLIENTDIR, hftp(1).
 SUBST     = sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
-                -e 's|@LOCALSTATEDIR@|$(LOCALSTATEDIR)|g'
+                -e 's|@LOCALSTATEDIR@|$(LOCALSTATEDIR)|g' -e 's|@CLIENTDIR@|$(CLIENTDIR)|g' \
+                -e 's|@PYTHON3@|$(INSTALL_PYTHON)|g'
+INSTALL_PYTHON ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || command -v python3)
+MAN_PAGES = docs/man/hftpd.8 docs/man/hftpd.conf.5 docs/man/hftp.1
 INSTALLED_CONF = $(DESTDIR)$(SYSCONFDIR)/hftpd/hftpd.conf
-install: $(BUILD)/hftpd
+install: install-daemon install-client
+
+install-daemon: $(BUILD)/hftpd
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 \
-	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(SYSCONFDIR)/hftpd $(DESTDIR)$(SYSTEMDUNITDIR) \
-	    $(DESTDIR)$(LOGROTATEDIR) $(DESTDIR)$(DOCDIR)
+	    $(DESTDIR)$(SYSCONFDIR)/hftpd $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
+	    $(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(LOGROTATEDIR) $(DESTDIR)$(DOCDIR)
 	install -m 0755 $(BUILD)/hftpd $(DESTDIR)$(SBINDIR)/hftpd
 	install -m 0644 docs/man/hftpd.8 $(DESTDIR)$(MANDIR)/man8/hftpd.8
 	install -m 0644 docs/man/hftpd.conf.5 $(DESTDIR)$(MANDIR)/man5/hftpd.conf.5
-	install -m 0644 docs/man/hftp.1 $(DESTDIR)$(MANDIR)/man1/hftp.1
-	sed -e 's|^directory = sample$$|directory = /srv/hftp|' conf/hftpd.conf > $(BUILD)/hftpd.conf.inst
+	sed -e 's|^directory = sample$$|directory = /srv/hftp|' \
+	    -e '0,/^#user =/s/^#user =.*/user = hftpd/' conf/hftpd.conf > $(BUILD)/hftpd.conf.inst
+	test "$$(grep -c -e '^directory = /srv/hftp$$' -e '^user = hftpd$$' $(BUILD)/hftpd.conf.inst)" = 2
 	if [ -e $(INSTALLED_CONF) ]; then \
 	    install -m 0644 $(BUILD)/hftpd.conf.inst $(INSTALLED_CONF).new; \
 	else install -m 0644 $(BUILD)/hftpd.conf.inst $(INSTALLED_CONF); fi
 	$(SUBST) conf/hftpd.service.in > $(BUILD)/hftpd.service
 	install -m 0644 $(BUILD)/hftpd.service $(DESTDIR)$(SYSTEMDUNITDIR)/hftpd.service
 	install -m 0644 conf/hftpd.socket $(DESTDIR)$(SYSTEMDUNITDIR)/hftpd.socket
+	install -m 0644 conf/hftpd.sysusers $(DESTDIR)$(SYSUSERSDIR)/hftpd.conf
+	$(SUBST) conf/hftpd.tmpfiles.in > $(BUILD)/hftpd.tmpfiles
+	install -m 0644 $(BUILD)/hftpd.tmpfiles $(DESTDIR)$(TMPFILESDIR)/hftpd.conf
 	$(SUBST) conf/hftpd.logrotate.in > $(BUILD)/hftpd.logrotate
 	install -m 0644 $(BUILD)/hftpd.logrotate $(DESTDIR)$(LOGROTATEDIR)/hftpd
 	install -m 0644 LICENSE README.md $(DESTDIR)$(DOCDIR)/
+	@if [ -n "$(DESTDIR)" ]; then :; \
+	elif [ "$$(id -u)" -ne 0 ]; then echo "not root: the hftpd user and folders come at the next boot"; \
+	elif command -v systemd-sysusers >/dev/null && command -v systemd-tmpfiles >/dev/null; then \
+	    echo "systemd-sysusers, systemd-tmpfiles --create: the hftpd user, /srv/hftp, the log folder"; \
+	    systemd-sysusers $(SYSUSERSDIR)/hftpd.conf && \
+	    systemd-tmpfiles --create $(TMPFILESDIR)/hftpd.conf; \
+	else echo "no systemd-sysusers: create the hftpd user and the folders of $(TMPFILESDIR)/hftpd.conf"; fi
 
-# Removes what install put there, except a config file that may be edited.
+install-client:
+	@mkdir -p $(BUILD)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(CLIENTDIR)/hftp $(DESTDIR)$(MANDIR)/man1
+	install -m 0644 client/hftp/*.py client/hftp/py.typed $(DESTDIR)$(CLIENTDIR)/hftp/
+	$(SUBST) client/hftp.in > $(BUILD)/hftp
+	install -m 0755 $(BUILD)/hftp $(DESTDIR)$(BINDIR)/hftp
+	install -m 0644 docs/man/hftp.1 $(DESTDIR)$(MANDIR)/man1/hftp.1
+
+# Removes what install put there (and the bytecode Python wrote beside the
+# client), except a config file that may be edited.  Like a package's
+# remove, it keeps the hftpd user, /srv/hftp and the logs.
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/hftpd $(DESTDIR)$(MANDIR)/man8/hftpd.8 \
 	    $(DESTDIR)$(MANDIR)/man5/hftpd.conf.5 $(DESTDIR)$(MANDIR)/man1/hftp.1 \
 	    $(DESTDIR)$(SYSTEMDUNITDIR)/hftpd.service $(DESTDIR)$(SYSTEMDUNITDIR)/hftpd.socket \
+	    $(DESTDIR)$(SYSUSERSDIR)/hftpd.conf $(DESTDIR)$(TMPFILESDIR)/hftpd.conf \
 	    $(DESTDIR)$(LOGROTATEDIR)/hftpd $(DESTDIR)$(DOCDIR)/LICENSE $(DESTDIR)$(DOCDIR)/README.md \
-	    $(INSTALLED_CONF).new
-	-rmdir $(DESTDIR)$(DOCDIR)
+	    $(INSTALLED_CONF).new $(DESTDIR)$(BINDIR)/hftp
+	rm -f $(patsubst client/%,$(DESTDIR)$(CLIENTDIR)/%,$(wildcard client/hftp/*.py) client/hftp/py.typed)
+	rm -rf $(DESTDIR)$(CLIENTDIR)/hftp/__pycache__
+	-rmdir $(DESTDIR)$(CLIENTDIR)/hftp $(DESTDIR)$(CLIENTDIR) $(DESTDIR)$(DOCDIR)
 	@[ ! -e $(INSTALLED_CONF) ] || echo "kept $(INSTALLED_CONF)"
 
 # The man pages must be lint-clean (mandoc from Debian's mandoc package).

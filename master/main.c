@@ -25,7 +25,7 @@
 #include "privsep.h"
 #include "proctitle.h"
 
-#define HFTPD_VERSION       "1.0.0"
+#define HFTPD_VERSION       "1.1.0"
 /* How the binary was built (the Makefile passes the real ones). */
 #ifndef HFTPD_BUILD_CC
 #define HFTPD_BUILD_CC      "cc"

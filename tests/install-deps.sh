@@ -2,10 +2,10 @@
 # Installs what the test suites need and is missing: cmocka, pytest (for the
 # system python3), valgrind, clang and its sanitizer / libFuzzer runtimes,
 # haproxy and iproute2 (the namespace suite), openssl (test certificates),
-# the Debian packaging tools, mandoc, systemd's tools and logrotate.  Debian
-# packages only; runs apt-get as root, or through sudo when not root.  Safe to
-# run again: it installs nothing present, and needs no privilege when
-# nothing is missing.
+# the Debian packaging tools (dpkg-dev, debhelper, dh-python, lintian),
+# mandoc, systemd's tools and logrotate.  Debian packages only; runs apt-get
+# as root, or through sudo when not root.  Safe to run again: it installs
+# nothing present, and needs no privilege when nothing is missing.
 set -eu
 missing=""
 # A command, also where a user's PATH does not look (/usr/sbin, /sbin).
@@ -31,6 +31,8 @@ have openssl || missing="$missing openssl"
 # socket activation, the logrotate file's test.
 have dpkg-buildpackage || missing="$missing dpkg-dev"
 have dh || missing="$missing debhelper"
+have dh_python3 || missing="$missing dh-python"
+have unshare || missing="$missing util-linux"
 have lintian || missing="$missing lintian"
 have mandoc || missing="$missing mandoc"
 have systemd-socket-activate || missing="$missing systemd"

@@ -1,6 +1,9 @@
 """make install and uninstall: every file where PREFIX, DESTDIR and friends
 say, the paths compiled into the binary following the prefix, the config
-and units filled in; the man pages lint-clean; the logrotate file rotates
+and units filled in; for PREFIX=/usr/local the logrotate file under /etc
+and the sysusers.d and tmpfiles.d files where systemd finds them; the
+installed client running, and gone with its bytecode after uninstall; the
+man pages lint-clean; the logrotate file rotates
 and the daemon reopens (the old file is no longer written).
 """
 
@@ -19,18 +22,31 @@ pytestmark = pytest.mark.skipif(VALGRIND or ASAN,
                                 reason="builds and installs its own hftpd")
 
 PREFIX = "/opt/hftpd-test"
-EXPECTED = sorted([
-    "opt/hftpd-test/sbin/hftpd",
-    "opt/hftpd-test/share/man/man8/hftpd.8",
-    "opt/hftpd-test/share/man/man5/hftpd.conf.5",
-    "opt/hftpd-test/share/man/man1/hftp.1",
-    "opt/hftpd-test/etc/hftpd/hftpd.conf",
-    "opt/hftpd-test/etc/logrotate.d/hftpd",
-    "opt/hftpd-test/lib/systemd/system/hftpd.service",
-    "opt/hftpd-test/lib/systemd/system/hftpd.socket",
-    "opt/hftpd-test/share/doc/hftpd/LICENSE",
-    "opt/hftpd-test/share/doc/hftpd/README.md",
-])
+CLIENT_FILES = ["__init__.py", "__main__.py", "cli.py", "client.py",
+                "errors.py", "mirror.py", "progress.py", "py.typed",
+                "transfer.py"]
+
+
+def layout(prefix):
+    p = prefix.lstrip("/")
+    return sorted([
+        p + "/sbin/hftpd",
+        p + "/bin/hftp",
+        p + "/share/man/man8/hftpd.8",
+        p + "/share/man/man5/hftpd.conf.5",
+        p + "/share/man/man1/hftp.1",
+        p + "/etc/hftpd/hftpd.conf",
+        "etc/logrotate.d/hftpd",          # the one folder logrotate reads
+        p + "/lib/systemd/system/hftpd.service",
+        p + "/lib/systemd/system/hftpd.socket",
+        p + "/lib/sysusers.d/hftpd.conf",
+        p + "/lib/tmpfiles.d/hftpd.conf",
+        p + "/share/doc/hftpd/LICENSE",
+        p + "/share/doc/hftpd/README.md",
+    ] + [p + "/lib/hftp/hftp/" + f for f in CLIENT_FILES])
+
+
+EXPECTED = layout(PREFIX)
 
 
 def files_under(root):
@@ -60,12 +76,13 @@ def test_make_install_and_uninstall(tmp_path):
     assert "config file: %s/etc/hftpd/hftpd.conf" % PREFIX in v.stdout, v.stdout
     conf = (dest / PREFIX.lstrip("/") / "etc/hftpd/hftpd.conf").read_text()
     assert re.search(r"^directory = /srv/hftp$", conf, re.M)
+    assert re.search(r"^user = hftpd$", conf, re.M)
     unit = (dest / PREFIX.lstrip("/") / "lib/systemd/system/hftpd.service"
             ).read_text()
     assert "ExecStart=%s/sbin/hftpd -f -c %s/etc/hftpd/hftpd.conf" % (
         PREFIX, PREFIX) in unit
     assert not re.search(r"@[A-Z]+@", unit)
-    rot = (dest / PREFIX.lstrip("/") / "etc/logrotate.d/hftpd").read_text()
+    rot = (dest / "etc/logrotate.d/hftpd").read_text()
     assert "%s/sbin/hftpd -s reopen" % PREFIX in rot
     assert not re.search(r"@[A-Z]+@", rot)
     # a second install keeps an edited config and puts the new one beside it
@@ -76,6 +93,72 @@ def test_make_install_and_uninstall(tmp_path):
          "BUILD=%s" % build)
     assert files_under(dest) == [
         "opt/hftpd-test/etc/hftpd/hftpd.conf"]
+
+
+def test_make_install_usr_local_declares_user_and_folders(tmp_path):
+    """PREFIX=/usr/local: logrotate's file under /etc, and sysusers.d and
+    tmpfiles.d files where systemd reads them (systemd-sysusers and
+    systemd-tmpfiles, pointed at DESTDIR with no file named, find them
+    there and make the unit's user, /srv/hftp and the log folder)."""
+    dest = tmp_path / "dest"
+    make("-j2", "install", "DESTDIR=%s" % dest, "PREFIX=/usr/local",
+         "BUILD=%s" % (tmp_path / "build"))
+    assert files_under(dest) == layout("/usr/local")
+    rot = (dest / "etc/logrotate.d/hftpd").read_text()
+    assert rot.startswith("# ") and "\n/var/log/hftpd/*.log {" in rot
+    assert "/usr/local/sbin/hftpd -s reopen" in rot
+    if os.path.exists("/etc/logrotate.conf"):
+        assert re.search(r"^include /etc/logrotate\.d$",
+                         Path("/etc/logrotate.conf").read_text(), re.M)
+    unit = (dest / "usr/local/lib/systemd/system/hftpd.service").read_text()
+    assert re.search(r"^User=hftpd$", unit, re.M)
+    if shutil.which("systemd-sysusers") and shutil.which("systemd-tmpfiles"):
+        for argv in (["systemd-sysusers", "--root=%s" % dest],
+                     ["systemd-tmpfiles", "--root=%s" % dest, "--create"]):
+            r = subprocess.run(argv, capture_output=True, text=True,
+                               timeout=60)
+            assert r.returncode == 0, r.stdout + r.stderr
+        user = [ln.split(":") for ln in (dest / "etc/passwd").read_text()
+                .splitlines() if ln.startswith("hftpd:")]
+        assert len(user) == 1, (dest / "etc/passwd").read_text()
+        uid, gid, shell = int(user[0][2]), int(user[0][3]), user[0][6]
+        assert uid < 1000 and shell.endswith("nologin"), user
+        st = os.stat(dest / "srv/hftp")
+        assert (st.st_uid, st.st_mode & 0o7777) == (0, 0o755)
+        st = os.stat(dest / "var/log/hftpd")
+        assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == \
+            (uid, gid, 0o750)
+    make("uninstall", "DESTDIR=%s" % dest, "PREFIX=/usr/local",
+         "BUILD=%s" % (tmp_path / "build"))
+    left = [f for f in files_under(dest) if not re.match(
+        r"etc/(passwd|group|shadow|gshadow|\.pwd\.lock)$", f)]
+    assert left == ["usr/local/etc/hftpd/hftpd.conf"]
+
+
+def test_make_install_client_serves_and_uninstalls_clean(server, tmp_path):
+    """The installed hftp command imports the client make install put in
+    PREFIX/lib/hftp (not one on PYTHONPATH); the bytecode Python writes
+    beside it goes with make uninstall."""
+    prefix = tmp_path / "prefix"
+    paths = ["PREFIX=%s" % prefix, "LOGROTATEDIR=%s/etc/logrotate.d" % prefix,
+             "BUILD=%s" % (tmp_path / "build")]
+    make("install-client", *paths)
+    # as an operator's shell runs it: Python writes bytecode
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHONPATH", "PYTHONDONTWRITEBYTECODE")}
+    r = subprocess.run([str(prefix / "bin/hftp"), "%s:%d" % (server.host,
+                        server.port), "ls"], capture_output=True, env=env,
+                       cwd=tmp_path, timeout=60)
+    assert (r.returncode, r.stdout) == (0, b"archivo.txt\nempty\nten.txt\n"),\
+        r.stderr
+    r = subprocess.run([str(prefix / "bin/hftp"), "--version"], env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.stdout.startswith("hftp "), r.stderr
+    assert (prefix / "lib/hftp/hftp/__pycache__").is_dir()
+    assert (prefix / "share/man/man1/hftp.1").exists()
+    make("uninstall", *paths)
+    assert files_under(prefix) == []
+    assert not (prefix / "lib/hftp").exists()
 
 
 @pytest.mark.skipif(shutil.which("mandoc") is None, reason="mandoc missing")
@@ -122,3 +205,23 @@ def test_logrotate_file_rotates_and_reopens(daemon, tmp_path):
         assert request(d.port, b"get_metadata hello.txt\r\n").startswith(b"0 OK")
     assert d.wait_log(r"get_metadata hello.txt", path=d.access_log, count=3)
     assert rotated.read_bytes() == old
+
+
+def test_versions_agree():
+    """hftpd -V, the client's __version__ and the Debian changelog name one
+    version (python3-hftp's Breaks/Replaces on hftpd count on it)."""
+    v = subprocess.run([HFTPD_BIN, "-V"], capture_output=True, text=True)
+    daemon = re.match(r"hftpd (\S+)\n", v.stdout).group(1)
+    init = (REPO / "client" / "hftp" / "__init__.py").read_text()
+    client = re.search(r'^__version__ = "([^"]+)"$', init, re.M).group(1)
+    log = (REPO / "debian" / "changelog").read_text().splitlines()[0]
+    deb = re.match(r"hftpd \(([^)]+)\) ", log).group(1)
+    assert daemon == client == deb, (daemon, client, deb)
+    # the first version without the client is at most this one
+    control = (REPO / "debian" / "control").read_text()
+    split = re.search(r"^Breaks: hftpd \(<< (\S+)~\)$", control, re.M).group(1)
+    assert re.search(r"^Replaces: hftpd \(<< %s~\)$" % re.escape(split),
+                     control, re.M), control
+    if shutil.which("dpkg"):
+        assert subprocess.run(["dpkg", "--compare-versions", split, "le",
+                               deb]).returncode == 0, (split, deb)
