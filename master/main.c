@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -300,6 +301,37 @@ main_title(int argc, char **argv)
 	proctitle_set("hftpd: master process%s", args);
 }
 
+/*
+ * Descriptors the launcher left open (a shell's, a CI runner's pipe) are
+ * not the daemon's: closed at start, so that no worker inherits them.
+ * Sockets systemd passes for this process (LISTEN_FDS from 3) stay, and so
+ * does anything at or above the soft open-file limit (where a tool such as
+ * valgrind keeps its own).  /dev/fd lists what is open.
+ */
+static void
+main_close_inherited(void)
+{
+	const char   *pid_text = getenv("LISTEN_PID"), *fds_text = getenv("LISTEN_FDS");
+	long          passed = 0;
+	struct rlimit rl;
+	struct dirent *e;
+	DIR          *d;
+
+	if (pid_text != NULL && fds_text != NULL && atol(pid_text) == (long)getpid())
+		passed = atol(fds_text);
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || (d = opendir("/dev/fd")) == NULL)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		long fd = atol(e->d_name);
+
+		if (fd <= STDERR_FILENO || fd == dirfd(d) || (rlim_t)fd >= rl.rlim_cur ||
+		    fd < STDERR_FILENO + 1 + passed)
+			continue;
+		close((int)fd);
+	}
+	closedir(d);
+}
+
 /* Parses the command line into o; MAIN_CONTINUE, or the exit status. */
 static int
 main_options(int argc, char **argv, struct config_overrides *o, int *test,
@@ -465,6 +497,7 @@ main(int argc, char **argv)
 		return rc;
 	if (signal_name != NULL)
 		return main_signal(&o, signal_name);
+	main_close_inherited();
 
 	m.pending_fd = -1;
 	m.ready_fd = -1;

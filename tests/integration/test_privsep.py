@@ -143,6 +143,33 @@ def test_workers_hold_only_what_they_need(daemon):
     assert_workers_hold_only_their_list(d, new)
 
 
+def test_descriptors_the_launcher_left_open_are_closed(daemon):
+    """A launcher that leaks a descriptor (a shell's, a CI runner's pipe):
+    neither the master nor a worker keeps it."""
+    d = daemon(workers=2)
+    r, w = os.pipe()
+    try:
+        argv, env = d.command("-c", str(d.conf))
+        p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
+                           env=env, pass_fds=(w,), timeout=30 * SCALE)
+        assert p.returncode == 0, p.stderr
+        d.note_pid_file()
+        d.master = d.read_pid()
+        leaked = "pipe:[%d]" % os.fstat(w).st_ino
+        workers = d.wait_workers(2)
+        assert len(workers) == 2
+        for pid in [d.master] + workers:
+            assert leaked not in [link for link, _ in fds_of(pid).values()], pid
+        # the launcher has exited and nothing else holds the write end
+        os.close(w)
+        w = -1
+        assert os.read(r, 1) == b""
+    finally:
+        os.close(r)
+        if w != -1:
+            os.close(w)
+
+
 def test_chrooted_workers_keep_their_logs_across_a_rotation(daemon):
     try:
         pwd.getpwnam("nobody")
