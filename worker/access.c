@@ -68,18 +68,21 @@ access_reopen(int fd)
 /*
  * The file holds the written part of a line that a short write cut (the
  * file system filled up mid-write): take it back, so the file only ever
- * holds whole lines.  When the file system is full nobody else can append
- * behind us, so the cut part is the file's last cut bytes.  -1 when it
- * cannot be taken back (the rest of the line must then follow it).
+ * holds whole lines.  An O_APPEND write leaves the offset at its own end:
+ * the cut part is taken back only while it is still the file's end (no
+ * other worker appended behind it since), never someone else's line.  -1
+ * when it cannot be taken back (the rest of the line must then follow it).
  */
 static int
 access_take_back(size_t cut)
 {
 	struct stat st;
+	off_t       end = lseek(access_fd, 0, SEEK_CUR);
 
-	if (fstat(access_fd, &st) == -1 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size < cut)
+	if (end == -1 || fstat(access_fd, &st) == -1 || !S_ISREG(st.st_mode) ||
+	    st.st_size != end || (uint64_t)end < cut)
 		return -1;
-	return ftruncate(access_fd, st.st_size - (off_t)cut);
+	return ftruncate(access_fd, end - (off_t)cut);
 }
 
 /* Lines the buffer holds (each ends in a newline). */
