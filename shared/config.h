@@ -38,6 +38,7 @@
 #define CONFIG_DEFAULT_REQUEST_MIN_RATE     (32u * 1024)
 #define CONFIG_DEFAULT_SEND_TIMEOUT         60
 #define CONFIG_DEFAULT_SEND_BUFFER          (256u * 1024)
+#define CONFIG_DEFAULT_SEND_MIN_RATE        1024u
 /* A daemon (not -f) writes this pid file unless the config names one. */
 #ifdef HFTPD_PID_FILE
 #define CONFIG_DEFAULT_PID_FILE             HFTPD_PID_FILE
@@ -76,6 +77,8 @@ struct config {
 	int                  request_timeout;       /* seconds from a line's first byte */
 	uint64_t             request_min_rate;      /* bytes a second that extend it */
 	int                  send_timeout;          /* seconds without output progress */
+	uint64_t             send_min_rate;         /* bytes a second drained over send_timeout */
+	uint64_t             limit_rate;            /* bytes a second sent per connection, 0 = off */
 	uint64_t             send_buffer;           /* SO_SNDBUF per client, 0 = kernel's */
 	/* operations (daemon) */
 	char                 pid_file[PATH_MAX];

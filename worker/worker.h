@@ -44,7 +44,6 @@ struct worker {
 	struct files          files;
 	struct buffer_pool    in_pool;      /* input blocks of idle-looking clients */
 	struct buffer_pool    out_pool;
-	uint64_t              expired[CLIENT_EXPIRY_KINDS]; /* clients closed by each deadline */
 };
 
 /* Serves clients handed over chan until told to stop; the exit status. */
