@@ -31,6 +31,7 @@
 #include "config.h"
 #include "filemap.h"
 #include "log.h"
+#include "net.h"
 #include "proctitle.h"
 #include "tally.h"
 #include "worker.h"
@@ -172,12 +173,20 @@ worker_add_client(struct worker *w, int fd, uint64_t id, bool proxy)
 	}
 	w->fd_lost = false;
 	if (w->draining || !worker_make_room(w, id)) {
-		/* The master's books say we had room; they are wrong. */
-		log_warnx("client %" PRIu64 ": no free slot (%d open); closing", id, w->nclients);
-		close(fd);
+		/*
+		 * The master's books say we had room; they are wrong (an
+		 * evictable client woke since the sweep counted it).  Logged
+		 * once per episode: an attacker could make it repeat.
+		 */
+		if (!w->no_slot)
+			log_warnx("client %" PRIu64 ": no free slot (%d open); closing "
+			    "(logged once until a client is taken again)", id, w->nclients);
+		w->no_slot = true;
+		net_close_abortive(fd);
 		w->unreported_closes++;
 		return;
 	}
+	w->no_slot = false;
 	if ((c = client_new(w, fd, id, proxy)) == NULL) {
 		log_warnx("client %" PRIu64 ": out of memory; closing", id);
 		close(fd);

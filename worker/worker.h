@@ -39,6 +39,7 @@ struct worker {
 	uint32_t              evictable;    /* idle clients, counted when nearly full */
 	bool                  load_changed; /* capacity or evictable to report */
 	bool                  fd_lost;      /* descriptors lost: logged once per episode */
+	bool                  no_slot;      /* clients refused for want of a slot: the same */
 	bool                  draining;
 	bool                  stopping;
 	struct files          files;
