@@ -7,6 +7,10 @@
  * A worker's load is what it last reported open plus the descriptors sent
  * to it that it had not yet received when it reported: exact, whatever the
  * order in which messages cross.
+ *
+ * Each accepted connection is admitted first (admit.c: allow/deny,
+ * proxy_trusted, max_clients_per_address, from the address accept4
+ * returns); one refused is reset unanswered and tallied, never handed off.
  */
 #include <errno.h>
 #include <sys/socket.h>
@@ -15,6 +19,8 @@
 #include "channel.h"
 #include "log.h"
 #include "master.h"
+#include "net.h"
+#include "tally.h"
 
 static uint64_t
 handoff_load(const struct worker_slot *s)
@@ -94,7 +100,7 @@ handoff_has_room(const struct master *m)
 }
 
 int
-handoff_give(struct master *m, int fd, uint32_t flags)
+handoff_give(struct master *m, int fd, uint32_t flags, const struct sockaddr *peer)
 {
 	struct channel_conn conn;
 	struct worker_slot *s;
@@ -112,6 +118,8 @@ handoff_give(struct master *m, int fd, uint32_t flags)
 			if (s->sent == s->received && s->unreceived_since_ms == 0)
 				s->unreceived_since_ms = m->now_ms;
 			s->sent++;
+			if (peer != NULL)
+				admit_opened(m, conn.id, s->pid, peer);
 			close(fd);
 			return 0;
 		}
@@ -127,25 +135,59 @@ handoff_give(struct master *m, int fd, uint32_t flags)
 int
 handoff_flush_pending(struct master *m)
 {
+	const struct sockaddr *peer = (const struct sockaddr *)&m->pending_peer;
+
 	if (m->pending_fd == -1)
 		return 0;
-	if (handoff_give(m, m->pending_fd, m->pending_flags) == -1)
+	if (handoff_give(m, m->pending_fd, m->pending_flags,
+	    peer->sa_family != AF_UNSPEC ? peer : NULL) == -1)
 		return -1;
 	m->pending_fd = -1;
 	return 0;
 }
 
+static const enum tally_kind handoff_refusal[] = {
+	[ADMIT_DENIED]    = TALLY_DENIED,
+	[ADMIT_UNTRUSTED] = TALLY_UNTRUSTED,
+	[ADMIT_OVER_CAP]  = TALLY_OVER_CAP,
+};
+
+/*
+ * Whether fd, just accepted from peer, may be served; one that may not is
+ * reset unanswered (no bytes, no FIN wait) and tallied, not logged alone.
+ */
+static bool
+handoff_admit(struct master *m, const struct listener *l, int fd,
+    const struct sockaddr *peer)
+{
+	enum admit_verdict v = admit_check(m, l->addr.proxy_protocol, peer);
+	char               text[TALLY_ADDR_MAX + 8];
+
+	if (v == ADMIT_OK)
+		return true;
+	net_close_abortive(fd);
+	net_addr_text(peer, text, sizeof(text));
+	tally_note(handoff_refusal[v], text);
+	return false;
+}
+
 int
 handoff_accept(struct master *m, const struct listener *l)
 {
-	uint32_t flags = l->addr.proxy_protocol ? CHANNEL_CONN_PROXY : 0;
+	uint32_t                flags = l->addr.proxy_protocol ? CHANNEL_CONN_PROXY : 0;
+	struct sockaddr_storage ss;
+	socklen_t               sslen;
+	/* direct connections count under their address; proxied ones by header */
+	bool                    counted = !l->addr.proxy_protocol &&
+	    m->conf->max_clients_per_address > 0;
 
 	for (;;) {
 		int fd;
 
 		if (m->pending_fd != -1 || !handoff_has_room(m))
 			return 0;
-		fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		sslen = sizeof(ss);
+		fd = accept4(l->fd, (struct sockaddr *)&ss, &sslen, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd == -1) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
@@ -164,9 +206,14 @@ handoff_accept(struct master *m, const struct listener *l)
 		if (m->accept_failing)
 			log_info("accept works again");
 		m->accept_failing = false;
-		if (handoff_give(m, fd, flags) == -1) {
+		if (!handoff_admit(m, l, fd, (const struct sockaddr *)&ss))
+			continue;
+		if (handoff_give(m, fd, flags, counted ? (const struct sockaddr *)&ss : NULL) == -1) {
 			m->pending_fd = fd;     /* retried every loop turn */
 			m->pending_flags = flags;
+			m->pending_peer = ss;
+			if (!counted)
+				m->pending_peer.ss_family = AF_UNSPEC;
 		}
 	}
 }

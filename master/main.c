@@ -413,6 +413,8 @@ main_start(struct master *m)
 	log_info("hftpd %s starting: %d workers x %d clients, directory %s",
 	    HFTPD_VERSION, m->conf->workers, m->conf->clients_per_worker, m->conf->directory);
 	privsep_announce(m->conf);
+	if (config_warnings(m->conf, err, sizeof(err)) > 0)
+		log_warnx("%s", err);
 	if (spawn_pool(m) == -1)
 		main_fail(m, "cannot start the workers");
 }
@@ -427,6 +429,7 @@ main_exit(struct master *m)
 	for (int i = 0; i < m->nslots; i++)
 		spawn_close_channel(&m->slots[i]);
 	spawn_free_state(m);
+	admit_free(m);
 	log_close();
 }
 
@@ -460,6 +463,8 @@ main(int argc, char **argv)
 		return 1;
 	}
 	if (test != 0) {
+		if (config_warnings(m.conf, err, sizeof(err)) > 0)
+			fprintf(stderr, "hftpd: warning: %s\n", err);
 		if (test == MAIN_TEST_PRINT)
 			config_print(m.conf, stdout);
 		printf("hftpd: configuration %s is ok\n", o.config_file ? o.config_file : "(defaults)");

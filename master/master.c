@@ -6,6 +6,7 @@
  * (draining) and fast stop; reload is reload.c's.
  */
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include "clock.h"
 #include "log.h"
 #include "master.h"
+#include "tally.h"
 
 /* After STOP and SIGTERM, a worker has this long before SIGKILL. */
 #define MASTER_STOP_GRACE_MS    1000
@@ -138,9 +140,56 @@ master_load_report(struct worker_slot *s, const unsigned char *payload)
 	    load.evictable - (uint32_t)(s->sent - s->received) : 0;
 }
 
+static void
+master_closed_report(struct master *m, struct worker_slot *s, const unsigned char *payload)
+{
+	struct channel_closed closed;
+
+	memcpy(&closed, payload, sizeof(closed));
+	if (closed.n == 0 || closed.n > CHANNEL_CLOSED_IDS) {
+		log_warnx("worker %d (pid %ld): CLOSED with %u ids dropped",
+		    s->index, (long)s->pid, closed.n);
+		return;
+	}
+	for (uint32_t i = 0; i < closed.n; i++)
+		admit_closed(m, closed.id[i]);
+}
+
+/*
+ * A PROXY header named the client of a connection: it counts under that
+ * address, or the worker is told to close it (over the cap).  If DROP
+ * cannot be sent now the connection stays, so it is counted.
+ */
+static void
+master_peer_report(struct master *m, struct worker_slot *s, const unsigned char *payload)
+{
+	struct channel_peer     peer;
+	struct channel_drop     drop;
+	struct sockaddr_storage ss;
+
+	memcpy(&peer, payload, sizeof(peer));
+	memset(&ss, 0, sizeof(ss));
+	if (peer.family == AF_INET) {
+		ss.ss_family = AF_INET;
+		memcpy(&((struct sockaddr_in *)&ss)->sin_addr, peer.addr, 4);
+	} else if (peer.family == AF_INET6) {
+		ss.ss_family = AF_INET6;
+		memcpy(&((struct sockaddr_in6 *)&ss)->sin6_addr, peer.addr, 16);
+	} else {
+		log_warnx("worker %d (pid %ld): PEER of family %u dropped",
+		    s->index, (long)s->pid, peer.family);
+		return;
+	}
+	if (admit_proxied(m, peer.id, s->pid, (const struct sockaddr *)&ss))
+		return;
+	drop.id = peer.id;
+	if (channel_send(s->chan, CHANNEL_DROP, s->gen, &drop, sizeof(drop), -1) == -1)
+		admit_opened(m, peer.id, s->pid, (const struct sockaddr *)&ss);
+}
+
 /* Reads every message a worker sent; bad ones are logged and dropped. */
 static void
-master_channel(struct worker_slot *s)
+master_channel(struct master *m, struct worker_slot *s)
 {
 	struct channel_hdr hdr;
 	unsigned char      payload[CHANNEL_PAYLOAD_MAX];
@@ -178,6 +227,12 @@ master_channel(struct worker_slot *s)
 			break;
 		case CHANNEL_LOAD:
 			master_load_report(s, payload);
+			break;
+		case CHANNEL_CLOSED:
+			master_closed_report(m, s, payload);
+			break;
+		case CHANNEL_PEER:
+			master_peer_report(m, s, payload);
 			break;
 		default:
 			log_warnx("worker %d (pid %ld): unexpected %s message dropped",
@@ -311,7 +366,7 @@ master_on_signals(struct master *m)
 }
 
 static void
-master_on_channels(struct master_pollset *ps)
+master_on_channels(struct master *m, struct master_pollset *ps)
 {
 	for (int i = 1; i < ps->n; i++) {
 		struct worker_slot *s = ps->owner[i];
@@ -323,7 +378,7 @@ master_on_channels(struct master_pollset *ps)
 		if (ev & POLLOUT)
 			control_flush(s);
 		if (ev & (POLLIN | POLLHUP | POLLERR))
-			master_channel(s);
+			master_channel(m, s);
 	}
 }
 
@@ -357,14 +412,16 @@ master_run(struct master *m)
 		/* A handler always writes to the pipe: no byte, no signal. */
 		if (ps.pfd[0].revents && !master_on_signals(m))
 			ps.nl = 0;  /* listener descriptors may have changed under ps */
-		master_on_channels(&ps);
+		master_on_channels(m, &ps);
 		if (m->phase == MASTER_RUNNING) {
 			master_on_listeners(m, &ps);
 			spawn_respawn_due(m);
 			master_announce(m);
 		}
 		master_deadlines(m);
+		tally_flush(m->now_ms, 0);  /* refusals at accept, once per interval */
 	}
+	tally_flush(clock_now_ms(), 1);
 	log_info("exiting");
 	return 0;
 }

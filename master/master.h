@@ -4,12 +4,13 @@
  * functions each master file exports.  Call order, with no circles:
  *
  *   main.c -> master.c, reload.c, spawn.c, listen.c, logfiles.c, signals.c
- *   master.c -> reload.c, spawn.c, handoff.c, control.c, listen.c,
+ *   master.c -> reload.c, spawn.c, handoff.c, admit.c, control.c, listen.c,
  *               logfiles.c, signals.c, notify.c
  *   reload.c -> spawn.c, control.c, listen.c, logfiles.c, notify.c, privsep.c
- *   handoff.c -> spawn.c, control.c;  spawn.c -> signals.c, privsep.c
- *   logfiles.c -> privsep.c;  control.c, listen.c, notify.c, signals.c,
- *   privsep.c call no other master file.
+ *   handoff.c -> spawn.c, control.c, admit.c;
+ *   spawn.c -> signals.c, privsep.c, admit.c
+ *   logfiles.c -> privsep.c;  admit.c, control.c, listen.c, notify.c,
+ *   signals.c, privsep.c call no other master file.
  */
 #ifndef HFTPD_MASTER_H
 #define HFTPD_MASTER_H
@@ -17,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include "channel.h"
@@ -80,6 +82,8 @@ struct master {
 	struct spawn_backoff *backoff;      /* conf->workers entries */
 	int                 pending_fd;     /* accepted, not yet handed off */
 	uint32_t            pending_flags;  /* its CHANNEL_CONN_* flags */
+	struct sockaddr_storage pending_peer; /* its address, family 0 when not counted */
+	struct admit_table *admit;          /* admit.c's: connections per address */
 	uint64_t            next_id;
 	uint64_t            handoff_attempt; /* numbers each hand-off attempt */
 	bool                accept_paused;  /* logged once per pause */
@@ -128,9 +132,34 @@ bool handoff_has_room(const struct master *m);
 int  handoff_flush_pending(struct master *m);
 /*
  * Hands fd to a worker with its CHANNEL_CONN_* flags; 0 when handed (fd
- * closed), -1 when it is kept.
+ * closed, and counted under peer's address unless peer is NULL), -1 when
+ * it is kept.
  */
-int  handoff_give(struct master *m, int fd, uint32_t flags);
+int  handoff_give(struct master *m, int fd, uint32_t flags, const struct sockaddr *peer);
+
+/* admit.c: who may connect (allow/deny, proxy_trusted), connections per address */
+enum admit_verdict { ADMIT_OK, ADMIT_DENIED, ADMIT_UNTRUSTED, ADMIT_OVER_CAP };
+/*
+ * At accept, from the peer's address: a proxy_protocol listener's peer
+ * must be in proxy_trusted (when any); a direct one must pass allow/deny
+ * and be under max_clients_per_address.
+ */
+enum admit_verdict admit_check(struct master *m, bool proxy, const struct sockaddr *sa);
+/* Connection id, handed to worker pid, counts for sa's address (when capped). */
+void admit_opened(struct master *m, uint64_t id, pid_t pid, const struct sockaddr *sa);
+/*
+ * A worker read id's PROXY header naming sa: counted, or false when that
+ * address is at its cap (the worker is to close it; not counted).
+ */
+bool admit_proxied(struct master *m, uint64_t id, pid_t pid, const struct sockaddr *sa);
+/* The worker closed id (unknown ids are ignored). */
+void admit_closed(struct master *m, uint64_t id);
+/* Worker pid is gone: every connection it held is closed. */
+void admit_worker_gone(struct master *m, pid_t pid);
+/* Open connections counted for sa's address; all of them. */
+uint32_t admit_count(struct master *m, const struct sockaddr *sa);
+size_t admit_open_total(const struct master *m);
+void admit_free(struct master *m);
 
 /* control.c: DRAIN, STOP, REOPEN to a worker, queued, never dropped */
 void control_send(struct worker_slot *s, enum channel_type type);

@@ -16,6 +16,7 @@
 #include "clock.h"
 #include "log.h"
 #include "master.h"
+#include "tally.h"
 #include "privsep.h"
 #include "proctitle.h"
 #include "worker.h"
@@ -115,6 +116,8 @@ spawn_child(struct master *m, struct worker_slot *s, int chan)
 		close(m->pending_fd);
 	if (m->ready_fd != -1)
 		close(m->ready_fd);
+	admit_free(m);          /* the master's books, not the worker's */
+	tally_reset();          /* the worker counts its own events */
 	proctitle_set("hftpd: worker process (gen %u)", m->gen);
 	was_root = geteuid() == 0;
 	if (privsep_drop(m->conf) == -1)
@@ -223,6 +226,7 @@ spawn_reap(struct master *m)
 			continue;
 		s->pid = 0;
 		spawn_close_channel(s);
+		admit_worker_gone(m, pid);  /* its connections are closed */
 		if (s->draining || m->phase != MASTER_RUNNING || s->gen != m->gen) {
 			log_info("worker %d (pid %ld, gen %u) exited", s->index, (long)pid, s->gen);
 			continue;

@@ -15,6 +15,8 @@
 
 #include "channel.h"
 
+_Static_assert(sizeof(struct channel_closed) <= CHANNEL_PAYLOAD_MAX, "CLOSED too big");
+
 struct channel_rule {
 	const char *name;
 	size_t      len;        /* exact payload length */
@@ -28,6 +30,9 @@ static const struct channel_rule channel_rules[CHANNEL_TYPE_MAX] = {
 	[CHANNEL_REOPEN] = { "REOPEN", 0, 0 },
 	[CHANNEL_READY]  = { "READY",  0, 0 },
 	[CHANNEL_LOAD]   = { "LOAD",   sizeof(struct channel_load), 0 },
+	[CHANNEL_CLOSED] = { "CLOSED", sizeof(struct channel_closed), 0 },
+	[CHANNEL_PEER]   = { "PEER",   sizeof(struct channel_peer), 0 },
+	[CHANNEL_DROP]   = { "DROP",   sizeof(struct channel_drop), 0 },
 };
 
 const char *

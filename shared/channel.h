@@ -16,6 +16,9 @@ enum channel_type {
 	CHANNEL_REOPEN,     /* master -> worker: reopen log files */
 	CHANNEL_READY,      /* worker -> master: serving */
 	CHANNEL_LOAD,       /* worker -> master: struct channel_load */
+	CHANNEL_CLOSED,     /* worker -> master: struct channel_closed */
+	CHANNEL_PEER,       /* worker -> master: struct channel_peer */
+	CHANNEL_DROP,       /* master -> worker: struct channel_drop */
 	CHANNEL_TYPE_MAX
 };
 
@@ -40,6 +43,30 @@ struct channel_load {
 	uint32_t capacity;  /* connections it can hold (its descriptor limit allowing) */
 	uint32_t evictable; /* idle ones it would close to make room, when full */
 	uint32_t pad;
+};
+
+/*
+ * Ids of connections the worker closed, for the master's count per address
+ * (max_clients_per_address; not sent when it is 0).  Batched with LOAD.
+ */
+#define CHANNEL_CLOSED_IDS  7
+struct channel_closed {
+	uint32_t n;         /* ids used, 1..CHANNEL_CLOSED_IDS */
+	uint32_t pad;
+	uint64_t id[CHANNEL_CLOSED_IDS];
+};
+
+/* The PROXY header of connection id named this client (the count's address). */
+struct channel_peer {
+	uint64_t id;
+	uint32_t family;    /* AF_INET or AF_INET6 */
+	uint32_t pad;
+	uint8_t  addr[16];  /* IPv4 in the first 4 bytes */
+};
+
+/* Close connection id now: its PROXY address is over max_clients_per_address. */
+struct channel_drop {
+	uint64_t id;
 };
 
 #define CHANNEL_PAYLOAD_MAX 64

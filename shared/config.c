@@ -5,7 +5,9 @@
  *
  * Format: one "key = value" per line; '#' starts a comment at the start of
  * a line or after white space; blank lines are ignored.  Single-valued keys
- * may appear once; "listen" may repeat.  Relative paths resolve against the
+ * may appear once; "listen", "allow", "deny" and "proxy_trusted" may
+ * repeat, and keep the order of the file (allow and deny lines make one
+ * list: the first entry that matches a client decides).  Relative paths resolve against the
  * folder of the config file.
  */
 #include <arpa/inet.h>
@@ -33,7 +35,8 @@ enum config_type {
 	CONFIG_ENCODING,    /* "base64" | "fragments" */
 	CONFIG_LOGLEVEL,    /* "error" | "warn" | "info" | "debug" */
 	CONFIG_NAME,        /* a user or group name */
-	CONFIG_BOOL         /* "yes" | "no" */
+	CONFIG_BOOL,        /* "yes" | "no" */
+	CONFIG_ACL          /* repeatable address list entries; min = 1: allow, 0: deny */
 };
 
 struct config_key {
@@ -62,6 +65,10 @@ static const struct config_key config_keys[] = {
 	KEY("send_min_rate",      CONFIG_SIZE,     send_min_rate,      0, 1ull << 40),
 	KEY("limit_rate",         CONFIG_SIZE,     limit_rate,         0, 1ull << 32),
 	KEY("send_buffer",        CONFIG_SIZE,     send_buffer,        0, 1ull << 30),
+	KEY("allow",              CONFIG_ACL,      access,             1, 0),
+	KEY("deny",               CONFIG_ACL,      access,             0, 0),
+	KEY("proxy_trusted",      CONFIG_ACL,      proxy_trusted,      1, 0),
+	KEY("max_clients_per_address", CONFIG_INT, max_clients_per_address, 0, CONFIG_CLIENTS_MAX),
 	KEY("pid_file",           CONFIG_PATH,     pid_file,           0, 0),
 	KEY("error_log",          CONFIG_LOGPATH,  error_log,          0, 0),
 	KEY("access_log",         CONFIG_OFFPATH,  access_log,         0, 0),
@@ -91,6 +98,7 @@ config_defaults(struct config *c)
 	c->send_min_rate = CONFIG_DEFAULT_SEND_MIN_RATE;
 	c->limit_rate = 0;
 	c->send_buffer = CONFIG_DEFAULT_SEND_BUFFER;
+	c->max_clients_per_address = CONFIG_DEFAULT_MAX_CLIENTS_PER_ADDR;
 	snprintf(c->error_log, sizeof(c->error_log), "stderr");
 	snprintf(c->access_log, sizeof(c->access_log), "off");
 	c->log_level = LOG_LEVEL_INFO;
@@ -400,11 +408,19 @@ config_set_word(const struct config_key *k, char *field, const char *value,
 
 static int
 config_set(struct config *c, const struct config_key *k, const char *value,
-    const char *base, char *err, size_t errlen)
+    const char *base, unsigned line, char *err, size_t errlen)
 {
 	char *field = (char *)c + k->offset;
 
 	switch (k->type) {
+	case CONFIG_ACL: {
+		char msg[256];
+		if (acl_add((struct acl *)field, value, k->min != 0, line, msg, sizeof(msg)) == -1) {
+			config_error(err, errlen, "%s: %s", k->name, msg);
+			return -1;
+		}
+		return 0;
+	}
 	case CONFIG_LISTEN:
 		return config_set_listen(c, value, err, errlen);
 	case CONFIG_PATH:
@@ -508,7 +524,7 @@ config_line(struct config *c, struct config_reader *r, char *line,
 		config_error(msg, msglen, "%s: missing value", key);
 		return -1;
 	}
-	if (k->type != CONFIG_LISTEN && r->seen[k - config_keys]) {
+	if (k->type != CONFIG_LISTEN && k->type != CONFIG_ACL && r->seen[k - config_keys]) {
 		config_error(msg, msglen, "%s: duplicate key (first set on line %u)",
 		    key, r->seen[k - config_keys]);
 		return -1;
@@ -519,7 +535,7 @@ config_line(struct config *c, struct config_reader *r, char *line,
 		c->nlisten = 0;     /* the file's listen lines replace earlier ones */
 	if (k->type == CONFIG_LISTEN && c->nlisten < CONFIG_LISTEN_MAX)
 		c->listen_line[c->nlisten] = r->lineno;
-	return config_set(c, k, value, r->base, msg, msglen);
+	return config_set(c, k, value, r->base, r->lineno, msg, msglen);
 }
 
 int
@@ -600,7 +616,8 @@ config_format(const struct config_key *k, const struct config *c, char *out, siz
 		snprintf(out, outlen, "%s", *(const bool *)field ? "yes" : "no");
 		break;
 	case CONFIG_LISTEN:
-		out[0] = '\0';
+	case CONFIG_ACL:
+		snprintf(out, outlen, "(none)");
 		break;
 	}
 }
@@ -613,6 +630,32 @@ config_origin(const struct config *c, unsigned line, bool is_default, char *out,
 		snprintf(out, outlen, "%s:%u", c->path, line);
 	else
 		snprintf(out, outlen, "%s", is_default ? "default" : "command line or default");
+}
+
+/*
+ * A non-empty address list, one line per entry in order; allow and deny
+ * share one list, printed at "allow" with each entry's own key.  False
+ * when the list is empty (the caller prints "(none)").
+ */
+static bool
+config_print_acl(const struct config *c, const struct config_key *k, FILE *fp)
+{
+	const struct acl *list = (const struct acl *)((const char *)c + k->offset);
+	char              text[ACL_TEXT_MAX], origin[PATH_MAX + 32];
+
+	if (list->n == 0)
+		return false;
+	if (list == &c->access && k->min == 0)
+		return true;        /* printed with "allow" */
+	for (int j = 0; j < list->n; j++) {
+		const struct acl_entry *e = &list->e[j];
+
+		acl_entry_text(e, text, sizeof(text));
+		config_origin(c, e->line, false, origin, sizeof(origin));
+		fprintf(fp, "%-18s = %-30s # %s\n",
+		    list == &c->access ? (e->allow ? "allow" : "deny") : k->name, text, origin);
+	}
+	return true;
 }
 
 void
@@ -635,11 +678,29 @@ config_print(const struct config *c, FILE *fp)
 			}
 			continue;
 		}
+		if (k->type == CONFIG_ACL && config_print_acl(c, k, fp))
+			continue;
 		config_format(k, c, value, sizeof(value));
 		config_origin(c, c->key_line[i], memcmp((const char *)c + k->offset,
 		    (const char *)&defaults + k->offset, k->size) == 0, origin, sizeof(origin));
 		fprintf(fp, "%-18s = %-30s # %s\n", k->name, value, origin);
 	}
+}
+
+int
+config_warnings(const struct config *c, char *msg, size_t msglen)
+{
+	int n = 0;
+
+	for (int i = 0; i < c->nlisten; i++) {
+		if (!c->listen[i].proxy_protocol || c->proxy_trusted.n > 0)
+			continue;
+		if (n++ == 0)
+			snprintf(msg, msglen, "listen %s %s: no proxy_trusted line, so a PROXY "
+			    "header is believed from any peer that reaches it", c->listen[i].text,
+			    CONFIG_LISTEN_PROXY);
+	}
+	return n;
 }
 
 int

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
+#include "acl.h"
+
 #define CONFIG_LISTEN_MAX   16
 /* Room for the keys' table (config_keys in config.c has fewer). */
 #define CONFIG_KEYS_MAX     32
@@ -39,6 +41,13 @@
 #define CONFIG_DEFAULT_SEND_TIMEOUT         60
 #define CONFIG_DEFAULT_SEND_BUFFER          (256u * 1024)
 #define CONFIG_DEFAULT_SEND_MIN_RATE        1024u
+/*
+ * Connections one client address may hold open across all workers.  Big
+ * enough for a lab behind one NAT address: 100 machines running
+ * "hftp -j 4" hold 400; small enough that one host takes at most a
+ * thirty-second of the 2 x 8192 slots of a default two-worker server.
+ */
+#define CONFIG_DEFAULT_MAX_CLIENTS_PER_ADDR 512
 /* A daemon (not -f) writes this pid file unless the config names one. */
 #ifdef HFTPD_PID_FILE
 #define CONFIG_DEFAULT_PID_FILE             HFTPD_PID_FILE
@@ -80,6 +89,10 @@ struct config {
 	uint64_t             send_min_rate;         /* bytes a second drained over send_timeout */
 	uint64_t             limit_rate;            /* bytes a second sent per connection, 0 = off */
 	uint64_t             send_buffer;           /* SO_SNDBUF per client, 0 = kernel's */
+	/* admission (master/admit.c) */
+	struct acl           access;                /* allow and deny lines, in file order */
+	struct acl           proxy_trusted;         /* peers whose PROXY header is believed */
+	int                  max_clients_per_address; /* 0 = no cap */
 	/* operations (daemon) */
 	char                 pid_file[PATH_MAX];
 	char                 error_log[PATH_MAX];   /* "stderr", "syslog" or a path */
@@ -133,6 +146,13 @@ int  config_parse_duration(const char *s, int *out);       /* 30s, 5m, 1h */
  * "# default" (or "# command line").  nginx -T's counterpart.
  */
 void config_print(const struct config *c, FILE *fp);
+
+/*
+ * What -t and start-up warn about (a proxy_protocol listener that believes
+ * a PROXY header from anyone: no proxy_trusted): the number of warnings,
+ * the first one's text in msg.
+ */
+int  config_warnings(const struct config *c, char *msg, size_t msglen);
 
 /*
  * Completes c after file and overrides: default listener when none, workers

@@ -9,13 +9,17 @@
 #include <errno.h>
 #include <linux/sockios.h>
 #include <inttypes.h>
+#include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "acl.h"
+#include "channel.h"
 #include "client.h"
 #include "clock.h"
 #include "commands.h"
@@ -76,27 +80,6 @@ client_new(struct worker *w, int fd, uint64_t id, bool proxy)
 	stream_init(&c->stream);
 	request_init(&c->parser, w->conf->request_line_max, commands_shape);
 	return c;
-}
-
-/*
- * Closes c for misbehaviour (a deadline, too slow, room for another): with
- * a reset, so the kernel frees what it still queues for a client that does
- * not read instead of keeping it in FIN-WAIT.  Counted, never logged one
- * by one: an attacker can repeat it at will.
- */
-static void
-client_close_abortive(struct client *c, enum tally_kind kind)
-{
-	tally_note(kind, client_peer(c));
-	client_set_state(c, CLIENT_CLOSED);
-	net_close_abortive(c->fd);
-	c->fd = -1;
-}
-
-void
-client_evict(struct client *c)
-{
-	client_close_abortive(c, TALLY_ROOM);
 }
 
 /* The response under way is complete (or abandoned): its access-log line. */
@@ -223,6 +206,42 @@ client_respond(struct client *c, enum request_result res)
 		client_response_end(c);
 }
 
+void
+client_abort(struct client *c, enum tally_kind why)
+{
+	tally_note(why, client_peer(c));
+	if (c->fd != -1)
+		net_close_abortive(c->fd);
+	c->fd = -1;
+	client_set_state(c, CLIENT_CLOSED);
+}
+
+/*
+ * Tells the master the address a PROXY header named, which it counts
+ * against max_clients_per_address (and answers DROP when over).  If the
+ * channel is full the connection goes uncounted: never refused wrongly.
+ */
+static void
+client_report_peer(struct client *c, const struct sockaddr_storage *src)
+{
+	struct channel_peer peer;
+
+	if (c->worker->conf->max_clients_per_address == 0)
+		return;
+	memset(&peer, 0, sizeof(peer));
+	peer.id = c->id;
+	peer.family = (uint32_t)src->ss_family;
+	if (src->ss_family == AF_INET)
+		memcpy(peer.addr, &((const struct sockaddr_in *)src)->sin_addr, 4);
+	else if (src->ss_family == AF_INET6)
+		memcpy(peer.addr, &((const struct sockaddr_in6 *)src)->sin6_addr, 16);
+	else
+		return;
+	if (channel_send(c->worker->chan, CHANNEL_PEER, c->worker->gen, &peer, sizeof(peer), -1) == -1 &&
+	    errno != EAGAIN)
+		log_warn("channel: send PEER");
+}
+
 /*
  * PROXY: the header at the head of c->in.  Once complete, the client it
  * names is the peer the logs show, and the bytes after it are requests.  A
@@ -248,7 +267,7 @@ client_proxy(struct client *c)
 	if (r != PROXY_DONE) {
 		log_debug("client %" PRIu64 " (%s): PROXY header: %s; closing", c->id,
 		    client_peer(c), r == PROXY_BAD ? hdr.error : "connection closed before its end");
-		client_close_abortive(c, TALLY_PROXY_BAD);
+		client_abort(c, TALLY_PROXY_BAD);
 		return;
 	}
 	buffer_consume(&c->in, used);
@@ -259,6 +278,12 @@ client_proxy(struct client *c)
 			log_debug("client %" PRIu64 ": %s via %s (PROXY v%d)", c->id, c->peer,
 			    was, hdr.version);
 		}
+		/* allow / deny judge the client the header names, not the balancer */
+		if (!acl_allows(&c->worker->conf->access, (const struct sockaddr *)&hdr.src)) {
+			client_abort(c, TALLY_DENIED);
+			return;
+		}
+		client_report_peer(c, &hdr.src);
 	}
 	client_set_state(c, CLIENT_READING);
 }
@@ -691,6 +716,6 @@ client_deadline_check(struct client *c)
 		return why;
 	}
 	log_debug("client %" PRIu64 ": expired in state %s", c->id, client_state_name(c->state));
-	client_close_abortive(c, client_expiry_tally[why]);
+	client_abort(c, client_expiry_tally[why]);
 	return why;
 }

@@ -29,6 +29,7 @@
 #include "protocol.h"
 #include "request.h"
 #include "stream.h"
+#include "tally.h"
 
 #define CLIENT_IN_CAP       (64 * 1024)
 #define CLIENT_OUT_CAP      (256 * 1024)
@@ -119,6 +120,12 @@ void client_turn(struct client *c, short revents);
 /* The poll events c waits for now. */
 short client_events(const struct client *c);
 void client_set_state(struct client *c, enum client_state state);
+/*
+ * Closes c at once with a reset (nothing more is sent, the kernel drops
+ * its queue), counting why in the tally: for connections refused, cut by
+ * a deadline or too slow, and closed to make room.
+ */
+void client_abort(struct client *c, enum tally_kind why);
 const char *client_state_name(enum client_state state);
 /*
  * The one writer of status lines: queues "CODE TEXT\r\n" and records the
@@ -143,8 +150,6 @@ bool client_idle(const struct client *c, uint64_t quiet_ms);
  * under a CLIENT_CRAWL_SHARE-th of request_min_rate (no better than idle).
  */
 bool client_evictable(const struct client *c, uint64_t quiet_ms);
-/* Closes c with a reset to make room, counted in the tally. */
-void client_evict(struct client *c);
 /* No bytes either way for seconds, owed or not. */
 bool client_stalled(const struct client *c, int seconds);
 

@@ -100,6 +100,63 @@ worker_swap(struct worker *w, int i, int j)
 }
 
 /*
+ * Connection id is closed: the master, which counts connections per
+ * address across workers, hears of it with the next CLOSED batch.
+ */
+static void
+worker_note_closed(struct worker *w, uint64_t id)
+{
+	if (w->conf->max_clients_per_address == 0)
+		return;
+	if (w->nclosed == w->closed_cap) {
+		size_t    cap = w->closed_cap ? w->closed_cap * 2 : 64;
+		uint64_t *ids = realloc(w->closed_ids, cap * sizeof(*ids));
+
+		if (ids == NULL) {
+			/* the master counts this one open until the worker exits */
+			if (!w->closed_lost)
+				log_warnx("out of memory: closes not reported to the master");
+			w->closed_lost = true;
+			return;
+		}
+		w->closed_ids = ids;
+		w->closed_cap = cap;
+	}
+	w->closed_ids[w->nclosed++] = id;
+}
+
+/*
+ * Sends the ids noted closed, CHANNEL_CLOSED_IDS a message, at the LOAD
+ * cadence: at once when a message is full, else after WORKER_LOAD_MS.  A
+ * full channel keeps them for the next turn.
+ */
+static void
+worker_report_closed(struct worker *w)
+{
+	struct channel_closed msg;
+	size_t                done = 0;
+
+	if (w->nclosed == 0 || (w->nclosed < CHANNEL_CLOSED_IDS &&
+	    w->now_ns - w->closed_sent_ns < WORKER_LOAD_MS * CLOCK_NS_PER_MS))
+		return;
+	while (done < w->nclosed) {
+		memset(&msg, 0, sizeof(msg));
+		msg.n = (uint32_t)(w->nclosed - done < CHANNEL_CLOSED_IDS ?
+		    w->nclosed - done : CHANNEL_CLOSED_IDS);
+		memcpy(msg.id, w->closed_ids + done, msg.n * sizeof(msg.id[0]));
+		if (channel_send(w->chan, CHANNEL_CLOSED, w->gen, &msg, sizeof(msg), -1) == -1) {
+			if (errno != EAGAIN)
+				log_warn("channel: send CLOSED");
+			break;
+		}
+		done += msg.n;
+	}
+	memmove(w->closed_ids, w->closed_ids + done, (w->nclosed - done) * sizeof(*w->closed_ids));
+	w->nclosed -= done;
+	w->closed_sent_ns = w->now_ns;
+}
+
+/*
  * Removes the client at slot i: the last hot client fills a hole among the
  * hot ones, the last client the hole that leaves.  Only clients from slots
  * above i move, so a walk from the top down visits each client once.
@@ -110,6 +167,7 @@ worker_remove_client(struct worker *w, int i)
 	struct client *c = w->clients[i];
 
 	log_debug("client %" PRIu64 ": closed", c->id);
+	worker_note_closed(w, c->id);
 	client_free(c);
 	if (i <= w->nhot) {
 		worker_move(w, w->nhot, i);
@@ -149,7 +207,7 @@ worker_make_room(struct worker *w, uint64_t id)
 		return false;
 	log_debug("client %" PRIu64 ": closing client %" PRIu64 " to make room",
 	    id, w->clients[victim]->id);
-	client_evict(w->clients[victim]);
+	client_abort(w->clients[victim], TALLY_ROOM);
 	worker_remove_client(w, victim);
 	if (w->evictable > 0)
 		w->evictable--;
@@ -169,6 +227,7 @@ worker_add_client(struct worker *w, int fd, uint64_t id, bool proxy)
 			    "(open file limit reached?); such losses are logged once", id);
 		w->fd_lost = true;
 		w->unreported_closes++;
+		worker_note_closed(w, id);
 		return;
 	}
 	w->fd_lost = false;
@@ -184,6 +243,7 @@ worker_add_client(struct worker *w, int fd, uint64_t id, bool proxy)
 		w->no_slot = true;
 		net_close_abortive(fd);
 		w->unreported_closes++;
+		worker_note_closed(w, id);
 		return;
 	}
 	w->no_slot = false;
@@ -191,6 +251,7 @@ worker_add_client(struct worker *w, int fd, uint64_t id, bool proxy)
 		log_warnx("client %" PRIu64 ": out of memory; closing", id);
 		close(fd);
 		w->unreported_closes++;
+		worker_note_closed(w, id);
 		return;
 	}
 	/* New clients start hot: the first cold one makes room at the end. */
@@ -263,7 +324,8 @@ worker_poll(struct worker *w, int *npolled)
 		start = w->now_ns;
 	} else
 		timeout = (int)((w->next_scan_ns - w->now_ns + CLOCK_NS_PER_MS - 1) / CLOCK_NS_PER_MS);
-	if (timeout > WORKER_LOAD_MS && (w->unreported_closes > 0 || w->received != w->reported_received))
+	if (timeout > WORKER_LOAD_MS && (w->unreported_closes > 0 || w->nclosed > 0 ||
+	    w->received != w->reported_received))
 		timeout = WORKER_LOAD_MS;
 	if (wake != UINT64_MAX && (uint64_t)timeout > wake - w->now_ms)
 		timeout = (int)(wake - w->now_ms);
@@ -358,6 +420,23 @@ worker_capacity(const struct config *conf)
 	return (int)fit;
 }
 
+/*
+ * The master counted connection id's PROXY address over
+ * max_clients_per_address: it is reset, tallied, not logged alone.  A
+ * linear search, but only for connections refused so.
+ */
+static void
+worker_drop(struct worker *w, uint64_t id)
+{
+	for (int i = 1; i <= w->nclients; i++) {
+		if (w->clients[i]->id == id) {
+			client_abort(w->clients[i], TALLY_OVER_CAP);
+			worker_remove_client(w, i);
+			return;
+		}
+	}
+}
+
 /* Handles every message waiting on the channel; -1 when the master is gone. */
 static int
 worker_channel_read(struct worker *w)
@@ -385,6 +464,12 @@ worker_channel_read(struct worker *w)
 			struct channel_conn conn;
 			memcpy(&conn, payload, sizeof(conn));
 			worker_add_client(w, fd, conn.id, (conn.flags & CHANNEL_CONN_PROXY) != 0);
+			break;
+		}
+		case CHANNEL_DROP: {
+			struct channel_drop drop;
+			memcpy(&drop, payload, sizeof(drop));
+			worker_drop(w, drop.id);
 			break;
 		}
 		case CHANNEL_DRAIN:
@@ -446,6 +531,7 @@ worker_teardown(struct worker *w)
 	access_close();
 	free(w->clients);
 	free(w->pfd);
+	free(w->closed_ids);
 	close(w->chan);
 }
 
@@ -545,7 +631,7 @@ worker_exit_report(void)
 	uint64_t idle = tally_total(TALLY_CLIENT_TIMEOUT), req = tally_total(TALLY_REQUEST_TIMEOUT);
 	uint64_t snd = tally_total(TALLY_SEND_TIMEOUT), room = tally_total(TALLY_ROOM);
 
-	tally_flush(clock_now_ns() / CLOCK_NS_PER_MS, 1);
+	tally_flush(clock_now_ms(), 1);
 	if (idle + req + snd + room > 0)
 		log_info("closed by deadlines: %" PRIu64 " client_timeout, %" PRIu64
 		    " request_timeout, %" PRIu64 " send_timeout; %" PRIu64 " to make room",
@@ -583,6 +669,7 @@ worker_main(const struct config *conf, unsigned gen, int chan)
 			worker_sweep(&w);
 		}
 		worker_report_load(&w);
+		worker_report_closed(&w);
 		access_flush(false);
 	}
 	rc = 0;

@@ -45,6 +45,12 @@ struct worker {
 	struct files          files;
 	struct buffer_pool    in_pool;      /* input blocks of idle-looking clients */
 	struct buffer_pool    out_pool;
+	/* ids of closed connections not yet told the master (max_clients_per_address) */
+	uint64_t             *closed_ids;
+	size_t                nclosed;
+	size_t                closed_cap;
+	uint64_t              closed_sent_ns;
+	bool                  closed_lost;  /* out of memory: logged once */
 };
 
 /* Serves clients handed over chan until told to stop; the exit status. */

@@ -34,7 +34,9 @@ def start_stopped_worker(hftpd, tmp_path, extra=()):
     n = fill_connections()
     srv = hftpd(workers=1, config=["error_log = %s" % (tmp_path / "error.log"),
                                    "access_log = %s" % (tmp_path / "access.log"),
-                                   "log_level = debug"] + list(extra),
+                                   "log_level = debug",
+                                   # every connection comes from 127.0.0.1
+                                   "max_clients_per_address = 0"] + list(extra),
                 args=("-n", str(4 * n)))
     (worker,) = srv.wait_workers(1)
     os.kill(worker, signal.SIGSTOP)

@@ -251,6 +251,42 @@ static void test_load_round_trip(void **state)
 	assert_int_equal(got.open, 77);
 }
 
+/* The admission messages: CLOSED, PEER and DROP, exact sizes both ways. */
+static void test_admission_messages(void **state)
+{
+	struct pair *p = *state;
+	struct channel_closed closed = { .n = CHANNEL_CLOSED_IDS }, gotc;
+	struct channel_peer peer = { .id = 77, .family = 10 }, gotp;
+	struct channel_drop drop = { .id = 1234 };
+	struct channel_hdr hdr;
+	unsigned char payload[CHANNEL_PAYLOAD_MAX];
+	int fd;
+
+	for (int i = 0; i < CHANNEL_CLOSED_IDS; i++)
+		closed.id[i] = UINT64_MAX - (uint64_t)i;
+	memset(peer.addr, 0xab, sizeof(peer.addr));
+	assert_int_equal(channel_send(p->sv[1], CHANNEL_CLOSED, 3, &closed, sizeof(closed), -1), 0);
+	assert_int_equal(channel_recv(p->sv[0], &hdr, &gotc, sizeof(gotc), &fd), 1);
+	assert_int_equal(hdr.type, CHANNEL_CLOSED);
+	assert_memory_equal(&gotc, &closed, sizeof(closed));
+	assert_int_equal(channel_send(p->sv[1], CHANNEL_PEER, 3, &peer, sizeof(peer), -1), 0);
+	assert_int_equal(channel_recv(p->sv[0], &hdr, &gotp, sizeof(gotp), &fd), 1);
+	assert_int_equal(hdr.type, CHANNEL_PEER);
+	assert_memory_equal(&gotp, &peer, sizeof(peer));
+	assert_int_equal(channel_send(p->sv[0], CHANNEL_DROP, 3, &drop, sizeof(drop), -1), 0);
+	assert_int_equal(channel_recv(p->sv[1], &hdr, payload, sizeof(payload), &fd), 1);
+	assert_int_equal(hdr.type, CHANNEL_DROP);
+	assert_string_equal(channel_type_name(CHANNEL_DROP), "DROP");
+	/* one byte short, or a DROP the size of a PEER: dropped */
+	assert_int_equal(channel_send(p->sv[1], CHANNEL_CLOSED, 3, &closed, sizeof(closed) - 8, -1), 0);
+	assert_badmsg(p);
+	assert_int_equal(channel_send(p->sv[1], CHANNEL_DROP, 3, &peer, sizeof(peer), -1), 0);
+	assert_badmsg(p);
+	assert_int_equal(channel_send(p->sv[1], CHANNEL_PEER, 3, &drop, sizeof(drop), -1), 0);
+	assert_badmsg(p);
+	assert_channel_works(p);
+}
+
 static void test_messages_without_fd(void **state)
 {
 	static const enum channel_type types[] = {
@@ -807,6 +843,7 @@ int main(void)
 		PT(test_conn_passes_fd),
 		PT(test_conn_passes_socket),
 		PT(test_load_round_trip),
+		PT(test_admission_messages),
 		PT(test_messages_without_fd),
 		PT(test_eof),
 		PT(test_eagain_recv),

@@ -431,6 +431,48 @@ static void test_listen_proxy_protocol(void **state)
 	assert_false(c.listen[2].proxy_protocol);
 }
 
+static void test_access_lists(void **state)
+{
+	struct config      c;
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	char               file[PATH_MAX], err[CONFIG_ERR_MAX] = "";
+
+	(void)state;
+	config_defaults(&c);
+	assert_int_equal(c.max_clients_per_address, CONFIG_DEFAULT_MAX_CLIENTS_PER_ADDR);
+	assert_int_equal(c.access.n, 0);
+	fixture(file, sizeof(file), "good_access.conf");
+	assert_int_equal(config_load(&c, file, err, sizeof(err)), 0);
+	assert_int_equal(c.access.n, 5);    /* allow, deny, allow x2, deny */
+	assert_true(c.access.e[0].allow);
+	assert_false(c.access.e[1].allow);
+	assert_true(c.access.e[3].allow);
+	assert_int_equal(c.access.e[3].family, ACL_V6);
+	assert_int_equal(c.access.e[3].line, 5);
+	assert_false(c.access.e[4].allow);
+	assert_int_equal(c.access.e[4].family, ACL_ALL);
+	assert_int_equal(c.proxy_trusted.n, 2);
+	assert_int_equal(c.proxy_trusted.e[1].line, 6);
+	assert_int_equal(c.max_clients_per_address, 8);
+	inet_pton(AF_INET, "127.0.0.3", &sin.sin_addr);
+	assert_false(acl_allows(&c.access, (struct sockaddr *)&sin));
+	inet_pton(AF_INET, "127.0.0.2", &sin.sin_addr);
+	assert_true(acl_allows(&c.access, (struct sockaddr *)&sin));
+	inet_pton(AF_INET, "10.0.0.1", &sin.sin_addr);
+	assert_false(acl_allows(&c.access, (struct sockaddr *)&sin));
+	assert_int_equal(acl_match(&c.proxy_trusted, (struct sockaddr *)&sin), 0);
+}
+
+static void test_bad_access_lists(void **state)
+{
+	(void)state;
+	assert_load_error("bad_acl_host_bits.conf", 3, "allow: '10.1.2.3/8' has bits set past "
+	    "its prefix: write the network, 10.0.0.0/8");
+	assert_load_error("bad_acl_prefix.conf", 1, "proxy_trusted: '10.0.0.0/33'");
+	assert_load_error("bad_acl_name.conf", 2, "deny: 'example.com' is not a numeric");
+	assert_load_error("bad_dup_max_clients.conf", 2, "duplicate key");
+}
+
 static void test_bad_listen_option(void **state)
 {
 	(void)state;
@@ -772,6 +814,8 @@ int main(void)
 		cmocka_unit_test(test_bad_port),
 		cmocka_unit_test(test_listen_proxy_protocol),
 		cmocka_unit_test(test_bad_listen_option),
+		cmocka_unit_test(test_access_lists),
+		cmocka_unit_test(test_bad_access_lists),
 		cmocka_unit_test(test_nonexistent_file),
 		cmocka_unit_test(test_directory_as_file),
 		cmocka_unit_test(test_error_truncated_to_errlen),

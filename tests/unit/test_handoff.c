@@ -24,6 +24,7 @@
 #include "channel.h"
 #include "config.h"
 #include "master.h"
+#include "tally.h"
 
 #define TEST_POOL_BIG   (64 + 16)
 
@@ -121,7 +122,7 @@ static void test_least_loaded(void **state)
 	m.slots[1].open = 2;
 	m.slots[2].open = 7;
 	assert_true(handoff_has_room(&m));
-	assert_int_equal(handoff_give(&m, fd, 0), 0);
+	assert_int_equal(handoff_give(&m, fd, 0, NULL), 0);
 	assert_false(fd_is_open(fd));
 	assert_int_equal(received_by(0), 0);
 	assert_int_equal(received_by(1), 1);
@@ -131,7 +132,7 @@ static void test_least_loaded(void **state)
 	/* descriptors sent but not yet reported received count as load */
 	m.slots[1].sent = 4;
 	fd = conn_fd();
-	assert_int_equal(handoff_give(&m, fd, 0), 0);
+	assert_int_equal(handoff_give(&m, fd, 0, NULL), 0);
 	assert_int_equal(received_by(0), 1);
 }
 
@@ -144,11 +145,11 @@ static void test_full_pool_has_no_room(void **state)
 	for (int i = 0; i < 3; i++)
 		m.slots[i].open = 2;
 	assert_false(handoff_has_room(&m));
-	assert_int_equal(handoff_give(&m, fd, 0), -1);
+	assert_int_equal(handoff_give(&m, fd, 0, NULL), -1);
 	assert_true(fd_is_open(fd));    /* kept by the caller as pending */
 	m.slots[2].open = 1;
 	assert_true(handoff_has_room(&m));
-	assert_int_equal(handoff_give(&m, fd, 0), 0);
+	assert_int_equal(handoff_give(&m, fd, 0, NULL), 0);
 	assert_int_equal(received_by(2), 1);
 }
 
@@ -166,7 +167,7 @@ static void test_only_serving_workers_take_clients(void **state)
 	m.slots[3].chan = -1;
 	m.slots[4].open = 9;
 	assert_true(handoff_has_room(&m));
-	assert_int_equal(handoff_give(&m, fd, 0), 0);
+	assert_int_equal(handoff_give(&m, fd, 0, NULL), 0);
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(received_by(i), 0);
 	assert_int_equal(received_by(4), 1);
@@ -185,14 +186,14 @@ static void test_waiting_control_message_blocks_conn(void **state)
 	fill_channel(0);
 	control_send(&m.slots[0], CHANNEL_REOPEN);
 	assert_true(control_waiting(&m.slots[0]));
-	assert_int_equal(handoff_give(&m, fd, 0), 0);
+	assert_int_equal(handoff_give(&m, fd, 0, NULL), 0);
 	assert_int_equal(received_by(1), 1);
 	/* the worker reads: the REOPEN goes out first, then it may get clients */
 	assert_int_equal(received_by(0), 0);
 	assert_int_equal(control_flush(&m.slots[0]), 0);
 	assert_false(control_waiting(&m.slots[0]));
 	fd = conn_fd();
-	assert_int_equal(handoff_give(&m, fd, 0), 0);
+	assert_int_equal(handoff_give(&m, fd, 0, NULL), 0);
 	{
 		struct channel_hdr hdr;
 		unsigned char      payload[CHANNEL_PAYLOAD_MAX];
@@ -225,7 +226,7 @@ static void test_more_than_64_workers(void **state)
 	for (int i = 0; i < last; i++)
 		fill_channel(i);
 	m.slots[last].open = 1;
-	assert_int_equal(handoff_give(&m, fd, 0), 0);
+	assert_int_equal(handoff_give(&m, fd, 0, NULL), 0);
 	assert_false(fd_is_open(fd));
 	assert_int_equal(received_by(last), 1);
 	assert_int_equal(m.slots[last].sent, 1);
@@ -236,14 +237,14 @@ static void test_more_than_64_workers(void **state)
 	/* every channel full: the descriptor is kept, nothing loops for ever */
 	fill_channel(last);
 	fd = conn_fd();
-	assert_int_equal(handoff_give(&m, fd, 0), -1);
+	assert_int_equal(handoff_give(&m, fd, 0, NULL), -1);
 	assert_true(fd_is_open(fd));
 	close(fd);
 	assert_int_equal(m.next_id, 1);
 	/* a failed attempt does not mark workers for the next one */
 	assert_int_equal(received_by(7), 0);
 	fd = conn_fd();
-	assert_int_equal(handoff_give(&m, fd, 0), 0);
+	assert_int_equal(handoff_give(&m, fd, 0, NULL), 0);
 	assert_int_equal(received_by(7), 1);
 }
 
@@ -262,16 +263,16 @@ static void test_stalled_worker_passed_over(void **state)
 	m.slots[1].open = 3;            /* slot 0 is the least loaded */
 	m.now_ms = 10000;
 	fd = conn_fd();
-	assert_int_equal(handoff_give(&m, fd, 0), 0);
+	assert_int_equal(handoff_give(&m, fd, 0, NULL), 0);
 	assert_int_equal(received_by(0), 1);
 	assert_int_equal(m.slots[0].unreceived_since_ms, 10000);
 	m.now_ms += 100;                /* not yet long */
 	fd = conn_fd();
-	assert_int_equal(handoff_give(&m, fd, 0), 0);
+	assert_int_equal(handoff_give(&m, fd, 0, NULL), 0);
 	assert_int_equal(received_by(0), 1);
 	m.now_ms += 1000;               /* nothing reported for 1.1 s */
 	fd = conn_fd();
-	assert_int_equal(handoff_give(&m, fd, 0), 0);
+	assert_int_equal(handoff_give(&m, fd, 0, NULL), 0);
 	assert_int_equal(received_by(1), 1);
 	/* it reports all it received: back in the choice */
 	m.slots[0].received = m.slots[0].sent;
@@ -280,7 +281,7 @@ static void test_stalled_worker_passed_over(void **state)
 	m.slots[1].capacity = 40;
 	conf.clients_per_worker = 40;
 	fd = conn_fd();
-	assert_int_equal(handoff_give(&m, fd, 0), 0);
+	assert_int_equal(handoff_give(&m, fd, 0, NULL), 0);
 	assert_int_equal(received_by(0), 1);
 }
 
@@ -354,6 +355,83 @@ static void test_flags_follow_the_listener(void **state)
 	close(l.fd);
 }
 
+/* Another client of the same listener; its fd. */
+static int another_client(const struct listener *l)
+{
+	struct sockaddr_in sin;
+	socklen_t          len = sizeof(sin);
+	int                c;
+
+	assert_int_equal(getsockname(l->fd, (struct sockaddr *)&sin, &len), 0);
+	c = socket(AF_INET, SOCK_STREAM, 0);
+	assert_int_equal(connect(c, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	return c;
+}
+
+/* The client was reset unanswered: recv fails with ECONNRESET. */
+static void assert_reset(int c)
+{
+	char byte;
+
+	errno = 0;
+	assert_int_equal(recv(c, &byte, 1, 0), -1);
+	assert_int_equal(errno, ECONNRESET);
+}
+
+/*
+ * Admission at accept: a denied client, one over max_clients_per_address
+ * and a proxy_protocol peer outside proxy_trusted are reset and tallied,
+ * never handed off; closes reported by the worker make room again.
+ */
+static void test_refused_never_handed_off(void **state)
+{
+	struct listener l;
+	uint64_t        denied = tally_total(TALLY_DENIED), over = tally_total(TALLY_OVER_CAP);
+	uint64_t        untrusted = tally_total(TALLY_UNTRUSTED);
+	char            err[256];
+	int             c, c2, c3;
+
+	(void)state;
+	pool_make(1, 10);
+	assert_int_equal(acl_add(&conf.access, "127.0.0.1", false, 1, err, sizeof(err)), 0);
+	c = listener_with_client(&l, false);
+	assert_int_equal(handoff_accept(&m, &l), 0);
+	assert_int_equal(received_flags(0), -1);
+	assert_int_equal(tally_total(TALLY_DENIED), denied + 1);
+	assert_reset(c);
+	close(c);
+	close(l.fd);
+	memset(&conf.access, 0, sizeof(conf.access));
+
+	conf.max_clients_per_address = 1;
+	c = listener_with_client(&l, false);
+	c2 = another_client(&l);
+	assert_int_equal(handoff_accept(&m, &l), 0);
+	assert_int_equal(received_flags(0), 0);     /* the first, counted */
+	assert_int_equal(tally_total(TALLY_OVER_CAP), over + 1);
+	assert_reset(c2);
+	admit_closed(&m, m.next_id);                /* the worker closed it */
+	c3 = another_client(&l);
+	assert_int_equal(handoff_accept(&m, &l), 0);
+	assert_int_equal(received_flags(0), 0);
+	conf.max_clients_per_address = 0;
+	admit_free(&m);
+	close(c);
+	close(c2);
+	close(c3);
+	close(l.fd);
+
+	assert_int_equal(acl_add(&conf.proxy_trusted, "10.0.0.0/8", true, 1, err, sizeof(err)), 0);
+	c = listener_with_client(&l, true);
+	assert_int_equal(handoff_accept(&m, &l), 0);
+	assert_int_equal(received_flags(0), -1);
+	assert_int_equal(tally_total(TALLY_UNTRUSTED), untrusted + 1);
+	assert_reset(c);
+	memset(&conf.proxy_trusted, 0, sizeof(conf.proxy_trusted));
+	close(c);
+	close(l.fd);
+}
+
 #define PT(f) cmocka_unit_test_teardown(f, pool_free)
 
 int main(void)
@@ -366,6 +444,7 @@ int main(void)
 		PT(test_more_than_64_workers),
 		PT(test_stalled_worker_passed_over),
 		PT(test_flags_follow_the_listener),
+		PT(test_refused_never_handed_off),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
