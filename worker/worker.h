@@ -36,7 +36,7 @@ struct worker {
 	uint64_t              unreported_closes; /* since the last LOAD sent */
 	uint64_t              reported_ns;
 	uint64_t              reported_received; /* received, as last reported */
-	uint32_t              evictable;    /* idle clients, counted when nearly full */
+	uint32_t              evictable;    /* clients that may make room (client_evictable), counted when nearly full */
 	bool                  load_changed; /* capacity or evictable to report */
 	bool                  fd_lost;      /* descriptors lost: logged once per episode */
 	bool                  no_slot;      /* clients refused for want of a slot: the same */
