@@ -144,6 +144,18 @@ client_owes(const struct client *c)
 	return buffer_len(&c->out) > 0 || c->state == CLIENT_STREAMING;
 }
 
+/*
+ * Owed, or sent but perhaps not yet taken: the kernel may still hold the
+ * end of an answer (up to twice send_buffer) until the sweep samples its
+ * send queue empty.  Such a client is judged by send_timeout and
+ * send_min_rate, not idle: closing it (a reset) would cut that answer.
+ */
+static bool
+client_owes_any(const struct client *c)
+{
+	return client_owes(c) || c->kernel_unsent;
+}
+
 /* The states that take bytes from the socket. */
 static bool
 client_reads(const struct client *c)
@@ -187,11 +199,14 @@ client_respond(struct client *c, enum request_result res)
 {
 	size_t before = buffer_len(&c->out);
 
-	if (!client_owes(c)) {
-		/* send_timeout, send_min_rate and limit_rate start now */
+	if (!client_owes_any(c)) {
+		/* send_timeout and send_min_rate start now */
 		c->send_progress = c->worker->now_ms;
 		c->rate_mark_ms = 0;
 		c->rate_short = false;
+	}
+	if (!client_owes(c)) {
+		/* and limit_rate's budget */
 		c->limit_start_ms = c->worker->now_ms;
 		c->limit_base = c->sent;
 		c->wake_ms = 0;
@@ -420,6 +435,7 @@ client_send_direct(struct client *c, size_t max)
 	access_count(c->access, sent);
 	/* without a mapping the bytes went to the queue, not yet to the socket */
 	c->sent += sent - (buffer_len(&c->out) - queued);
+	c->kernel_unsent |= sent > 0;
 	if (sent > 0)
 		c->last_active = c->send_progress = c->worker->now_ms;
 	if (r == STREAM_DONE)
@@ -456,6 +472,7 @@ client_send(struct client *c)
 	if (n >= 0) {
 		buffer_consume(&c->out, (size_t)n);
 		c->sent += (uint64_t)n;
+		c->kernel_unsent = true;
 		c->last_active = c->send_progress = c->worker->now_ms;
 		client_throttle(c);
 		return true;
@@ -586,7 +603,7 @@ client_events(const struct client *c)
 bool
 client_idle(const struct client *c, uint64_t quiet_ms)
 {
-	return c->state == CLIENT_READING && !client_owes(c) && buffer_len(&c->in) == 0 &&
+	return c->state == CLIENT_READING && !client_owes_any(c) && buffer_len(&c->in) == 0 &&
 	    !request_partial(&c->parser) && c->worker->now_ms - c->last_active >= quiet_ms;
 }
 
@@ -597,7 +614,7 @@ client_evictable(const struct client *c, uint64_t quiet_ms)
 
 	if (client_idle(c, quiet_ms))
 		return true;
-	if (rate == 0 || c->state != CLIENT_READING || client_owes(c) || c->request_started == 0)
+	if (rate == 0 || c->state != CLIENT_READING || client_owes_any(c) || c->request_started == 0)
 		return false;
 	span = c->worker->now_ms - c->request_started;
 	if (span < quiet_ms)
@@ -635,7 +652,7 @@ client_expired(const struct client *c, const struct config *conf, uint64_t now)
 	 * A client slow to read what it is owed is not idle (docs/PROTOCOL.md):
 	 * send_timeout counts time without progress draining the output.
 	 */
-	if (client_owes(c))
+	if (client_owes_any(c))
 		return c->rate_short ||
 		    now - c->send_progress >= (uint64_t)conf->send_timeout * CLOCK_MS_PER_SEC ?
 		    CLIENT_EXPIRY_SEND : CLIENT_EXPIRY_NONE;
@@ -683,6 +700,10 @@ client_sample_drain(struct client *c)
 	if ((uint32_t)queued < c->send_queued)
 		c->send_progress = now;
 	c->send_queued = (uint32_t)queued;
+	if (queued == 0 && !client_owes(c)) {
+		c->kernel_unsent = false;   /* all taken: nothing to judge */
+		return;
+	}
 	if ((need = client_min_rate(conf)) == 0)
 		return;
 	drained = c->sent > (uint64_t)queued ? c->sent - (uint64_t)queued : 0;
@@ -704,7 +725,7 @@ client_deadline_check(struct client *c)
 {
 	enum client_expiry why;
 
-	if (client_owes(c))
+	if (client_owes_any(c))
 		client_sample_drain(c);
 	why = client_expired(c, c->worker->conf, c->worker->now_ms);
 	if (why == CLIENT_EXPIRY_NONE)

@@ -90,6 +90,7 @@ struct client {
 	uint64_t               send_progress;   /* ms: last byte sent or drained, or response begun */
 	uint32_t               send_queued;     /* socket send queue at the last sweep */
 	uint64_t               sent;            /* bytes written to the socket */
+	bool                   kernel_unsent;   /* sent since the sweep last saw the queue empty */
 	/* send_min_rate: a window of send_timeout, from the sweep's samples */
 	uint64_t               rate_mark_ms;    /* the window began, 0 = not yet */
 	uint64_t               rate_mark_drained; /* bytes the client had read then */
