@@ -80,6 +80,27 @@ def test_limit_rate_paces_a_slice(hftpd):
     s.close()
 
 
+def test_limited_response_judged_against_its_own_limit(hftpd):
+    # limit_rate below send_min_rate: the server itself sends slower than
+    # the minimum, so a reader taking all it gets is held to half the
+    # limit, never cut for the server's own pacing.
+    body = os.urandom(12 << 10)
+    srv = hftpd(files={"small.bin": body}, workers=1,
+                config={"limit_rate": "2K", "send_min_rate": "16K", "send_timeout": "2s"})
+    s = _connect(srv, timeout=30)
+    t0 = time.monotonic()
+    s.sendall(b"get_slice small.bin 0 %d raw\r\n" % len(body))
+    head = b"0 OK\r\nContent-Length: %d\r\n\r\n" % len(body)
+    got = bytearray()
+    while len(got) < len(head) + len(body):
+        b = s.recv(65536)
+        assert b, "cut after %d bytes in %.1f s" % (len(got), time.monotonic() - t0)
+        got += b
+    assert bytes(got) == head + body
+    assert time.monotonic() - t0 >= 4.5     # about 6 s at 2 KiB/s
+    s.close()
+
+
 def test_crawling_requests_make_room_honest_long_line_served(hftpd):
     # Before: a full worker made room only with idle clients, so lines
     # trickling in a byte at a time held every slot until request_timeout
