@@ -62,6 +62,8 @@ static const struct config_key config_keys[] = {
 	KEY("request_timeout",    CONFIG_DURATION, request_timeout,    1, 86400),
 	KEY("request_min_rate",   CONFIG_SIZE,     request_min_rate,   0, 1ull << 40),
 	KEY("send_timeout",       CONFIG_DURATION, send_timeout,       1, 86400),
+	KEY("send_min_rate",      CONFIG_SIZE,     send_min_rate,      0, 1ull << 40),
+	KEY("limit_rate",         CONFIG_SIZE,     limit_rate,         0, 1ull << 32),
 	KEY("send_buffer",        CONFIG_SIZE,     send_buffer,        0, 1ull << 30),
 	KEY("allow",              CONFIG_ACL,      access,             1, 0),
 	KEY("deny",               CONFIG_ACL,      access,             0, 0),
@@ -93,6 +95,8 @@ config_defaults(struct config *c)
 	c->request_timeout = CONFIG_DEFAULT_REQUEST_TIMEOUT;
 	c->request_min_rate = CONFIG_DEFAULT_REQUEST_MIN_RATE;
 	c->send_timeout = CONFIG_DEFAULT_SEND_TIMEOUT;
+	c->send_min_rate = CONFIG_DEFAULT_SEND_MIN_RATE;
+	c->limit_rate = 0;
 	c->send_buffer = CONFIG_DEFAULT_SEND_BUFFER;
 	c->max_clients_per_address = CONFIG_DEFAULT_MAX_CLIENTS_PER_ADDR;
 	snprintf(c->error_log, sizeof(c->error_log), "stderr");

@@ -26,7 +26,7 @@
 #define CONFIG_DEFAULT_PORT_TEXT            CONFIG_STR(CONFIG_DEFAULT_PORT)
 #define CONFIG_DEFAULT_ADDR                 "0.0.0.0"
 #define CONFIG_DEFAULT_DIRECTORY            "testdata"
-#define CONFIG_DEFAULT_CLIENTS_PER_WORKER   512
+#define CONFIG_DEFAULT_CLIENTS_PER_WORKER   8192
 #define CONFIG_DEFAULT_REQUEST_LINE_MAX     (16u * 1024 * 1024)
 #define CONFIG_DEFAULT_CLIENT_TIMEOUT       300
 #define CONFIG_DEFAULT_SHUTDOWN_TIMEOUT     60
@@ -40,11 +40,12 @@
 #define CONFIG_DEFAULT_REQUEST_MIN_RATE     (32u * 1024)
 #define CONFIG_DEFAULT_SEND_TIMEOUT         60
 #define CONFIG_DEFAULT_SEND_BUFFER          (256u * 1024)
+#define CONFIG_DEFAULT_SEND_MIN_RATE        1024u
 /*
  * Connections one client address may hold open across all workers.  Big
  * enough for a lab behind one NAT address: 100 machines running
- * "hftp -j 4" hold 400; small enough that one host cannot take the
- * 2 x 512 slots of a default two-worker server by itself.
+ * "hftp -j 4" hold 400; small enough that one host takes at most a
+ * thirty-second of the 2 x 8192 slots of a default two-worker server.
  */
 #define CONFIG_DEFAULT_MAX_CLIENTS_PER_ADDR 512
 /* A daemon (not -f) writes this pid file unless the config names one. */
@@ -86,6 +87,8 @@ struct config {
 	int                  request_timeout;       /* seconds from a line's first byte */
 	uint64_t             request_min_rate;      /* bytes a second that extend it */
 	int                  send_timeout;          /* seconds without output progress */
+	uint64_t             send_min_rate;         /* bytes a second drained over send_timeout */
+	uint64_t             limit_rate;            /* bytes a second sent per connection, 0 = off */
 	uint64_t             send_buffer;           /* SO_SNDBUF per client, 0 = kernel's */
 	/* admission (master/admit.c) */
 	struct acl           access;                /* allow and deny lines, in file order */

@@ -17,7 +17,7 @@ enum tally_kind {
 	TALLY_SEND_TIMEOUT,     /* owed bytes, drained too slowly */
 	TALLY_PROXY_TIMEOUT,    /* PROXY header not complete in time */
 	TALLY_PROXY_BAD,        /* PROXY header malformed */
-	TALLY_ROOM,             /* closed to make room for a new client */
+	TALLY_ROOM,             /* closed to make room (idle, or a line crawling in) */
 	TALLY_DENIED,           /* refused by allow / deny */
 	TALLY_OVER_CAP,         /* refused: max_clients_per_address */
 	TALLY_UNTRUSTED,        /* PROXY header from outside proxy_trusted */

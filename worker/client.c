@@ -10,6 +10,7 @@
 #include <linux/sockios.h>
 #include <inttypes.h>
 #include <netinet/in.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,6 +144,18 @@ client_owes(const struct client *c)
 	return buffer_len(&c->out) > 0 || c->state == CLIENT_STREAMING;
 }
 
+/*
+ * Owed, or sent but perhaps not yet taken: the kernel may still hold the
+ * end of an answer (up to twice send_buffer) until the sweep samples its
+ * send queue empty.  Such a client is judged by send_timeout and
+ * send_min_rate, not idle: closing it (a reset) would cut that answer.
+ */
+static bool
+client_owes_any(const struct client *c)
+{
+	return client_owes(c) || c->kernel_unsent;
+}
+
 /* The states that take bytes from the socket. */
 static bool
 client_reads(const struct client *c)
@@ -186,8 +199,18 @@ client_respond(struct client *c, enum request_result res)
 {
 	size_t before = buffer_len(&c->out);
 
-	if (!client_owes(c))
-		c->send_progress = c->worker->now_ms;   /* send_timeout starts now */
+	if (!client_owes_any(c)) {
+		/* send_timeout and send_min_rate start now */
+		c->send_progress = c->worker->now_ms;
+		c->rate_mark_ms = 0;
+		c->rate_short = false;
+	}
+	if (!client_owes(c)) {
+		/* and limit_rate's budget */
+		c->limit_start_ms = c->worker->now_ms;
+		c->limit_base = c->sent;
+		c->wake_ms = 0;
+	}
 	c->access = access_enabled() ? access_begin(client_peer(c), &c->parser) : NULL;
 	if (res == REQUEST_LINE)
 		commands_run(c);
@@ -257,9 +280,9 @@ client_proxy(struct client *c)
 		return;
 	}
 	if (r != PROXY_DONE) {
-		log_warnx("client %" PRIu64 " (%s): PROXY header: %s; closing", c->id,
+		log_debug("client %" PRIu64 " (%s): PROXY header: %s; closing", c->id,
 		    client_peer(c), r == PROXY_BAD ? hdr.error : "connection closed before its end");
-		client_set_state(c, CLIENT_CLOSED);
+		client_abort(c, TALLY_PROXY_BAD);
 		return;
 	}
 	buffer_consume(&c->in, used);
@@ -353,15 +376,71 @@ client_progress(struct client *c)
 	}
 }
 
-/* A raw body past what the queue carried: straight from the file. */
+/* limit_rate: the budget a throttled client waits for (a tenth of a second's). */
+static uint64_t
+client_limit_chunk(uint64_t rate)
+{
+	uint64_t chunk = rate / 10;
+
+	if (chunk > CLIENT_LIMIT_CHUNK_MAX)
+		chunk = CLIENT_LIMIT_CHUNK_MAX;
+	return chunk > 0 ? chunk : 1;
+}
+
+/*
+ * limit_rate: what c may send now, SIZE_MAX when unlimited.  The budget
+ * grows at limit_rate from when bytes became owed, starts at one chunk,
+ * and holds at most a second's worth more (a client that stopped reading
+ * does not earn a burst).  Arithmetic only: no system call, no clock read.
+ */
+static size_t
+client_budget(struct client *c)
+{
+	uint64_t rate = c->worker->conf->limit_rate, chunk, el, cap;
+	int64_t  avail;
+
+	if (rate == 0)
+		return SIZE_MAX;
+	chunk = client_limit_chunk(rate);
+	cap = rate + chunk;
+	el = c->worker->now_ms - c->limit_start_ms;
+	avail = (int64_t)(rate / 1000 * el + rate % 1000 * el / 1000 + chunk) -
+	    (int64_t)(c->sent - c->limit_base);
+	if (avail > (int64_t)cap) {
+		/* rebased so that exactly cap is available now */
+		c->limit_start_ms = c->worker->now_ms;
+		c->limit_base = c->sent + cap - chunk;
+		avail = (int64_t)cap;
+	}
+	return avail > 0 ? (size_t)avail : 0;
+}
+
+/* limit_rate: with less than a chunk left, not polled for output until it refills. */
+static void
+client_throttle(struct client *c)
+{
+	uint64_t rate = c->worker->conf->limit_rate, chunk, left;
+
+	if (rate == 0)
+		return;
+	chunk = client_limit_chunk(rate);
+	left = client_budget(c);
+	if (left < chunk)
+		c->wake_ms = c->worker->now_ms + (chunk - left) * CLOCK_MS_PER_SEC / rate + 1;
+}
+
+/* A raw body past what the queue carried: straight from the file, at most max. */
 static bool
-client_send_direct(struct client *c)
+client_send_direct(struct client *c, size_t max)
 {
 	enum stream_result r;
-	size_t             sent;
+	size_t             sent, queued = buffer_len(&c->out);
 
-	r = stream_send_direct(&c->stream, c->fd, &c->out, c->worker->now_ms, &sent);
+	r = stream_send_direct(&c->stream, c->fd, &c->out, max, c->worker->now_ms, &sent);
 	access_count(c->access, sent);
+	/* without a mapping the bytes went to the queue, not yet to the socket */
+	c->sent += sent - (buffer_len(&c->out) - queued);
+	c->kernel_unsent |= sent > 0;
 	if (sent > 0)
 		c->last_active = c->send_progress = c->worker->now_ms;
 	if (r == STREAM_DONE)
@@ -376,21 +455,31 @@ client_send_direct(struct client *c)
 	return true;
 }
 
-/* At most one send per turn; false when the connection is gone. */
+/* At most one send per turn (within limit_rate); false when the connection is gone. */
 static bool
 client_send(struct client *c)
 {
+	size_t  budget, len;
 	ssize_t n;
 
-	if (buffer_len(&c->out) == 0 && c->state == CLIENT_STREAMING &&
-	    stream_sends_direct(&c->stream) && !client_send_direct(c))
-		return false;
-	if (buffer_len(&c->out) == 0)
+	if (c->wake_ms > c->worker->now_ms || (budget = client_budget(c)) == 0)
 		return true;
-	n = send(c->fd, buffer_head(&c->out), buffer_len(&c->out), MSG_NOSIGNAL);
+	if (buffer_len(&c->out) == 0 && c->state == CLIENT_STREAMING &&
+	    stream_sends_direct(&c->stream)) {
+		if (!client_send_direct(c, budget))
+			return false;
+		client_throttle(c);
+	}
+	if (buffer_len(&c->out) == 0 || (budget = client_budget(c)) == 0)
+		return true;
+	len = buffer_len(&c->out) < budget ? buffer_len(&c->out) : budget;
+	n = send(c->fd, buffer_head(&c->out), len, MSG_NOSIGNAL);
 	if (n >= 0) {
 		buffer_consume(&c->out, (size_t)n);
+		c->sent += (uint64_t)n;
+		c->kernel_unsent = true;
 		c->last_active = c->send_progress = c->worker->now_ms;
+		client_throttle(c);
 		return true;
 	}
 	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
@@ -507,7 +596,7 @@ client_events(const struct client *c)
 
 	if (c->state == CLIENT_LINGERING)
 		return POLLIN;
-	if (client_owes(c))
+	if (client_owes(c) && c->wake_ms <= c->worker->now_ms)
 		ev |= POLLOUT;
 	if (client_reads(c) && !c->peer_eof &&
 	    buffer_len(&c->out) < CLIENT_OUT_HIGH &&
@@ -519,8 +608,25 @@ client_events(const struct client *c)
 bool
 client_idle(const struct client *c, uint64_t quiet_ms)
 {
-	return c->state == CLIENT_READING && !client_owes(c) && buffer_len(&c->in) == 0 &&
+	return c->state == CLIENT_READING && !client_owes_any(c) && buffer_len(&c->in) == 0 &&
 	    !request_partial(&c->parser) && c->worker->now_ms - c->last_active >= quiet_ms;
+}
+
+bool
+client_evictable(const struct client *c, uint64_t quiet_ms)
+{
+	uint64_t rate = c->worker->conf->request_min_rate, span, expected;
+
+	if (client_idle(c, quiet_ms))
+		return true;
+	if (rate == 0 || c->state != CLIENT_READING || client_owes_any(c) || c->request_started == 0)
+		return false;
+	span = c->worker->now_ms - c->request_started;
+	if (span < quiet_ms)
+		return false;
+	/* what request_min_rate would have brought in the time (no overflow) */
+	expected = rate / 1000 * span + rate % 1000 * span / 1000;
+	return c->parser.line_len * CLIENT_CRAWL_SHARE < expected;
 }
 
 bool
@@ -529,13 +635,12 @@ client_stalled(const struct client *c, int seconds)
 	return c->worker->now_ms - c->last_active >= (uint64_t)seconds * CLOCK_MS_PER_SEC;
 }
 
-static const char *const client_expiry_names[CLIENT_EXPIRY_KINDS] = {
-	[CLIENT_EXPIRY_NONE]    = "none",
-	[CLIENT_EXPIRY_IDLE]    = "client_timeout",
-	[CLIENT_EXPIRY_REQUEST] = "request_timeout",
-	[CLIENT_EXPIRY_SEND]    = "send_timeout",
-	[CLIENT_EXPIRY_LINGER]  = "lingering close",
-	[CLIENT_EXPIRY_PROXY]   = "PROXY header deadline",
+/* The tally each expiry is counted in (the lingering close's is not one). */
+static const enum tally_kind client_expiry_tally[CLIENT_EXPIRY_KINDS] = {
+	[CLIENT_EXPIRY_IDLE]    = TALLY_CLIENT_TIMEOUT,
+	[CLIENT_EXPIRY_REQUEST] = TALLY_REQUEST_TIMEOUT,
+	[CLIENT_EXPIRY_SEND]    = TALLY_SEND_TIMEOUT,
+	[CLIENT_EXPIRY_PROXY]   = TALLY_PROXY_TIMEOUT,
 };
 
 /* Which of c's deadlines has passed, if any. */
@@ -552,8 +657,9 @@ client_expired(const struct client *c, const struct config *conf, uint64_t now)
 	 * A client slow to read what it is owed is not idle (docs/PROTOCOL.md):
 	 * send_timeout counts time without progress draining the output.
 	 */
-	if (client_owes(c))
-		return now - c->send_progress >= (uint64_t)conf->send_timeout * CLOCK_MS_PER_SEC ?
+	if (client_owes_any(c))
+		return c->rate_short ||
+		    now - c->send_progress >= (uint64_t)conf->send_timeout * CLOCK_MS_PER_SEC ?
 		    CLIENT_EXPIRY_SEND : CLIENT_EXPIRY_NONE;
 	if (conf->client_timeout > 0 &&
 	    now - c->last_active >= (uint64_t)conf->client_timeout * CLOCK_MS_PER_SEC)
@@ -568,20 +674,55 @@ client_expired(const struct client *c, const struct config *conf, uint64_t now)
 }
 
 /*
+ * send_min_rate: the rate a client owed bytes must drain at, over each
+ * window of send_timeout.  A response throttled by limit_rate cannot be
+ * drained faster than the limit: it is held to half of it at most.
+ */
+static uint64_t
+client_min_rate(const struct config *conf)
+{
+	if (conf->limit_rate > 0 && conf->limit_rate / 2 < conf->send_min_rate)
+		return conf->limit_rate / 2 > 0 ? conf->limit_rate / 2 : 1;
+	return conf->send_min_rate;
+}
+
+/*
  * A reader that drains the socket is making progress even while send()
  * has had no room for a while (the kernel wakes a writer only once a third
- * of the buffer is free): the send queue shrinking counts too.
+ * of the buffer is free): the send queue shrinking counts too.  The same
+ * sample (bytes sent less bytes queued = bytes the client took) measures
+ * its rate over each send_timeout, for send_min_rate.
  */
 static void
 client_sample_drain(struct client *c)
 {
-	int queued;
+	const struct config *conf = c->worker->conf;
+	uint64_t             now = c->worker->now_ms, drained, need, span;
+	int                  queued;
 
 	if (ioctl(c->fd, SIOCOUTQ, &queued) == -1 || queued < 0)
 		return;
 	if ((uint32_t)queued < c->send_queued)
-		c->send_progress = c->worker->now_ms;
+		c->send_progress = now;
 	c->send_queued = (uint32_t)queued;
+	if (queued == 0 && !client_owes(c)) {
+		c->kernel_unsent = false;   /* all taken: nothing to judge */
+		return;
+	}
+	if ((need = client_min_rate(conf)) == 0)
+		return;
+	drained = c->sent > (uint64_t)queued ? c->sent - (uint64_t)queued : 0;
+	if (c->rate_mark_ms == 0) {
+		c->rate_mark_ms = now;
+		c->rate_mark_drained = drained;
+		return;
+	}
+	span = now - c->rate_mark_ms;
+	if (span < (uint64_t)conf->send_timeout * CLOCK_MS_PER_SEC)
+		return;
+	c->rate_short = (drained - c->rate_mark_drained) * CLOCK_MS_PER_SEC / span < need;
+	c->rate_mark_ms = now;
+	c->rate_mark_drained = drained;
 }
 
 enum client_expiry
@@ -589,16 +730,18 @@ client_deadline_check(struct client *c)
 {
 	enum client_expiry why;
 
-	if (client_owes(c))
+	if (client_owes_any(c))
 		client_sample_drain(c);
 	why = client_expired(c, c->worker->conf, c->worker->now_ms);
 	if (why == CLIENT_EXPIRY_NONE)
 		return why;
-	if (why == CLIENT_EXPIRY_LINGER)
+	if (why == CLIENT_EXPIRY_LINGER) {
+		/* the answer is out and the write side shut: a normal end */
 		log_debug("client %" PRIu64 ": lingering close over; closing", c->id);
-	else
-		log_info("client %" PRIu64 " (%s): %s expired in state %s; closing", c->id,
-		    client_peer(c), client_expiry_names[why], client_state_name(c->state));
-	client_set_state(c, CLIENT_CLOSED);
+		client_set_state(c, CLIENT_CLOSED);
+		return why;
+	}
+	log_debug("client %" PRIu64 ": expired in state %s", c->id, client_state_name(c->state));
+	client_abort(c, client_expiry_tally[why]);
 	return why;
 }

@@ -44,6 +44,17 @@
  * second later).
  */
 #define CLIENT_PROXY_TIMEOUT_MS 3000
+/*
+ * A partial request line arriving at under 1 / CLIENT_CRAWL_SHARE of
+ * request_min_rate may be closed to make room, like an idle client: an
+ * honest client sending at the minimum rate is four times above it.
+ */
+#define CLIENT_CRAWL_SHARE 4
+/*
+ * limit_rate: the budget a throttled connection waits for before it is
+ * polled for output again (a tenth of a second's worth, at most this).
+ */
+#define CLIENT_LIMIT_CHUNK_MAX (64u * 1024)
 
 enum client_state {
 	CLIENT_PROXY,       /* waiting for the PROXY header (proxy_protocol listeners) */
@@ -78,6 +89,16 @@ struct client {
 	uint64_t               request_started; /* ms: a partial line's first byte, 0 none */
 	uint64_t               send_progress;   /* ms: last byte sent or drained, or response begun */
 	uint32_t               send_queued;     /* socket send queue at the last sweep */
+	uint64_t               sent;            /* bytes written to the socket */
+	bool                   kernel_unsent;   /* sent since the sweep last saw the queue empty */
+	/* send_min_rate: a window of send_timeout, from the sweep's samples */
+	uint64_t               rate_mark_ms;    /* the window began, 0 = not yet */
+	uint64_t               rate_mark_drained; /* bytes the client had read then */
+	bool                   rate_short;      /* a window drained below the minimum */
+	/* limit_rate: a budget counted from when bytes became owed */
+	uint64_t               limit_start_ms;
+	uint64_t               limit_base;      /* sent, then */
+	uint64_t               wake_ms;         /* no POLLOUT before this (budget spent) */
 	uint64_t               linger_until;    /* ms: LINGERING ends then */
 	uint64_t               lingered;        /* bytes dropped while LINGERING */
 	bool                   unread_input;    /* CLOSING left request bytes unread */
@@ -102,7 +123,8 @@ short client_events(const struct client *c);
 void client_set_state(struct client *c, enum client_state state);
 /*
  * Closes c at once with a reset (nothing more is sent, the kernel drops
- * its queue), counting why in the tally: for connections refused.
+ * its queue), counting why in the tally: for connections refused, cut by
+ * a deadline or too slow, and closed to make room.
  */
 void client_abort(struct client *c, enum tally_kind why);
 const char *client_state_name(enum client_state state);
@@ -113,15 +135,22 @@ const char *client_state_name(enum client_state state);
 void client_status(struct client *c, enum status status);
 /*
  * Closes c when one of its deadlines passed (client_timeout, request_timeout,
- * send_timeout, the lingering close's, the PROXY header's), logs why, and
- * says which.
+ * send_timeout or send_min_rate, the lingering close's, the PROXY
+ * header's), counts it in the tally, and says which.  Expiries reset the
+ * connection (the kernel drops what it still queues); an ended lingering
+ * close closes gracefully.
  */
 enum client_expiry client_deadline_check(struct client *c);
 /*
- * Idle: reading, owed nothing, no partial request, and quiet for quiet_ms:
- * a client that may be closed to make room for a new one.
+ * Idle: reading, owed nothing, no partial request, and quiet for quiet_ms.
  */
 bool client_idle(const struct client *c, uint64_t quiet_ms);
+/*
+ * A client that may be closed to make room for a new one: idle for
+ * quiet_ms, or reading a partial request line for at least quiet_ms at
+ * under a CLIENT_CRAWL_SHARE-th of request_min_rate (no better than idle).
+ */
+bool client_evictable(const struct client *c, uint64_t quiet_ms);
 /* No bytes either way for seconds, owed or not. */
 bool client_stalled(const struct client *c, int seconds);
 

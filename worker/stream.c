@@ -259,7 +259,7 @@ stream_fill(struct stream *s, struct buffer *out, uint64_t now_ms)
  * response is due.  send() from the mapping copies at send time.
  */
 enum stream_result
-stream_send_direct(struct stream *s, int sock, struct buffer *out,
+stream_send_direct(struct stream *s, int sock, struct buffer *out, size_t max,
     uint64_t now_ms, size_t *sent)
 {
 	size_t             n = s->remaining > STREAM_SEND_MAX ? STREAM_SEND_MAX : (size_t)s->remaining;
@@ -267,6 +267,8 @@ stream_send_direct(struct stream *s, int sock, struct buffer *out,
 	enum stream_result res;
 
 	*sent = 0;
+	if (n > max)
+		n = max;
 	if (!filemap_cover(&s->view, &s->file, s->offset, 1, s->offset + s->remaining, now_ms)) {
 		/* no mapping: through the queue, which the caller sends */
 		if (n > buffer_room(out))

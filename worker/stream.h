@@ -60,12 +60,13 @@ enum stream_result stream_fill(struct stream *s, struct buffer *out, uint64_t no
 /* Whether the body, once out is empty, is sent by stream_send_direct. */
 bool stream_sends_direct(const struct stream *s);
 /*
- * One send of body bytes straight from the file's mapping (*sent bytes; 0
- * with STREAM_MORE when the socket is full).  Without a mapping the bytes
- * are read into out instead (*sent counts them), for the caller to send.
+ * One send of at most max body bytes straight from the file's mapping
+ * (*sent bytes; 0 with STREAM_MORE when the socket is full).  Without a
+ * mapping the bytes are read into out instead (*sent counts them), for the
+ * caller to send.
  */
 enum stream_result stream_send_direct(struct stream *s, int sock, struct buffer *out,
-	    uint64_t now_ms, size_t *sent);
+	    size_t max, uint64_t now_ms, size_t *sent);
 /* Ends the stream, finished or not: closes the file, frees the listing. */
 void stream_end(struct stream *s, uint64_t now_ms);
 

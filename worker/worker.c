@@ -49,8 +49,10 @@
 
 /*
  * A full worker closes its idle client quiet longest to make room for a
- * new one (never one mid-request or owed bytes), as nginx reuses keep-alive
- * connections; only clients quiet this long count as idle.
+ * new one, as nginx reuses keep-alive connections: only clients quiet this
+ * long count as idle, and a partial request only when it has been crawling
+ * this long far below request_min_rate (client_evictable); never a client
+ * owed bytes.
  */
 #define WORKER_EVICT_QUIET_MS 1000
 
@@ -178,7 +180,7 @@ worker_remove_client(struct worker *w, int i)
 	w->unreported_closes++;
 }
 
-/* The idle client quiet longest, to close for a new one; 0 when none. */
+/* The evictable client quiet longest, to close for a new one; 0 when none. */
 static int
 worker_evictable_slot(const struct worker *w)
 {
@@ -186,7 +188,7 @@ worker_evictable_slot(const struct worker *w)
 
 	for (int i = 1; i <= w->nclients; i++) {
 		const struct client *c = w->clients[i];
-		if (client_idle(c, WORKER_EVICT_QUIET_MS) &&
+		if (client_evictable(c, WORKER_EVICT_QUIET_MS) &&
 		    (best == 0 || c->last_active < w->clients[best]->last_active))
 			best = i;
 	}
@@ -203,9 +205,9 @@ worker_make_room(struct worker *w, uint64_t id)
 		return true;
 	if ((victim = worker_evictable_slot(w)) == 0)
 		return false;
-	log_info("client %" PRIu64 ": closing idle client %" PRIu64 " to make room",
+	log_debug("client %" PRIu64 ": closing client %" PRIu64 " to make room",
 	    id, w->clients[victim]->id);
-	client_set_state(w->clients[victim], CLIENT_CLOSED);
+	client_abort(w->clients[victim], TALLY_ROOM);
 	worker_remove_client(w, victim);
 	if (w->evictable > 0)
 		w->evictable--;
@@ -230,13 +232,21 @@ worker_add_client(struct worker *w, int fd, uint64_t id, bool proxy)
 	}
 	w->fd_lost = false;
 	if (w->draining || !worker_make_room(w, id)) {
-		/* The master's books say we had room; they are wrong. */
-		log_warnx("client %" PRIu64 ": no free slot (%d open); closing", id, w->nclients);
-		close(fd);
+		/*
+		 * The master's books say we had room; they are wrong (an
+		 * evictable client woke since the sweep counted it).  Logged
+		 * once per episode: an attacker could make it repeat.
+		 */
+		if (!w->no_slot)
+			log_warnx("client %" PRIu64 ": no free slot (%d open); closing "
+			    "(logged once until a client is taken again)", id, w->nclients);
+		w->no_slot = true;
+		net_close_abortive(fd);
 		w->unreported_closes++;
 		worker_note_closed(w, id);
 		return;
 	}
+	w->no_slot = false;
 	if ((c = client_new(w, fd, id, proxy)) == NULL) {
 		log_warnx("client %" PRIu64 ": out of memory; closing", id);
 		close(fd);
@@ -296,12 +306,16 @@ static int
 worker_poll(struct worker *w, int *npolled)
 {
 	bool     full = w->nhot == 0 || w->now_ns >= w->next_scan_ns;
-	uint64_t start = 0, interval;
+	uint64_t start = 0, interval, wake = UINT64_MAX;
 	int      n, timeout;
 
 	*npolled = full ? w->nclients : w->nhot;
-	for (int i = 1; i <= *npolled; i++)
+	for (int i = 1; i <= *npolled; i++) {
 		w->pfd[i].events = client_events(w->clients[i]);
+		/* limit_rate: a throttled client (hot: it sends every turn it may) */
+		if (w->clients[i]->wake_ms > w->now_ms && w->clients[i]->wake_ms < wake)
+			wake = w->clients[i]->wake_ms;
+	}
 	if (w->nhot == 0)
 		timeout = WORKER_IDLE_POLL_MS;
 	else if (full) {
@@ -313,6 +327,8 @@ worker_poll(struct worker *w, int *npolled)
 	if (timeout > WORKER_LOAD_MS && (w->unreported_closes > 0 || w->nclosed > 0 ||
 	    w->received != w->reported_received))
 		timeout = WORKER_LOAD_MS;
+	if (wake != UINT64_MAX && (uint64_t)timeout > wake - w->now_ms)
+		timeout = (int)(wake - w->now_ms);
 	n = poll(w->pfd, (nfds_t)*npolled + 1, timeout);
 	worker_clock(w);
 	if (full && timeout == 0) {
@@ -373,7 +389,7 @@ worker_count_evictable(struct worker *w)
 
 	if ((uint64_t)w->nclients + WORKER_LOAD_MARGIN(w) >= (uint64_t)w->maxclients) {
 		for (int i = 1; i <= w->nclients; i++)
-			n += client_idle(w->clients[i], WORKER_EVICT_QUIET_MS);
+			n += client_evictable(w->clients[i], WORKER_EVICT_QUIET_MS);
 	}
 	if (n != w->evictable)
 		w->load_changed = true;
@@ -504,6 +520,7 @@ worker_setup(struct worker *w, const struct config *conf, unsigned gen, int chan
     int access_fd)
 {
 	memset(w, 0, sizeof(*w));
+	tally_reset();      /* the master's counts are not this worker's */
 	w->files.dirfd = -1;
 	w->conf = conf;
 	w->gen = gen;
@@ -573,12 +590,15 @@ worker_test_hook(void)
 		_exit(atoi(code));
 }
 
-/* Once a second: clients past a deadline closed, quiet ones cooled, old mappings dropped. */
+/*
+ * Once a second: clients past a deadline closed, quiet ones cooled, old
+ * mappings dropped, the tally of closes logged when its interval is over.
+ */
 static void
 worker_sweep(struct worker *w)
 {
 	for (int i = w->nclients; i >= 1; i--) {
-		w->expired[client_deadline_check(w->clients[i])]++;
+		client_deadline_check(w->clients[i]);
 		if (w->clients[i]->state == CLIENT_CLOSED)
 			worker_remove_client(w, i);
 	}
@@ -626,6 +646,20 @@ worker_turn(struct worker *w)
 	return 0;
 }
 
+/* At exit: what the tally holds yet, then the totals of the deadlines. */
+static void
+worker_exit_report(void)
+{
+	uint64_t idle = tally_total(TALLY_CLIENT_TIMEOUT), req = tally_total(TALLY_REQUEST_TIMEOUT);
+	uint64_t snd = tally_total(TALLY_SEND_TIMEOUT), room = tally_total(TALLY_ROOM);
+
+	tally_flush(clock_now_ms(), 1);
+	if (idle + req + snd + room > 0)
+		log_info("closed by deadlines: %" PRIu64 " client_timeout, %" PRIu64
+		    " request_timeout, %" PRIu64 " send_timeout; %" PRIu64 " to make room",
+		    idle, req, snd, room);
+}
+
 int
 worker_main(const struct config *conf, unsigned gen, int chan, int access_fd)
 {
@@ -662,14 +696,8 @@ worker_main(const struct config *conf, unsigned gen, int chan, int access_fd)
 	}
 	rc = 0;
 done:
-	if (w.expired[CLIENT_EXPIRY_IDLE] + w.expired[CLIENT_EXPIRY_REQUEST] +
-	    w.expired[CLIENT_EXPIRY_SEND] > 0)
-		log_info("closed by deadlines: %" PRIu64 " client_timeout, %" PRIu64
-		    " request_timeout, %" PRIu64 " send_timeout",
-		    w.expired[CLIENT_EXPIRY_IDLE], w.expired[CLIENT_EXPIRY_REQUEST],
-		    w.expired[CLIENT_EXPIRY_SEND]);
+	worker_exit_report();
 	worker_teardown(&w);
-	tally_flush(clock_now_ms(), 1);
 	log_close();
 	return rc;
 }

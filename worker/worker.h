@@ -36,15 +36,15 @@ struct worker {
 	uint64_t              unreported_closes; /* since the last LOAD sent */
 	uint64_t              reported_ns;
 	uint64_t              reported_received; /* received, as last reported */
-	uint32_t              evictable;    /* idle clients, counted when nearly full */
+	uint32_t              evictable;    /* clients that may make room (client_evictable), counted when nearly full */
 	bool                  load_changed; /* capacity or evictable to report */
 	bool                  fd_lost;      /* descriptors lost: logged once per episode */
+	bool                  no_slot;      /* clients refused for want of a slot: the same */
 	bool                  draining;
 	bool                  stopping;
 	struct files          files;
 	struct buffer_pool    in_pool;      /* input blocks of idle-looking clients */
 	struct buffer_pool    out_pool;
-	uint64_t              expired[CLIENT_EXPIRY_KINDS]; /* clients closed by each deadline */
 	/* ids of closed connections not yet told the master (max_clients_per_address) */
 	uint64_t             *closed_ids;
 	size_t                nclosed;

@@ -108,11 +108,12 @@ def test_T_prints_every_key(daemon):
     for k in ("listen", "directory", "workers", "clients_per_worker",
               "slice_encoding", "request_line_max", "client_timeout",
               "pid_file", "error_log", "access_log", "log_level", "user",
-              "group", "chroot", "shutdown_timeout", "send_timeout"):
+              "group", "chroot", "shutdown_timeout", "send_timeout",
+              "send_min_rate", "limit_rate"):
         assert k in keys, (k, r.out)
     assert keys["workers"][0] == "2"
     assert re.fullmatch(r".*hftpd.conf:\d+", keys["workers"][1]), keys
-    assert keys["clients_per_worker"] == ("512", "default")
+    assert keys["clients_per_worker"] == ("8192", "default")
     assert keys["chroot"] == ("no", "default")
     assert "is ok" in r.out
 

@@ -175,7 +175,7 @@ static enum stream_result run_stream(struct fixture *fx, struct stream *s, size_
 		size_t sent, take;
 
 		if (buffer_len(&out) == 0 && stream_sends_direct(s)) {
-			r = stream_send_direct(s, fx->sv[0], &out, NOW_MS, &sent);
+			r = stream_send_direct(s, fx->sv[0], &out, SIZE_MAX, NOW_MS, &sent);
 			drain_peer(fx->sv[1], got);
 		} else
 			r = stream_fill(s, &out, NOW_MS);
@@ -573,7 +573,7 @@ static void test_shrink_raw_direct(void **state)
 	assert_true(stream_sends_direct(&s));
 	assert_int_equal(truncate(fx->path, 0), 0);
 	for (int i = 0; i < FILLS_MAX && r == STREAM_MORE; i++) {
-		r = stream_send_direct(&s, fx->sv[0], &out, NOW_MS, &sent);
+		r = stream_send_direct(&s, fx->sv[0], &out, SIZE_MAX, NOW_MS, &sent);
 		drain_peer(fx->sv[1], &got);
 		bytes_add(&got, buffer_head(&out), buffer_len(&out));
 		buffer_consume(&out, buffer_len(&out));
