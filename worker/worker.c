@@ -214,38 +214,12 @@ worker_make_room(struct worker *w, uint64_t id)
 	return true;
 }
 
+/* A slot is free: fd becomes a client, served at once. */
 static void
-worker_add_client(struct worker *w, int fd, uint64_t id, bool proxy)
+worker_take(struct worker *w, int fd, uint64_t id, bool proxy)
 {
 	struct client *c;
 
-	w->received++;
-	if (fd == -1) {
-		/* The kernel dropped the descriptor: our limit.  Counted, not served. */
-		if (!w->fd_lost)
-			log_warnx("client %" PRIu64 ": descriptor lost in the hand-off "
-			    "(open file limit reached?); such losses are logged once", id);
-		w->fd_lost = true;
-		w->unreported_closes++;
-		worker_note_closed(w, id);
-		return;
-	}
-	w->fd_lost = false;
-	if (w->draining || !worker_make_room(w, id)) {
-		/*
-		 * The master's books say we had room; they are wrong (an
-		 * evictable client woke since the sweep counted it).  Logged
-		 * once per episode: an attacker could make it repeat.
-		 */
-		if (!w->no_slot)
-			log_warnx("client %" PRIu64 ": no free slot (%d open); closing "
-			    "(logged once until a client is taken again)", id, w->nclients);
-		w->no_slot = true;
-		net_close_abortive(fd);
-		w->unreported_closes++;
-		worker_note_closed(w, id);
-		return;
-	}
 	w->no_slot = false;
 	if ((c = client_new(w, fd, id, proxy)) == NULL) {
 		log_warnx("client %" PRIu64 ": out of memory; closing", id);
@@ -270,6 +244,60 @@ worker_add_client(struct worker *w, int fd, uint64_t id, bool proxy)
 	client_turn(c, POLLIN);
 	if (c->state == CLIENT_CLOSED)
 		worker_remove_client(w, c->slot);
+}
+
+/*
+ * Waiting clients take the slots that free up, first come first; with
+ * make_room (an O(clients) search, so only from the sweep) also the
+ * evictable clients' slots.
+ */
+static void
+worker_admit_waiting(struct worker *w, bool make_room)
+{
+	while (w->nwaiting > 0 && (w->nclients < w->maxclients ||
+	    (make_room && worker_make_room(w, w->waiting[0].id)))) {
+		struct worker_waiting first = w->waiting[0];
+
+		w->nwaiting--;
+		memmove(&w->waiting[0], &w->waiting[1], (size_t)w->nwaiting * sizeof(first));
+		worker_take(w, first.fd, first.id, first.proxy);
+	}
+}
+
+static void
+worker_add_client(struct worker *w, int fd, uint64_t id, bool proxy)
+{
+	w->received++;
+	if (fd == -1) {
+		/* The kernel dropped the descriptor: our limit.  Counted, not served. */
+		if (!w->fd_lost)
+			log_warnx("client %" PRIu64 ": descriptor lost in the hand-off "
+			    "(open file limit reached?); such losses are logged once", id);
+		w->fd_lost = true;
+		w->unreported_closes++;
+		worker_note_closed(w, id);
+		return;
+	}
+	w->fd_lost = false;
+	if (w->nwaiting == 0 && !w->draining && worker_make_room(w, id)) {
+		worker_take(w, fd, id, proxy);
+		return;
+	}
+	if (!w->draining && w->nwaiting < WORKER_WAITING_MAX) {
+		w->waiting[w->nwaiting++] = (struct worker_waiting){ fd, id, proxy };
+		return;
+	}
+	/*
+	 * The master's books are wrong by more than the waiting room holds.
+	 * Logged once per episode: an attacker could make it repeat.
+	 */
+	if (!w->no_slot)
+		log_warnx("client %" PRIu64 ": no free slot (%d open, %d waiting); closing "
+		    "(logged once until a client is taken again)", id, w->nclients, w->nwaiting);
+	w->no_slot = true;
+	net_close_abortive(fd);
+	w->unreported_closes++;
+	worker_note_closed(w, id);
 }
 
 /* Cold clients that had events in a full scan become hot. */
@@ -356,11 +384,12 @@ worker_report_load(struct worker *w)
 {
 	struct channel_load load = {
 		.received = w->received,
-		.open = (uint32_t)w->nclients,
+		.open = (uint32_t)(w->nclients + w->nwaiting),
 		.capacity = (uint32_t)w->maxclients,
 		.evictable = w->evictable,
 	};
-	uint64_t            believed = (uint64_t)w->nclients + w->unreported_closes;
+	uint64_t            believed = (uint64_t)w->nclients + (uint64_t)w->nwaiting +
+	    w->unreported_closes;
 
 	/*
 	 * Receipts are reported too (batched the same way): the master takes
@@ -546,6 +575,8 @@ worker_teardown(struct worker *w)
 {
 	while (w->nclients > 0)
 		worker_remove_client(w, w->nclients);
+	while (w->nwaiting > 0)
+		close(w->waiting[--w->nwaiting].fd);
 	buffer_pool_free(&w->in_pool);
 	buffer_pool_free(&w->out_pool);
 	filemap_close_all();
@@ -604,6 +635,7 @@ worker_sweep(struct worker *w)
 	}
 	worker_demote(w);
 	worker_count_evictable(w);
+	worker_admit_waiting(w, true);
 	filemap_sweep(w->now_ms);
 	tally_flush(w->now_ms, 0);
 }
@@ -638,6 +670,8 @@ worker_turn(struct worker *w)
 	}
 	if (npolled > w->nhot)
 		worker_promote(w);
+	if (w->nwaiting > 0)
+		worker_admit_waiting(w, false);
 	/* The channel after the clients: new ones join the next turn. */
 	if (n > 0 && w->pfd[0].revents && worker_channel_read(w) == -1) {
 		log_info("master gone; exiting");
@@ -681,7 +715,8 @@ worker_main(const struct config *conf, unsigned gen, int chan, int access_fd)
 	log_debug("serving %s, up to %d clients", conf->directory, w.maxclients);
 	last_sweep_s = w.now_ms / CLOCK_MS_PER_SEC;
 
-	while (!w.stopping && !worker_got_term && !(w.draining && w.nclients == 0)) {
+	while (!w.stopping && !worker_got_term &&
+	    !(w.draining && w.nclients == 0 && w.nwaiting == 0)) {
 		if ((r = worker_turn(&w)) == -1)
 			goto done;
 		if (r == 1)

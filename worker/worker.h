@@ -17,6 +17,20 @@
 struct config;
 struct client;
 
+/*
+ * A client handed over when no slot could be freed: the master counted an
+ * evictable client that has woken since the sweep counted it.  It waits
+ * here, unpolled, for the next free slot, as it would in the backlog:
+ * no client is refused.  Bounded by the descriptors a worker keeps in
+ * reserve (CONFIG_FDS_RESERVE).
+ */
+#define WORKER_WAITING_MAX  8
+struct worker_waiting {
+	int      fd;
+	uint64_t id;
+	bool     proxy;
+};
+
 struct worker {
 	const struct config  *conf;
 	unsigned              gen;
@@ -42,6 +56,8 @@ struct worker {
 	bool                  no_slot;      /* clients refused for want of a slot: the same */
 	bool                  draining;
 	bool                  stopping;
+	struct worker_waiting waiting[WORKER_WAITING_MAX]; /* first come, first in */
+	int                   nwaiting;
 	struct files          files;
 	struct buffer_pool    in_pool;      /* input blocks of idle-looking clients */
 	struct buffer_pool    out_pool;
