@@ -429,32 +429,6 @@ client_throttle(struct client *c)
 		c->wake_ms = c->worker->now_ms + (chunk - left) * CLOCK_MS_PER_SEC / rate + 1;
 }
 
-/* A raw body past what the queue carried: straight from the file, at most max. */
-static bool
-client_send_direct(struct client *c, size_t max)
-{
-	enum stream_result r;
-	size_t             sent, queued = buffer_len(&c->out);
-
-	r = stream_send_direct(&c->stream, c->fd, &c->out, max, c->worker->now_ms, &sent);
-	access_count(c->access, sent);
-	/* without a mapping the bytes went to the queue, not yet to the socket */
-	c->sent += sent - (buffer_len(&c->out) - queued);
-	c->kernel_unsent |= sent > 0;
-	if (sent > 0)
-		c->last_active = c->send_progress = c->worker->now_ms;
-	if (r == STREAM_DONE)
-		client_set_state(c, CLIENT_READING);
-	else if (r != STREAM_MORE) {
-		if (r == STREAM_ERROR && (errno == EPIPE || errno == ECONNRESET))
-			client_set_state(c, CLIENT_CLOSED);
-		else
-			client_body_broken(c, r);
-		return false;
-	}
-	return true;
-}
-
 /* At most one send per turn (within limit_rate); false when the connection is gone. */
 static bool
 client_send(struct client *c)
@@ -462,15 +436,8 @@ client_send(struct client *c)
 	size_t  budget, len;
 	ssize_t n;
 
-	if (c->wake_ms > c->worker->now_ms || (budget = client_budget(c)) == 0)
-		return true;
-	if (buffer_len(&c->out) == 0 && c->state == CLIENT_STREAMING &&
-	    stream_sends_direct(&c->stream)) {
-		if (!client_send_direct(c, budget))
-			return false;
-		client_throttle(c);
-	}
-	if (buffer_len(&c->out) == 0 || (budget = client_budget(c)) == 0)
+	if (c->wake_ms > c->worker->now_ms || buffer_len(&c->out) == 0 ||
+	    (budget = client_budget(c)) == 0)
 		return true;
 	len = buffer_len(&c->out) < budget ? buffer_len(&c->out) : budget;
 	n = send(c->fd, buffer_head(&c->out), len, MSG_NOSIGNAL);

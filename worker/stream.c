@@ -7,7 +7,6 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "base64.h"
@@ -63,12 +62,6 @@ stream_end(struct stream *s, uint64_t now_ms)
 		close(s->file.fd);
 	files_listing_free(&s->listing);
 	stream_init(s);
-}
-
-bool
-stream_sends_direct(const struct stream *s)
-{
-	return s->kind == STREAM_RAW && s->started;
 }
 
 /*
@@ -195,7 +188,14 @@ stream_fill_fragments(struct stream *s, struct buffer *out)
 	return buffer_append(out, "0 \r\n", 4) == 0 ? STREAM_DONE : STREAM_MORE;
 }
 
-/* Raw bytes ride in the queue only while it holds something to send with them. */
+/*
+ * Raw bytes are read into the queue (pread), never sent from a mapping:
+ * a read stops at the end of file as it is at that moment, so a file
+ * truncated while it is sent ends the response short and can never put
+ * zeros in it (a mapping reads zeros past a new end inside its last page,
+ * between any check and the send).  Not sendfile either: it queues
+ * references to page-cache pages, which a truncation zeroes in place.
+ */
 static enum stream_result
 stream_fill_raw(struct stream *s, struct buffer *out)
 {
@@ -207,17 +207,13 @@ stream_fill_raw(struct stream *s, struct buffer *out)
 			return STREAM_MORE;
 		s->started = true;
 	}
-	if (buffer_len(out) > 0 && s->remaining > 0) {
-		n = buffer_room(out);
-		if (n > STREAM_CHUNK)
-			n = STREAM_CHUNK;
-		if (n > s->remaining)
-			n = (size_t)s->remaining;
-		if (n > 0) {
-			if ((r = stream_read(s, buffer_tail(out), n)) != STREAM_MORE)
-				return r;
-			buffer_commit(out, n);
-		}
+	n = buffer_room(out);
+	if (n > s->remaining)
+		n = (size_t)s->remaining;
+	if (n > 0) {
+		if ((r = stream_read(s, buffer_tail(out), n)) != STREAM_MORE)
+			return r;
+		buffer_commit(out, n);
 	}
 	return s->remaining == 0 ? STREAM_DONE : STREAM_MORE;
 }
@@ -251,49 +247,4 @@ stream_fill(struct stream *s, struct buffer *out, uint64_t now_ms)
 		return stream_fill_listing(s, out);
 	}
 	fatalx("stream: unknown kind %d", (int)s->kind);
-}
-
-/*
- * Not sendfile: it queues references to page-cache pages, and a file
- * truncated while they wait in the socket delivers zeros where a short
- * response is due.  send() from the mapping copies at send time.
- */
-enum stream_result
-stream_send_direct(struct stream *s, int sock, struct buffer *out, size_t max,
-    uint64_t now_ms, size_t *sent)
-{
-	size_t             n = s->remaining > STREAM_SEND_MAX ? STREAM_SEND_MAX : (size_t)s->remaining;
-	ssize_t            r;
-	enum stream_result res;
-
-	*sent = 0;
-	if (n > max)
-		n = max;
-	if (!filemap_cover(&s->view, &s->file, s->offset, 1, s->offset + s->remaining, now_ms)) {
-		/* no mapping: through the queue, which the caller sends */
-		if (n > buffer_room(out))
-			n = buffer_room(out);
-		if ((res = stream_read(s, buffer_tail(out), n)) != STREAM_MORE)
-			return res;
-		buffer_commit(out, n);
-		*sent = n;
-		return s->remaining == 0 ? STREAM_DONE : STREAM_MORE;
-	}
-	if (n > s->view.off + s->view.len - s->offset)
-		n = (size_t)(s->view.off + s->view.len - s->offset);
-	/* Checked before sending: once sent, bytes cannot be taken back. */
-	if (!stream_file_holds(s, s->offset + n))
-		return STREAM_SHRANK;
-	r = send(sock, s->view.addr + (s->offset - s->view.off), n, MSG_NOSIGNAL);
-	if (r == -1) {
-		if (errno == EFAULT)
-			return STREAM_SHRANK;
-		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-			return STREAM_MORE;
-		return STREAM_ERROR;
-	}
-	s->offset += (uint64_t)r;
-	s->remaining -= (uint64_t)r;
-	*sent = (size_t)r;
-	return s->remaining == 0 ? STREAM_DONE : STREAM_MORE;
 }

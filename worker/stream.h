@@ -26,16 +26,14 @@
 
 /* File bytes per production step (a multiple of 3 for base64). */
 #define STREAM_CHUNK        (144 * 1024)
-/* Most bytes one direct send of a raw body offers the kernel. */
-#define STREAM_SEND_MAX     (1u << 20)
 
 enum stream_kind { STREAM_BASE64, STREAM_RAW, STREAM_FRAGMENTS, STREAM_LISTING };
 
 enum stream_result {
 	STREAM_MORE,        /* progress made or waiting for room: call again */
-	STREAM_DONE,        /* the body is complete in the queue (or sent) */
+	STREAM_DONE,        /* the body is complete in the queue */
 	STREAM_SHRANK,      /* the file ended before the slice: end the connection */
-	STREAM_ERROR        /* read or send failed (errno): end the connection */
+	STREAM_ERROR        /* a read failed (errno): end the connection */
 };
 
 struct stream {
@@ -57,16 +55,6 @@ void stream_start_slice(struct stream *s, enum stream_kind kind, int fd,
 void stream_start_listing(struct stream *s, struct files_listing *listing);
 /* Produces as much of the body into out as fits. */
 enum stream_result stream_fill(struct stream *s, struct buffer *out, uint64_t now_ms);
-/* Whether the body, once out is empty, is sent by stream_send_direct. */
-bool stream_sends_direct(const struct stream *s);
-/*
- * One send of at most max body bytes straight from the file's mapping
- * (*sent bytes; 0 with STREAM_MORE when the socket is full).  Without a
- * mapping the bytes are read into out instead (*sent counts them), for the
- * caller to send.
- */
-enum stream_result stream_send_direct(struct stream *s, int sock, struct buffer *out,
-	    size_t max, uint64_t now_ms, size_t *sent);
 /* Ends the stream, finished or not: closes the file, frees the listing. */
 void stream_end(struct stream *s, uint64_t now_ms);
 
