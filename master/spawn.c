@@ -107,7 +107,7 @@ spawn_free_slot(struct master *m)
  * Then drop root and serve.
  */
 static void __attribute__((noreturn))
-spawn_child(struct master *m, struct worker_slot *s, int chan)
+spawn_child(struct master *m, int chan)
 {
 	bool was_root;
 	int  rc;
@@ -117,11 +117,9 @@ spawn_child(struct master *m, struct worker_slot *s, int chan)
 		close(m->listeners[i].fd);
 	for (int i = 0; i < m->ninherited; i++)
 		close(m->inherited[i].fd);
-	for (int i = 0; i < m->nslots; i++) {
-		if (&m->slots[i] != s && m->slots[i].chan != -1)
-			close(m->slots[i].chan);
-		channel_queue_clear(&m->slots[i].out);  /* REOPEN copies for others */
-	}
+	/* other workers' channels and queued REOPEN copies (its own slot has none yet) */
+	for (int i = 0; i < m->nslots; i++)
+		slot_channel_closed(&m->slots[i]);
 	if (m->pending_fd != -1)
 		close(m->pending_fd);
 	if (m->ready_fd != -1)
@@ -165,7 +163,7 @@ spawn_worker(struct master *m, int index)
 		return -1;
 	case 0:
 		close(sv[0]);
-		spawn_child(m, s, sv[1]);
+		spawn_child(m, sv[1]);
 	}
 	close(sv[1]);
 	slot_started(s, pid, sv[0], m->gen, index, clock_now_ms());

@@ -324,6 +324,28 @@ static void test_stalled_worker_passed_over(void **state)
 	assert_int_equal(received_by(0), 1);
 }
 
+/*
+ * A send that fails for good (the worker's end is gone): that worker's
+ * channel is closed, so it is never tried again and its exit is reaped;
+ * the client goes to another.
+ */
+static void test_broken_channel(void **state)
+{
+	int fd = conn_fd();
+
+	(void)state;
+	pool_make(2, 10);
+	set_open(1, 5);                 /* slot 0 is the least loaded */
+	close(peer[0]);
+	peer[0] = open("/dev/null", O_RDONLY | O_CLOEXEC);  /* for pool_free */
+	assert_int_equal(handoff_give(&m, fd, 0, NULL), 0);
+	assert_int_equal(received_by(1), 1);
+	assert_int_equal(m.slots[0].chan, -1);
+	assert_true(slot_alive(&m.slots[0]));
+	assert_false(slot_serving(&m.slots[0], m.gen));
+	assert_int_equal(m.slots[0].sent, 0);
+}
+
 /* The flags of the CONN messages slot i's peer got, or -1 when none came. */
 static int64_t received_flags(int i)
 {
@@ -482,6 +504,7 @@ int main(void)
 		PT(test_waiting_control_message_blocks_conn),
 		PT(test_more_than_64_workers),
 		PT(test_stalled_worker_passed_over),
+		PT(test_broken_channel),
 		PT(test_flags_follow_the_listener),
 		PT(test_refused_never_handed_off),
 	};
