@@ -1,9 +1,13 @@
 /*
- * master.c — the master's poll loop: the signal self-pipe, the listeners
- * (only while some worker has room), and every worker channel (POLLIN for
- * its reports, POLLOUT while control messages wait for it).  It also owns
- * the phases of the master's life: readiness, running, graceful stop
- * (draining) and fast stop; reload is reload.c's.
+ * master.c — the master's poll loop: the signal self-pipe (signals.c only
+ * notes signals; they are acted on here), the listeners (only while some
+ * worker has room), and every worker channel (POLLIN for its reports,
+ * POLLOUT while control messages wait for it).  Each report is decoded
+ * here and handed to its owner: a LOAD or READY to the slot (slot.c),
+ * closes and PROXY peers to admit.c.  It also owns the phases of the
+ * master's life: readiness, running, graceful stop (draining) and fast
+ * stop, and the phase's deadline; each slot keeps its own (slot_tick).
+ * Reload is reload.c's.
  */
 #include <errno.h>
 #include <netinet/in.h>

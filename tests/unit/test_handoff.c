@@ -89,8 +89,7 @@ static int pool_free(void **state)
 {
 	(void)state;
 	for (int i = 0; i < m.nslots; i++) {
-		if (m.slots[i].chan != -1)
-			close(m.slots[i].chan);
+		slot_reaped(&m.slots[i]);
 		close(peer[i]);
 	}
 	m.nslots = 0;
