@@ -4,7 +4,8 @@
  * decoded report and a slot (READY, LOAD, CLOSED, PEER, a wrong
  * generation, an unexpected type), master_signals() the signal bits seen
  * (graceful and fast stop), master_deadlines() the clock (shutdown_timeout
- * turning a graceful stop fast, SIGKILL a grace after STOP).  Each slot's
+ * turning a graceful stop fast, SIGKILL a grace after STOP), and a
+ * reopen's REOPEN reaching every worker.  Each slot's
  * channel is one end of a socketpair, the test holding the worker's end;
  * kill() is this file's own and records the signals instead of sending.
  */
@@ -18,6 +19,8 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -252,6 +255,33 @@ static void test_old_generation_deadline(void **state)
 	assert_int_equal(m.slots[1].state, SLOT_STARTING);
 }
 
+/* SIGUSR1: the master opens the access log afresh and every worker gets a REOPEN with it. */
+static void test_reopen_reaches_every_worker(void **state)
+{
+	char dir[] = "/tmp/hftpd-test-master-XXXXXX";
+	char cmd[128];
+	int  fd;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(conf.access_log, sizeof(conf.access_log), "%s/access.log", dir);
+	assert_true(master_signals(&m, SIGNALS_BIT(SIGUSR1)));
+	assert_true(m.access_fd >= 0);
+	assert_int_equal(m.phase, MASTER_RUNNING);
+	for (int i = 0; i < TEST_WORKERS; i++) {
+		struct channel_hdr hdr;
+		unsigned char      buf[CHANNEL_PAYLOAD_MAX];
+		assert_int_equal(channel_recv(worker_end[i], &hdr, buf, sizeof(buf), &fd), 1);
+		assert_int_equal(hdr.type, CHANNEL_REOPEN);
+		assert_true(fd >= 0);
+		close(fd);
+		assert_int_equal(next_message(i, NULL, 0), -1);
+	}
+	close(m.access_fd);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 #define MT(f) cmocka_unit_test_setup_teardown(f, master_setup, master_teardown)
 
 int main(void)
@@ -263,6 +293,7 @@ int main(void)
 		MT(test_graceful_stop),
 		MT(test_fast_stop),
 		MT(test_old_generation_deadline),
+		MT(test_reopen_reaches_every_worker),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
