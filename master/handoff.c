@@ -4,9 +4,8 @@
  * a free slot.  When no worker has room the master stops accepting, so new
  * clients wait in the kernel backlog instead of being refused.
  *
- * A worker's load is what it last reported open plus the descriptors sent
- * to it that it had not yet received when it reported: exact, whatever the
- * order in which messages cross.
+ * It only picks: whether a worker can take a client, and its load, are
+ * slot.c's (slot_can_take, slot_load); the send is slot_give.
  *
  * Each accepted connection is admitted first (admit.c: allow/deny,
  * proxy_trusted, max_clients_per_address, from the address accept4
@@ -22,51 +21,6 @@
 #include "net.h"
 #include "tally.h"
 
-static uint64_t
-handoff_load(const struct worker_slot *s)
-{
-	return s->open + (s->sent - s->received);
-}
-
-/*
- * Clients the worker can hold: clients_per_worker, or fewer when its
- * descriptor limit says so (it reports what it can hold).
- */
-static uint64_t
-handoff_capacity(const struct master *m, const struct worker_slot *s)
-{
-	uint64_t cap = (uint64_t)m->conf->clients_per_worker;
-
-	return s->capacity < cap ? s->capacity : cap;
-}
-
-/*
- * A worker reports what it received within WORKER_LOAD_MS (10 ms): one that
- * leaves a hand-off unreported this long is not reading its channel
- * (stopped, stuck), and new clients go to the others meanwhile.
- */
-#define HANDOFF_STALLED_MS  250
-
-static bool
-handoff_stalled(const struct worker_slot *s, uint64_t now_ms)
-{
-	return s->unreceived_since_ms != 0 && now_ms - s->unreceived_since_ms >= HANDOFF_STALLED_MS;
-}
-
-/*
- * The one definition of "this worker can take a client": serving, ready
- * (and its capacity known: the LOAD that follows READY), below capacity or holding idle clients it would close to make room, and
- * no control message waiting (a CONN must not overtake it, and a worker
- * that is not reading should not get more clients).
- */
-static bool
-handoff_can_take(const struct master *m, const struct worker_slot *s)
-{
-	return spawn_slot_serving(m, s) && s->ready && !control_waiting(s) &&
-	    !handoff_stalled(s, m->now_ms) &&
-	    (handoff_load(s) < handoff_capacity(m, s) || s->evictable > 0);
-}
-
 /* Least-loaded worker that can take a client and has not failed this attempt. */
 static struct worker_slot *
 handoff_pick(struct master *m)
@@ -78,9 +32,9 @@ handoff_pick(struct master *m)
 		struct worker_slot *s = &m->slots[i];
 		uint64_t            load;
 
-		if (s->handoff_failed == m->handoff_attempt || !handoff_can_take(m, s))
+		if (slot_tried(s, m->handoff_attempt) || !slot_can_take(s, m->gen, m->now_ms))
 			continue;
-		load = handoff_load(s);
+		load = slot_load(s);
 		if (best == NULL || load < best_load) {
 			best = s;
 			best_load = load;
@@ -93,10 +47,17 @@ bool
 handoff_has_room(const struct master *m)
 {
 	for (int i = 0; i < m->nslots; i++) {
-		if (handoff_can_take(m, &m->slots[i]))
+		if (slot_can_take(&m->slots[i], m->gen, m->now_ms))
 			return true;
 	}
 	return false;
+}
+
+/* A send that may work later (the channel is full, or too many descriptors in flight). */
+static bool
+handoff_transient(int err)
+{
+	return err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS || err == ETOOMANYREFS;
 }
 
 int
@@ -111,23 +72,18 @@ handoff_give(struct master *m, int fd, uint32_t flags, const struct sockaddr *pe
 		conn.id = m->next_id + 1;
 		conn.flags = flags;
 		conn.pad = 0;
-		if (channel_send(s->chan, CHANNEL_CONN, s->gen, &conn, sizeof(conn), fd) == 0) {
+		if (slot_give(s, &conn, fd, m->now_ms) == 0) {
 			m->next_id++;
-			if (handoff_load(s) >= handoff_capacity(m, s))
-				s->evictable--;     /* it closes an idle client for this one */
-			if (s->sent == s->received && s->unreceived_since_ms == 0)
-				s->unreceived_since_ms = m->now_ms;
-			s->sent++;
 			if (peer != NULL)
 				admit_opened(m, conn.id, s->pid, peer);
 			close(fd);
 			return 0;
 		}
-		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS) {
+		if (!handoff_transient(errno)) {
 			log_warn("worker %d (pid %ld): hand-off", s->index, (long)s->pid);
-			s->ready = false;   /* its death will be reaped shortly */
+			slot_channel_closed(s);     /* its death will be reaped shortly */
 		}
-		s->handoff_failed = m->handoff_attempt;
+		slot_give_failed(s, m->handoff_attempt);
 	}
 	return -1;
 }

@@ -245,7 +245,7 @@ static void
 main_raise_nofile(const struct config *c)
 {
 	struct rlimit rl;
-	rlim_t        want = (rlim_t)c->clients_per_worker * CONFIG_FDS_PER_CLIENT + CONFIG_FDS_RESERVE;
+	rlim_t        want = (rlim_t)config_nofile_wanted(c);
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
 		return;
@@ -332,6 +332,32 @@ main_close_inherited(void)
 	closedir(d);
 }
 
+/*
+ * nginx's way: the compiled-in config file when -c names none and it
+ * exists; a relative -c made absolute (the daemon runs in /, and a reload
+ * must still name the file).  MAIN_CONTINUE, or the exit status.
+ */
+static int
+main_config_path(struct config_overrides *o)
+{
+	static char abs_config[PATH_MAX];
+	char        cwd[PATH_MAX];
+	int         n;
+
+	if (o->config_file == NULL && access(HFTPD_CONF_PATH, F_OK) == 0)
+		o->config_file = HFTPD_CONF_PATH;
+	if (o->config_file == NULL || o->config_file[0] == '/')
+		return MAIN_CONTINUE;
+	if (getcwd(cwd, sizeof(cwd)) == NULL ||
+	    (n = snprintf(abs_config, sizeof(abs_config), "%s/%s", cwd, o->config_file)) < 0 ||
+	    (size_t)n >= sizeof(abs_config)) {
+		fprintf(stderr, "hftpd: %s: cannot make the path absolute\n", o->config_file);
+		return 1;
+	}
+	o->config_file = abs_config;
+	return MAIN_CONTINUE;
+}
+
 /* Parses the command line into o; MAIN_CONTINUE, or the exit status. */
 static int
 main_options(int argc, char **argv, struct config_overrides *o, int *test,
@@ -380,23 +406,7 @@ main_options(int argc, char **argv, struct config_overrides *o, int *test,
 		main_usage(stderr);
 		return 1;
 	}
-	/* nginx's way: the compiled-in config file, when there is one */
-	if (o->config_file == NULL && access(HFTPD_CONF_PATH, F_OK) == 0)
-		o->config_file = HFTPD_CONF_PATH;
-	/* The daemon runs in /: a relative -c must still name the file on reload. */
-	if (o->config_file != NULL && o->config_file[0] != '/') {
-		static char abs_config[PATH_MAX];
-		char        cwd[PATH_MAX];
-		int         n;
-		if (getcwd(cwd, sizeof(cwd)) == NULL ||
-		    (n = snprintf(abs_config, sizeof(abs_config), "%s/%s", cwd, o->config_file)) < 0 ||
-		    (size_t)n >= sizeof(abs_config)) {
-			fprintf(stderr, "hftpd: %s: cannot make the path absolute\n", o->config_file);
-			return 1;
-		}
-		o->config_file = abs_config;
-	}
-	return MAIN_CONTINUE;
+	return main_config_path(o);
 }
 
 /* Before the fork: errors go to stderr; MAIN_CONTINUE or the exit status. */
@@ -474,7 +484,7 @@ main_exit(struct master *m)
 		close(m->pidfile_fd);
 	}
 	for (int i = 0; i < m->nslots; i++)
-		spawn_close_channel(&m->slots[i]);
+		slot_channel_closed(&m->slots[i]);
 	if (m->access_fd != -1)
 		close(m->access_fd);
 	spawn_free_state(m);

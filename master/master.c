@@ -1,9 +1,13 @@
 /*
- * master.c — the master's poll loop: the signal self-pipe, the listeners
- * (only while some worker has room), and every worker channel (POLLIN for
- * its reports, POLLOUT while control messages wait for it).  It also owns
- * the phases of the master's life: readiness, running, graceful stop
- * (draining) and fast stop; reload is reload.c's.
+ * master.c — the master's poll loop: the signal self-pipe (signals.c only
+ * notes signals; they are acted on here), the listeners (only while some
+ * worker has room), and every worker channel (POLLIN for its reports,
+ * POLLOUT while control messages wait for it).  Each report is decoded
+ * here and handed to its owner: a LOAD or READY to the slot (slot.c),
+ * closes and PROXY peers to admit.c.  It also owns the phases of the
+ * master's life: readiness, running, graceful stop (draining) and fast
+ * stop, and the phase's deadline; each slot keeps its own (slot_tick).
+ * Reload is reload.c's.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -18,8 +22,6 @@
 #include "master.h"
 #include "tally.h"
 
-/* After STOP and SIGTERM, a worker has this long before SIGKILL. */
-#define MASTER_STOP_GRACE_MS    1000
 /* poll timeout with nothing timed to do, and while something is (a pending
  * hand-off, the accept back-off, a respawn, a stop in progress) */
 #define MASTER_POLL_IDLE_MS     1000
@@ -67,7 +69,7 @@ master_workers_alive(const struct master *m)
 	int n = 0;
 
 	for (int i = 0; i < m->nslots; i++)
-		n += (m->slots[i].pid > 0);
+		n += slot_alive(&m->slots[i]);
 	return n;
 }
 
@@ -77,14 +79,10 @@ master_stop_fast(struct master *m)
 	log_info("fast stop");
 	notify_send("STOPPING=1");
 	m->phase = MASTER_STOPPING;
-	m->phase_deadline_ms = clock_now_ms() + MASTER_STOP_GRACE_MS;
 	master_stop_accepting(m);
-	for (int i = 0; i < m->nslots; i++) {
-		if (m->slots[i].pid > 0) {
-			control_send(&m->slots[i], CHANNEL_STOP);
-			kill(m->slots[i].pid, SIGTERM);
-		}
-	}
+	/* each slot has its own deadline: SIGKILL a grace after STOP */
+	for (int i = 0; i < m->nslots; i++)
+		slot_stop(&m->slots[i], m->now_ms);
 }
 
 static void
@@ -93,11 +91,11 @@ master_stop_graceful(struct master *m)
 	log_info("graceful stop: finishing open connections (up to %ds)", m->conf->shutdown_timeout);
 	notify_send("STOPPING=1");
 	m->phase = MASTER_DRAINING;
-	m->phase_deadline_ms = clock_now_ms() +
+	m->phase_deadline_ms = m->now_ms +
 	    (uint64_t)m->conf->shutdown_timeout * CLOCK_MS_PER_SEC;
 	master_stop_accepting(m);
 	for (int i = 0; i < m->nslots; i++)
-		control_drain(&m->slots[i], m->conf->shutdown_timeout);
+		slot_drain(&m->slots[i], m->conf->shutdown_timeout, m->now_ms);
 }
 
 /*
@@ -123,38 +121,13 @@ master_reopen_logs(struct master *m)
 	if (log_reopen() == -1)
 		log_warn("reopening %s", m->conf->error_log);
 	for (int i = 0; i < m->nslots; i++) {
-		if (m->slots[i].pid <= 0)
-			continue;
-		control_reopen(&m->slots[i], CHANNEL_LOG_ERROR, log_file_fd());
-		control_reopen(&m->slots[i], CHANNEL_LOG_ACCESS, access_fd);
+		slot_reopen(&m->slots[i], CHANNEL_LOG_ERROR, log_file_fd());
+		slot_reopen(&m->slots[i], CHANNEL_LOG_ACCESS, access_fd);
 	}
 }
 
 static void
-master_load_report(struct worker_slot *s, const unsigned char *payload)
-{
-	struct channel_load load;
-
-	memcpy(&load, payload, sizeof(load));
-	if (load.received > s->sent || load.open > load.received) {
-		log_warnx("worker %d (pid %ld): impossible load report dropped",
-		    s->index, (long)s->pid);
-		return;
-	}
-	s->open = load.open;
-	s->received = load.received;
-	if (s->received == s->sent)
-		s->unreceived_since_ms = 0;
-	else if (s->unreceived_since_ms != 0)
-		s->unreceived_since_ms = clock_now_ms();    /* it reads: restart the clock */
-	s->capacity = load.capacity;
-	/* Connections still in flight may each take one of the idle slots. */
-	s->evictable = load.evictable > s->sent - s->received ?
-	    load.evictable - (uint32_t)(s->sent - s->received) : 0;
-}
-
-static void
-master_closed_report(struct master *m, struct worker_slot *s, const unsigned char *payload)
+master_closed_report(struct master *m, struct worker_slot *s, const void *payload)
 {
 	struct channel_closed closed;
 
@@ -174,10 +147,9 @@ master_closed_report(struct master *m, struct worker_slot *s, const unsigned cha
  * cannot be sent now the connection stays, so it is counted.
  */
 static void
-master_peer_report(struct master *m, struct worker_slot *s, const unsigned char *payload)
+master_peer_report(struct master *m, struct worker_slot *s, const void *payload)
 {
 	struct channel_peer     peer;
-	struct channel_drop     drop;
 	struct sockaddr_storage ss;
 
 	memcpy(&peer, payload, sizeof(peer));
@@ -195,9 +167,45 @@ master_peer_report(struct master *m, struct worker_slot *s, const unsigned char 
 	}
 	if (admit_proxied(m, peer.id, s->pid, (const struct sockaddr *)&ss))
 		return;
-	drop.id = peer.id;
-	if (channel_send(s->chan, CHANNEL_DROP, s->gen, &drop, sizeof(drop), -1) == -1)
+	if (slot_drop(s, peer.id) == -1)
 		admit_opened(m, peer.id, s->pid, (const struct sockaddr *)&ss);
+}
+
+void
+master_message(struct master *m, struct worker_slot *s, const struct channel_hdr *hdr,
+    const void *payload, int fd)
+{
+	struct channel_load load;
+
+	if (hdr->gen != s->gen) {
+		log_warnx("worker %d (pid %ld): message for generation %u, expected %u; dropped",
+		    s->index, (long)s->pid, hdr->gen, s->gen);
+		if (fd != -1)
+			close(fd);
+		return;
+	}
+	switch (hdr->type) {
+	case CHANNEL_READY:
+		slot_ready(s);
+		log_debug("worker %d (pid %ld) ready", s->index, (long)s->pid);
+		break;
+	case CHANNEL_LOAD:
+		memcpy(&load, payload, sizeof(load));
+		slot_load_report(s, &load, m->now_ms);
+		break;
+	case CHANNEL_CLOSED:
+		master_closed_report(m, s, payload);
+		break;
+	case CHANNEL_PEER:
+		master_peer_report(m, s, payload);
+		break;
+	default:
+		log_warnx("worker %d (pid %ld): unexpected %s message dropped",
+		    s->index, (long)s->pid, channel_type_name(hdr->type));
+		if (fd != -1)
+			close(fd);
+		break;
+	}
 }
 
 /* Reads every message a worker sent; bad ones are logged and dropped. */
@@ -211,7 +219,7 @@ master_channel(struct master *m, struct worker_slot *s)
 	for (;;) {
 		r = channel_recv(s->chan, &hdr, payload, sizeof(payload), &fd);
 		if (r == 0) {
-			spawn_close_channel(s);     /* the exit is reaped on SIGCHLD */
+			slot_channel_closed(s);     /* the exit is reaped on SIGCHLD */
 			return;
 		}
 		if (r == -1) {
@@ -223,67 +231,23 @@ master_channel(struct master *m, struct worker_slot *s)
 				continue;
 			}
 			log_warn("worker %d (pid %ld): channel", s->index, (long)s->pid);
-			spawn_close_channel(s);
+			slot_channel_closed(s);
 			return;
 		}
-		if (hdr.gen != s->gen) {
-			log_warnx("worker %d (pid %ld): message for generation %u, expected %u; dropped",
-			    s->index, (long)s->pid, hdr.gen, s->gen);
-			if (fd != -1)
-				close(fd);
-			continue;
-		}
-		switch (hdr.type) {
-		case CHANNEL_READY:
-			s->ready = true;
-			log_debug("worker %d (pid %ld) ready", s->index, (long)s->pid);
-			break;
-		case CHANNEL_LOAD:
-			master_load_report(s, payload);
-			break;
-		case CHANNEL_CLOSED:
-			master_closed_report(m, s, payload);
-			break;
-		case CHANNEL_PEER:
-			master_peer_report(m, s, payload);
-			break;
-		default:
-			log_warnx("worker %d (pid %ld): unexpected %s message dropped",
-			    s->index, (long)s->pid, channel_type_name(hdr.type));
-			if (fd != -1)
-				close(fd);
-			break;
-		}
+		master_message(m, s, &hdr, payload, fd);
 	}
 }
 
-/* Worker deadlines: draining ones get STOP, stopping ones get SIGKILL. */
-static void
+/*
+ * Each slot's own deadlines (drain timeout: STOP; STOP's grace: SIGKILL),
+ * then the phase's: shutdown_timeout ends a graceful stop.
+ */
+void
 master_deadlines(struct master *m)
 {
-	uint64_t now = clock_now_ms();
-
-	for (int i = 0; i < m->nslots; i++) {
-		struct worker_slot *s = &m->slots[i];
-		if (s->pid <= 0 || !s->draining || now < s->deadline_ms)
-			continue;
-		if (!s->stop_sent) {
-			log_info("worker %d (pid %ld, gen %u): drain timeout; stopping it",
-			    s->index, (long)s->pid, s->gen);
-			control_send(s, CHANNEL_STOP);
-			kill(s->pid, SIGTERM);
-			s->stop_sent = true;
-			s->deadline_ms = now + MASTER_STOP_GRACE_MS;
-		} else
-			kill(s->pid, SIGKILL);
-	}
-	if (m->phase == MASTER_STOPPING && now >= m->phase_deadline_ms) {
-		for (int i = 0; i < m->nslots; i++) {
-			if (m->slots[i].pid > 0)
-				kill(m->slots[i].pid, SIGKILL);
-		}
-	}
-	if (m->phase == MASTER_DRAINING && now >= m->phase_deadline_ms &&
+	for (int i = 0; i < m->nslots; i++)
+		slot_tick(&m->slots[i], m->now_ms);
+	if (m->phase == MASTER_DRAINING && m->now_ms >= m->phase_deadline_ms &&
 	    master_workers_alive(m) > 0) {
 		log_info("shutdown_timeout reached; stopping the remaining workers");
 		master_stop_fast(m);
@@ -342,7 +306,7 @@ master_pollset_fill(struct master *m, struct master_pollset *ps)
 		struct worker_slot *s = &m->slots[i];
 		if (s->chan != -1)
 			master_pollset_add(ps, s->chan,
-			    POLLIN | (control_waiting(s) ? POLLOUT : 0), s);
+			    POLLIN | (slot_waiting(s) ? POLLOUT : 0), s);
 	}
 }
 
@@ -356,11 +320,10 @@ master_poll_timeout(const struct master *m)
 }
 
 /* Acts on the signals seen; false when the listener descriptors in ps may be stale. */
-static bool
-master_on_signals(struct master *m)
+bool
+master_signals(struct master *m, unsigned sigs)
 {
-	unsigned sigs = signals_take();
-	bool     listeners_kept = true;
+	bool listeners_kept = true;
 
 	if (sigs & SIGNALS_BIT(SIGCHLD))
 		spawn_reap(m);
@@ -389,7 +352,7 @@ master_on_channels(struct master *m, struct master_pollset *ps)
 		if (s == NULL || ev == 0 || s->chan != ps->pfd[i].fd)
 			continue;
 		if (ev & POLLOUT)
-			control_flush(s);
+			slot_flush(s);
 		if (ev & (POLLIN | POLLHUP | POLLERR))
 			master_channel(m, s);
 	}
@@ -423,7 +386,7 @@ master_run(struct master *m)
 		}
 		m->now_ms = clock_now_ms();
 		/* A handler always writes to the pipe: no byte, no signal. */
-		if (ps.pfd[0].revents && !master_on_signals(m))
+		if (ps.pfd[0].revents && !master_signals(m, signals_take()))
 			ps.nl = 0;  /* listener descriptors may have changed under ps */
 		master_on_channels(m, &ps);
 		if (m->phase == MASTER_RUNNING) {

@@ -1,16 +1,20 @@
 /*
  * master.h — the master process: its state (struct master: listeners, the
  * worker pool by generation, the phase) and, one section per file, the
- * functions each master file exports.  Call order, with no circles:
+ * functions each master file exports (slot.c's are in slot.h, privsep.c's
+ * in privsep.h).  Calls run one way (tests/check-layers, run by `make
+ * layers`, fails on a circle):
  *
- *   main.c -> master.c, reload.c, spawn.c, listen.c, logfiles.c, signals.c
- *   master.c -> reload.c, spawn.c, handoff.c, admit.c, control.c, listen.c,
+ *   main.c -> master.c, reload.c, spawn.c, listen.c, logfiles.c, privsep.c,
+ *             signals.c, admit.c, slot.c
+ *   master.c -> reload.c, spawn.c, handoff.c, admit.c, slot.c, listen.c,
  *               logfiles.c, signals.c, notify.c
- *   reload.c -> spawn.c, control.c, listen.c, logfiles.c, notify.c, privsep.c
- *   handoff.c -> spawn.c, control.c, admit.c;
- *   spawn.c -> signals.c, privsep.c, admit.c
- *   logfiles.c -> privsep.c;  admit.c, control.c, listen.c, notify.c,
- *   signals.c, privsep.c call no other master file.
+ *   reload.c -> spawn.c, slot.c, listen.c, logfiles.c, notify.c, privsep.c
+ *   handoff.c -> slot.c, admit.c
+ *   spawn.c -> slot.c, admit.c, privsep.c, signals.c
+ *   logfiles.c -> privsep.c
+ *   slot.c, admit.c, listen.c, notify.c, signals.c, privsep.c call no
+ *   other master file.  Only slot.c changes a struct worker_slot.
  */
 #ifndef HFTPD_MASTER_H
 #define HFTPD_MASTER_H
@@ -23,6 +27,7 @@
 
 #include "channel.h"
 #include "config.h"
+#include "slot.h"
 
 #define MASTER_SLOTS_MAX    4096
 
@@ -33,26 +38,6 @@
 #ifndef HFTPD_ERROR_LOG_FALLBACK
 #define HFTPD_ERROR_LOG_FALLBACK    "/var/log/hftpd/error.log"
 #endif
-
-struct worker_slot {
-	pid_t       pid;            /* 0 once reaped */
-	int         chan;           /* -1 once closed */
-	unsigned    gen;
-	int         index;          /* position in its generation's pool */
-	bool        ready;
-	bool        draining;
-	bool        stop_sent;
-	uint32_t    open;           /* as last reported */
-	uint32_t    capacity;       /* as last reported; 0 until its first LOAD */
-	uint32_t    evictable;      /* idle clients it would close for new ones */
-	uint64_t    received;       /* as last reported */
-	uint64_t    sent;           /* descriptors handed to it */
-	uint64_t    unreceived_since_ms; /* oldest hand-off it has not reported, 0 none */
-	uint64_t    handoff_failed; /* hand-off attempt in which a send to it failed */
-	uint64_t    started_ms;
-	uint64_t    deadline_ms;    /* draining: STOP after; stopping: KILL after */
-	struct channel_queue out;   /* control messages waiting for room */
-};
 
 struct listener {
 	int                  fd;
@@ -101,6 +86,16 @@ struct master {
 int  master_run(struct master *m);
 /* Writes msg ("OK\n" or the startup error) to the daemon launcher, once. */
 void master_ready_report(struct master *m, const char *msg);
+/*
+ * The seams the unit tests drive without a socket or a signal: one
+ * decoded message from worker s (fd: the descriptor it carried, or -1),
+ * the signals seen (SIGNALS_BIT set; false when listeners may have
+ * changed), and the deadlines of the slots and of the phase.
+ */
+void master_message(struct master *m, struct worker_slot *s, const struct channel_hdr *hdr,
+	    const void *payload, int fd);
+bool master_signals(struct master *m, unsigned sigs);
+void master_deadlines(struct master *m);
 
 /* reload.c: a new configuration, a new generation of workers */
 /* What must hold to serve with c (directory, users, logs, pid file's
@@ -116,10 +111,7 @@ void spawn_reap(struct master *m);
 void spawn_respawn_due(struct master *m);
 /* True while some worker of the pool is missing or backing off. */
 bool spawn_respawn_pending(const struct master *m);
-/* A worker of the current generation, alive, channel open, not draining. */
-bool spawn_slot_serving(const struct master *m, const struct worker_slot *s);
 int  spawn_count(const struct master *m, bool ready_only);
-void spawn_close_channel(struct worker_slot *s);
 /* Delay before respawning a worker after its n-th quick death in a row. */
 uint64_t spawn_backoff_ms(int quick_deaths);
 struct spawn_backoff *spawn_backoff_new(int workers);
@@ -161,16 +153,6 @@ void admit_worker_gone(struct master *m, pid_t pid);
 uint32_t admit_count(struct master *m, const struct sockaddr *sa);
 size_t admit_open_total(const struct master *m);
 void admit_free(struct master *m);
-
-/* control.c: DRAIN, STOP, REOPEN to a worker, queued, never dropped */
-void control_send(struct worker_slot *s, enum channel_type type);
-/* Sends what waits in s's queue as far as the channel takes; 0 / -1 logged. */
-int  control_flush(struct worker_slot *s);
-bool control_waiting(const struct worker_slot *s);
-/* Queues a copy of fd as the worker's new error or access log. */
-void control_reopen(struct worker_slot *s, enum channel_log log, int fd);
-/* The worker finishes its clients; STOP after timeout_s seconds. */
-void control_drain(struct worker_slot *s, int timeout_s);
 
 /* listen.c: the listening sockets */
 /* Opens c's listeners, reusing the descriptors of unchanged ones. */

@@ -107,8 +107,8 @@ reload_switch(struct master *m, struct config *next, struct spawn_backoff *backo
 	m->gen++;
 	log_set_role("master", m->gen);
 	for (int i = 0; i < m->nslots; i++) {
-		if (m->slots[i].gen == old_gen && m->slots[i].pid > 0)
-			control_drain(&m->slots[i], m->conf->shutdown_timeout);
+		if (m->slots[i].gen == old_gen)
+			slot_drain(&m->slots[i], m->conf->shutdown_timeout, clock_now_ms());
 	}
 	if (spawn_pool(m) == -1)
 		log_warnx("reload: not every worker of generation %u could be started", m->gen);

@@ -28,12 +28,6 @@
 /* Exit status of a forked worker that could not drop root. */
 #define SPAWN_EXIT_PRIVSEP    3
 
-bool
-spawn_slot_serving(const struct master *m, const struct worker_slot *s)
-{
-	return s->gen == m->gen && s->pid > 0 && s->chan != -1 && !s->draining;
-}
-
 int
 spawn_count(const struct master *m, bool ready_only)
 {
@@ -41,7 +35,7 @@ spawn_count(const struct master *m, bool ready_only)
 
 	for (int i = 0; i < m->nslots; i++) {
 		const struct worker_slot *s = &m->slots[i];
-		if (spawn_slot_serving(m, s) && (!ready_only || s->ready))
+		if (slot_serving(s, m->gen) && (!ready_only || slot_is_ready(s)))
 			n++;
 	}
 	return n;
@@ -95,15 +89,13 @@ spawn_free_slot(struct master *m)
 	struct worker_slot *s;
 
 	for (int i = 0; i < m->nslots; i++) {
-		if (m->slots[i].pid == 0 && m->slots[i].chan == -1)
+		if (!slot_alive(&m->slots[i]) && m->slots[i].chan == -1)
 			return &m->slots[i];
 	}
 	if (m->nslots == MASTER_SLOTS_MAX)
 		return NULL;
 	s = &m->slots[m->nslots++];
-	memset(s, 0, sizeof(*s));
-	s->chan = -1;
-	channel_queue_init(&s->out);
+	slot_init(s);
 	return s;
 }
 
@@ -115,7 +107,7 @@ spawn_free_slot(struct master *m)
  * Then drop root and serve.
  */
 static void __attribute__((noreturn))
-spawn_child(struct master *m, struct worker_slot *s, int chan)
+spawn_child(struct master *m, int chan)
 {
 	bool was_root;
 	int  rc;
@@ -125,11 +117,9 @@ spawn_child(struct master *m, struct worker_slot *s, int chan)
 		close(m->listeners[i].fd);
 	for (int i = 0; i < m->ninherited; i++)
 		close(m->inherited[i].fd);
-	for (int i = 0; i < m->nslots; i++) {
-		if (&m->slots[i] != s && m->slots[i].chan != -1)
-			close(m->slots[i].chan);
-		channel_queue_clear(&m->slots[i].out);  /* REOPEN copies for others */
-	}
+	/* other workers' channels and queued REOPEN copies (its own slot has none yet) */
+	for (int i = 0; i < m->nslots; i++)
+		slot_channel_closed(&m->slots[i]);
 	if (m->pending_fd != -1)
 		close(m->pending_fd);
 	if (m->ready_fd != -1)
@@ -173,16 +163,10 @@ spawn_worker(struct master *m, int index)
 		return -1;
 	case 0:
 		close(sv[0]);
-		spawn_child(m, s, sv[1]);
+		spawn_child(m, sv[1]);
 	}
 	close(sv[1]);
-	memset(s, 0, sizeof(*s));
-	s->pid = pid;
-	s->chan = sv[0];
-	s->gen = m->gen;
-	s->index = index;
-	s->started_ms = clock_now_ms();
-	channel_queue_init(&s->out);
+	slot_started(s, pid, sv[0], m->gen, index, clock_now_ms());
 	log_info("worker %d (pid %ld) started", index, (long)pid);
 	return 0;
 }
@@ -195,18 +179,6 @@ spawn_pool(struct master *m)
 			return -1;
 	}
 	return 0;
-}
-
-/* Closes the master's side of a worker's channel (it is going away). */
-void
-spawn_close_channel(struct worker_slot *s)
-{
-	if (s->chan != -1) {
-		close(s->chan);
-		s->chan = -1;
-	}
-	channel_queue_clear(&s->out);   /* nobody left to read it */
-	s->ready = false;
 }
 
 static void
@@ -244,11 +216,10 @@ spawn_reap(struct master *m)
 		}
 		if (s == NULL)
 			continue;
-		s->pid = 0;
-		spawn_close_channel(s);
 		admit_worker_gone(m, pid);  /* its connections are closed */
-		if (s->draining || m->phase != MASTER_RUNNING || s->gen != m->gen) {
+		if (slot_leaving(s) || m->phase != MASTER_RUNNING || s->gen != m->gen) {
 			log_info("worker %d (pid %ld, gen %u) exited", s->index, (long)pid, s->gen);
+			slot_reaped(s);
 			continue;
 		}
 		if (WIFSIGNALED(status))
@@ -258,6 +229,7 @@ spawn_reap(struct master *m)
 			log_warnx("worker %d (pid %ld) exited with status %d; replacing it",
 			    s->index, (long)pid, WEXITSTATUS(status));
 		spawn_schedule(m, s);
+		slot_reaped(s);
 	}
 }
 
@@ -267,8 +239,7 @@ spawn_index_present(const struct master *m, int idx)
 {
 	for (int i = 0; i < m->nslots; i++) {
 		const struct worker_slot *s = &m->slots[i];
-		if (s->gen == m->gen && s->index == idx && !s->draining &&
-		    (s->pid > 0 || s->chan != -1))
+		if (s->gen == m->gen && s->index == idx && slot_alive(s) && !slot_leaving(s))
 			return true;
 	}
 	return false;

@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -133,6 +134,34 @@ channel_count_fds(struct msghdr *msg, int *first)
 	return nfds;
 }
 
+/*
+ * Whether a received message of n bytes (data) carrying nfds descriptors
+ * keeps the rules: its header (copied to *hdr), its type's length and
+ * descriptor, no truncation but a descriptor the kernel dropped from a
+ * CONN or REOPEN (MSG_CTRUNC: the receiver's limit).
+ */
+static bool
+channel_well_formed(const struct msghdr *msg, ssize_t n, int nfds, const unsigned char *data,
+    struct channel_hdr *hdr, size_t payload_max)
+{
+	bool ctrunc = (msg->msg_flags & MSG_CTRUNC) != 0;
+
+	if ((msg->msg_flags & MSG_TRUNC) || nfds > 1 || (ctrunc && nfds > 0))
+		return false;
+	if ((size_t)n < sizeof(*hdr))
+		return false;
+	memcpy(hdr, data, sizeof(*hdr));
+	if (hdr->type == 0 || hdr->type >= CHANNEL_TYPE_MAX)
+		return false;
+	if (hdr->len != (size_t)n - sizeof(*hdr) || hdr->len != channel_rules[hdr->type].len ||
+	    hdr->len > payload_max)
+		return false;
+	/* The descriptor of a CONN or REOPEN was dropped by the kernel: say so. */
+	if (ctrunc && hdr->type != CHANNEL_CONN && hdr->type != CHANNEL_REOPEN)
+		return false;
+	return channel_rules[hdr->type].has_fd == (nfds == 1) || ctrunc;
+}
+
 int
 channel_recv(int sock, struct channel_hdr *hdr, void *payload,
     size_t payload_max, int *fd)
@@ -169,22 +198,7 @@ channel_recv(int sock, struct channel_hdr *hdr, void *payload,
 	}
 
 	nfds = channel_count_fds(&msg, &got);
-	if ((msg.msg_flags & MSG_TRUNC) || nfds > 1 ||
-	    ((msg.msg_flags & MSG_CTRUNC) && nfds > 0))
-		goto bad;
-	if ((size_t)n < sizeof(*hdr))
-		goto bad;
-	memcpy(hdr, data, sizeof(*hdr));
-	if (hdr->type == 0 || hdr->type >= CHANNEL_TYPE_MAX)
-		goto bad;
-	if (hdr->len != (size_t)n - sizeof(*hdr) || hdr->len != channel_rules[hdr->type].len ||
-	    hdr->len > payload_max)
-		goto bad;
-	/* The descriptor of a CONN or REOPEN was dropped by the kernel: say so. */
-	if ((msg.msg_flags & MSG_CTRUNC) && hdr->type != CHANNEL_CONN &&
-	    hdr->type != CHANNEL_REOPEN)
-		goto bad;
-	if (channel_rules[hdr->type].has_fd != (nfds == 1) && !(msg.msg_flags & MSG_CTRUNC))
+	if (!channel_well_formed(&msg, n, nfds, data, hdr, payload_max))
 		goto bad;
 	memcpy(payload, data + sizeof(*hdr), hdr->len);
 	*fd = got;

@@ -161,6 +161,46 @@ config_parse_duration(const char *s, int *out)
 	return 0;
 }
 
+/*
+ * Splits a listen value into its host (CONFIG_DEFAULT_ADDR when only a port
+ * is given) and its port text; *is_v6 for [ADDR]:PORT.  0 / -1 with err.
+ */
+static int
+config_split_listen(const char *value, char *host, size_t hostlen, const char **port_text,
+    int *is_v6, char *err, size_t errlen)
+{
+	const char *end = value[0] == '[' ? strchr(value, ']') : strrchr(value, ':');
+
+	*is_v6 = value[0] == '[';
+	if (*is_v6) {
+		if (end == NULL || end[1] != ':' || (size_t)(end - value - 1) >= hostlen) {
+			config_error(err, errlen, "listen '%s': expected [IPV6]:PORT", value);
+			return -1;
+		}
+		memcpy(host, value + 1, (size_t)(end - value - 1));
+		host[end - value - 1] = '\0';
+		*port_text = end + 2;
+		return 0;
+	}
+	if (end == NULL) {
+		snprintf(host, hostlen, "%s", CONFIG_DEFAULT_ADDR);
+		*port_text = value;
+		return 0;
+	}
+	if (strchr(value, ':') != end) {
+		config_error(err, errlen, "listen '%s': write IPv6 addresses as [ADDR]:PORT", value);
+		return -1;
+	}
+	if ((size_t)(end - value) >= hostlen) {
+		config_error(err, errlen, "listen '%s': address too long", value);
+		return -1;
+	}
+	memcpy(host, value, (size_t)(end - value));
+	host[end - value] = '\0';
+	*port_text = end + 1;
+	return 0;
+}
+
 int
 config_parse_listen(const char *value, struct config_listen *out,
     char *err, size_t errlen)
@@ -168,39 +208,11 @@ config_parse_listen(const char *value, struct config_listen *out,
 	char        host[64];
 	const char *port_text;
 	uint64_t    port;
-	int         is_v6 = 0;
+	int         is_v6;
 
 	memset(out, 0, sizeof(*out));
-	if (value[0] == '[') {
-		const char *close = strchr(value, ']');
-		if (close == NULL || close[1] != ':' || (size_t)(close - value - 1) >= sizeof(host)) {
-			config_error(err, errlen, "listen '%s': expected [IPV6]:PORT", value);
-			return -1;
-		}
-		memcpy(host, value + 1, (size_t)(close - value - 1));
-		host[close - value - 1] = '\0';
-		port_text = close + 2;
-		is_v6 = 1;
-	} else {
-		const char *colon = strrchr(value, ':');
-		if (colon == NULL) {
-			snprintf(host, sizeof(host), "%s", CONFIG_DEFAULT_ADDR);
-			port_text = value;
-		} else {
-			if (strchr(value, ':') != colon) {
-				config_error(err, errlen,
-				    "listen '%s': write IPv6 addresses as [ADDR]:PORT", value);
-				return -1;
-			}
-			if ((size_t)(colon - value) >= sizeof(host)) {
-				config_error(err, errlen, "listen '%s': address too long", value);
-				return -1;
-			}
-			memcpy(host, value, (size_t)(colon - value));
-			host[colon - value] = '\0';
-			port_text = colon + 1;
-		}
-	}
+	if (config_split_listen(value, host, sizeof(host), &port_text, &is_v6, err, errlen) == -1)
+		return -1;
 	if (config_parse_scaled(port_text, "", NULL, &port) == -1 || port < 1 || port > 65535) {
 		config_error(err, errlen, "listen '%s': port must be a number from 1 to 65535", value);
 		return -1;
@@ -231,6 +243,25 @@ config_parse_listen(const char *value, struct config_listen *out,
 		snprintf(out->text, sizeof(out->text), "%s:%u", host, (unsigned)port);
 	}
 	return 0;
+}
+
+int
+config_capacity(const struct config *c, uint64_t nofile)
+{
+	uint64_t fit;
+
+	if (nofile == CONFIG_NOFILE_UNLIMITED)
+		return c->clients_per_worker;
+	fit = nofile > CONFIG_FDS_RESERVE ? (nofile - CONFIG_FDS_RESERVE) / CONFIG_FDS_PER_CLIENT : 1;
+	if (fit == 0)
+		fit = 1;
+	return fit >= (uint64_t)c->clients_per_worker ? c->clients_per_worker : (int)fit;
+}
+
+uint64_t
+config_nofile_wanted(const struct config *c)
+{
+	return (uint64_t)c->clients_per_worker * CONFIG_FDS_PER_CLIENT + CONFIG_FDS_RESERVE;
 }
 
 /* Makes path absolute against base (a folder); 0 / -1 when too long. */
@@ -581,7 +612,6 @@ done:
 static void
 config_format(const struct config_key *k, const struct config *c, char *out, size_t outlen)
 {
-	static const char *const levels[] = { "error", "warn", "info", "debug" };
 	const char *field = (const char *)c + k->offset;
 	int         level;
 
@@ -610,7 +640,7 @@ config_format(const struct config_key *k, const struct config *c, char *out, siz
 		break;
 	case CONFIG_LOGLEVEL:
 		level = *(const int *)field;
-		snprintf(out, outlen, "%s", level >= 0 && level < 4 ? levels[level] : "?");
+		snprintf(out, outlen, "%s", log_level_name((enum log_level)level));
 		break;
 	case CONFIG_BOOL:
 		snprintf(out, outlen, "%s", *(const bool *)field ? "yes" : "no");

@@ -167,6 +167,17 @@ void config_print(const struct config *c, const struct config_ids *ids, FILE *fp
  * a PROXY header from anyone: no proxy_trusted): the number of warnings,
  * the first one's text in msg.
  */
+/*
+ * Capacity, the one definition: the clients a worker of c can hold under
+ * an open-file limit of nofile descriptors (CONFIG_NOFILE_UNLIMITED: no
+ * limit): clients_per_worker, or fewer when the limit cannot give each
+ * client CONFIG_FDS_PER_CLIENT after the reserve; at least 1.  The worker
+ * reports it (LOAD); the master asks for config_nofile_wanted at start.
+ */
+#define CONFIG_NOFILE_UNLIMITED UINT64_MAX
+int      config_capacity(const struct config *c, uint64_t nofile);
+/* The open-file limit a worker needs to hold clients_per_worker clients. */
+uint64_t config_nofile_wanted(const struct config *c);
 int  config_warnings(const struct config *c, char *msg, size_t msglen);
 
 /*

@@ -56,6 +56,15 @@ log_level_parse(const char *s, enum log_level *out)
 	return -1;
 }
 
+const char *
+log_level_name(enum log_level level)
+{
+	size_t i = (size_t)level;
+
+	return i < sizeof(log_level_names) / sizeof(log_level_names[0]) ?
+	    log_level_names[i] : "?";
+}
+
 static int
 log_open_file(const char *path)
 {

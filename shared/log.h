@@ -22,7 +22,10 @@ int  log_file_fd(void);
 /* fd (another descriptor of the log file) takes the current one's place. */
 void log_reopen_fd(int fd);
 void log_close(void);
+/* The one table of level names ("error", "warn", "info", "debug"). */
 int  log_level_parse(const char *s, enum log_level *out);
+/* A level's name; "?" for a value outside the enum. */
+const char *log_level_name(enum log_level level);
 
 void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -434,19 +434,16 @@ static int
 worker_capacity(const struct config *conf)
 {
 	struct rlimit rl;
-	rlim_t        fit;
+	uint64_t      nofile = CONFIG_NOFILE_UNLIMITED;
+	int           cap;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur == RLIM_INFINITY)
-		return conf->clients_per_worker;
-	fit = rl.rlim_cur > CONFIG_FDS_RESERVE ?
-	    (rl.rlim_cur - CONFIG_FDS_RESERVE) / CONFIG_FDS_PER_CLIENT : 1;
-	if (fit == 0)
-		fit = 1;
-	if (fit >= (rlim_t)conf->clients_per_worker)
-		return conf->clients_per_worker;
-	log_warnx("open file limit %llu holds %llu clients, not clients_per_worker = %d",
-	    (unsigned long long)rl.rlim_cur, (unsigned long long)fit, conf->clients_per_worker);
-	return (int)fit;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		nofile = (uint64_t)rl.rlim_cur;
+	cap = config_capacity(conf, nofile);
+	if (cap < conf->clients_per_worker)
+		log_warnx("open file limit %llu holds %d clients, not clients_per_worker = %d",
+		    (unsigned long long)nofile, cap, conf->clients_per_worker);
+	return cap;
 }
 
 /*

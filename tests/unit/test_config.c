@@ -866,6 +866,41 @@ static void test_print_effective_user(void **state)
 	free(out);
 }
 
+/* Capacity, the one definition: clients_per_worker, or what the open-file limit holds. */
+static void test_capacity(void **state)
+{
+	struct config c;
+
+	(void)state;
+	config_defaults(&c);
+	c.clients_per_worker = 100;
+	assert_int_equal(config_nofile_wanted(&c), 100 * CONFIG_FDS_PER_CLIENT + CONFIG_FDS_RESERVE);
+	assert_int_equal(config_capacity(&c, CONFIG_NOFILE_UNLIMITED), 100);
+	assert_int_equal(config_capacity(&c, config_nofile_wanted(&c)), 100);
+	assert_int_equal(config_capacity(&c, config_nofile_wanted(&c) - 1), 99);
+	assert_int_equal(config_capacity(&c, 1 << 20), 100);
+	assert_int_equal(config_capacity(&c, CONFIG_FDS_RESERVE + 2 * CONFIG_FDS_PER_CLIENT), 2);
+	/* a limit below the reserve still leaves one client */
+	assert_int_equal(config_capacity(&c, CONFIG_FDS_RESERVE), 1);
+	assert_int_equal(config_capacity(&c, 3), 1);
+	assert_int_equal(config_capacity(&c, 0), 1);
+}
+
+/* One table of level names: parsing and printing agree. */
+static void test_log_level_names(void **state)
+{
+	enum log_level level;
+
+	(void)state;
+	for (int i = LOG_LEVEL_ERROR; i <= LOG_LEVEL_DEBUG; i++) {
+		assert_int_equal(log_level_parse(log_level_name((enum log_level)i), &level), 0);
+		assert_int_equal(level, i);
+	}
+	assert_string_equal(log_level_name(LOG_LEVEL_WARN), "warn");
+	assert_string_equal(log_level_name((enum log_level)7), "?");
+	assert_int_equal(log_level_parse("warning", &level), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -908,6 +943,8 @@ int main(void)
 		cmocka_unit_test(test_build_address_with_port),
 		cmocka_unit_test(test_build_user_group),
 		cmocka_unit_test(test_print_effective_user),
+		cmocka_unit_test(test_capacity),
+		cmocka_unit_test(test_log_level_names),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, NULL);

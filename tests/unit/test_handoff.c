@@ -6,6 +6,8 @@
  * clients, a queued control message, a pool of more than 64 workers
  * whose first picks all fail with EAGAIN, and the listener's proxy_protocol
  * flag reaching the worker with each connection, also one held back.
+ * Slots are set up and loaded only through slot.c's verbs: a worker's
+ * load is what it reports (slot_load_report) after taking descriptors.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -32,6 +34,33 @@ static struct master  m;
 static struct config  conf;
 static int            peer[MASTER_SLOTS_MAX];  /* the worker's end */
 
+/* Worker i reports it received all it was sent, open of them open. */
+static void report(int i, uint32_t open, uint32_t capacity)
+{
+	struct channel_load load = {
+		.received = m.slots[i].sent, .open = open, .capacity = capacity,
+	};
+
+	assert_int_equal(slot_load_report(&m.slots[i], &load, m.now_ms), 0);
+}
+
+static int conn_fd(void);
+static int received_by(int i);
+
+/* Worker i holds open clients: sent as many as needed, then reported. */
+static void set_open(int i, uint32_t open)
+{
+	struct channel_conn conn = { .id = 0 };
+
+	while (m.slots[i].sent < open) {
+		int fd = conn_fd();
+		assert_int_equal(slot_give(&m.slots[i], &conn, fd, m.now_ms), 0);
+		close(fd);
+	}
+	received_by(i);
+	report(i, open, m.slots[i].capacity);
+}
+
 static void pool_make(int n, int capacity)
 {
 	memset(&m, 0, sizeof(m));
@@ -47,14 +76,11 @@ static void pool_make(int n, int capacity)
 		int sv[2];
 
 		assert_int_equal(channel_pair(sv), 0);
-		s->chan = sv[0];
+		/* pid never signalled: nothing here stops a slot */
+		slot_started(s, 100000 + i, sv[0], 1, i, 0);
 		peer[i] = sv[1];
-		s->pid = 100000 + i;    /* never signalled: no fork here */
-		s->gen = 1;
-		s->index = i;
-		s->ready = true;
-		s->capacity = (uint32_t)capacity;   /* reported with READY */
-		channel_queue_init(&s->out);
+		slot_ready(s);
+		report(i, 0, (uint32_t)capacity);   /* the LOAD right behind READY */
 	}
 	m.nslots = n;
 }
@@ -63,8 +89,7 @@ static int pool_free(void **state)
 {
 	(void)state;
 	for (int i = 0; i < m.nslots; i++) {
-		if (m.slots[i].chan != -1)
-			close(m.slots[i].chan);
+		slot_reaped(&m.slots[i]);
 		close(peer[i]);
 	}
 	m.nslots = 0;
@@ -118,19 +143,26 @@ static void test_least_loaded(void **state)
 
 	(void)state;
 	pool_make(3, 10);
-	m.slots[0].open = 5;
-	m.slots[1].open = 2;
-	m.slots[2].open = 7;
+	set_open(0, 5);
+	set_open(1, 2);
+	set_open(2, 7);
 	assert_true(handoff_has_room(&m));
 	assert_int_equal(handoff_give(&m, fd, 0, NULL), 0);
 	assert_false(fd_is_open(fd));
 	assert_int_equal(received_by(0), 0);
 	assert_int_equal(received_by(1), 1);
 	assert_int_equal(received_by(2), 0);
-	assert_int_equal(m.slots[1].sent, 1);
+	assert_int_equal(m.slots[1].sent, 3);
 	assert_int_equal(m.next_id, 1);
 	/* descriptors sent but not yet reported received count as load */
-	m.slots[1].sent = 4;
+	for (int k = 0; k < 3; k++) {
+		struct channel_conn conn = { .id = 0 };
+		int                 cfd = conn_fd();
+		assert_int_equal(slot_give(&m.slots[1], &conn, cfd, m.now_ms), 0);
+		close(cfd);
+	}
+	assert_int_equal(slot_load(&m.slots[1]), 6);
+	received_by(1);
 	fd = conn_fd();
 	assert_int_equal(handoff_give(&m, fd, 0, NULL), 0);
 	assert_int_equal(received_by(0), 1);
@@ -143,11 +175,11 @@ static void test_full_pool_has_no_room(void **state)
 	(void)state;
 	pool_make(3, 2);
 	for (int i = 0; i < 3; i++)
-		m.slots[i].open = 2;
+		set_open(i, 2);
 	assert_false(handoff_has_room(&m));
 	assert_int_equal(handoff_give(&m, fd, 0, NULL), -1);
 	assert_true(fd_is_open(fd));    /* kept by the caller as pending */
-	m.slots[2].open = 1;
+	report(2, 1, 2);
 	assert_true(handoff_has_room(&m));
 	assert_int_equal(handoff_give(&m, fd, 0, NULL), 0);
 	assert_int_equal(received_by(2), 1);
@@ -160,18 +192,21 @@ static void test_only_serving_workers_take_clients(void **state)
 
 	(void)state;
 	pool_make(5, 10);
-	m.slots[0].ready = false;
-	m.slots[1].draining = true;
-	m.slots[2].gen = 0;
-	close(m.slots[3].chan);
-	m.slots[3].chan = -1;
-	m.slots[4].open = 9;
+	slot_started(&m.slots[0], 100000, m.slots[0].chan, 1, 0, 0);  /* no READY yet */
+	report(0, 0, 10);
+	slot_drain(&m.slots[1], 10, 0);
+	slot_started(&m.slots[2], 100002, m.slots[2].chan, 0, 2, 0);  /* an older generation */
+	slot_ready(&m.slots[2]);
+	report(2, 0, 10);
+	slot_channel_closed(&m.slots[3]);
+	set_open(4, 9);
 	assert_true(handoff_has_room(&m));
 	assert_int_equal(handoff_give(&m, fd, 0, NULL), 0);
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(received_by(i), 0);
 	assert_int_equal(received_by(4), 1);
-	m.slots[4].open = 10;
+	/* its tenth client, sent and not yet reported, fills it */
+	assert_int_equal(slot_load(&m.slots[4]), 10);
 	assert_false(handoff_has_room(&m));
 }
 
@@ -183,17 +218,17 @@ static void test_waiting_control_message_blocks_conn(void **state)
 	(void)state;
 	assert_true(logfd >= 0);
 	pool_make(2, 10);
-	m.slots[1].open = 3;
+	set_open(1, 3);
 	fill_channel(0);
-	control_reopen(&m.slots[0], CHANNEL_LOG_ACCESS, logfd);
+	slot_reopen(&m.slots[0], CHANNEL_LOG_ACCESS, logfd);
 	close(logfd);       /* the queue holds its own copy */
-	assert_true(control_waiting(&m.slots[0]));
+	assert_true(slot_waiting(&m.slots[0]));
 	assert_int_equal(handoff_give(&m, fd, 0, NULL), 0);
 	assert_int_equal(received_by(1), 1);
 	/* the worker reads: the REOPEN goes out first, then it may get clients */
 	assert_int_equal(received_by(0), 0);
-	assert_int_equal(control_flush(&m.slots[0]), 0);
-	assert_false(control_waiting(&m.slots[0]));
+	assert_int_equal(slot_flush(&m.slots[0]), 0);
+	assert_false(slot_waiting(&m.slots[0]));
 	fd = conn_fd();
 	assert_int_equal(handoff_give(&m, fd, 0, NULL), 0);
 	{
@@ -209,9 +244,9 @@ static void test_waiting_control_message_blocks_conn(void **state)
 		close(got);
 	}
 	/* a single worker with a message waiting: no room, accepting pauses */
-	m.slots[1].open = 10;
+	set_open(1, 10);
 	fill_channel(0);
-	control_send(&m.slots[0], CHANNEL_DRAIN);
+	slot_control(&m.slots[0], CHANNEL_DRAIN);
 	assert_false(handoff_has_room(&m));
 }
 
@@ -229,11 +264,11 @@ static void test_more_than_64_workers(void **state)
 	pool_make(TEST_POOL_BIG, 10);
 	for (int i = 0; i < last; i++)
 		fill_channel(i);
-	m.slots[last].open = 1;
+	set_open(last, 1);
 	assert_int_equal(handoff_give(&m, fd, 0, NULL), 0);
 	assert_false(fd_is_open(fd));
 	assert_int_equal(received_by(last), 1);
-	assert_int_equal(m.slots[last].sent, 1);
+	assert_int_equal(m.slots[last].sent, 2);
 	assert_int_equal(m.next_id, 1);
 	for (int i = 0; i < last; i++)
 		assert_int_equal(m.slots[i].sent, 0);
@@ -264,7 +299,7 @@ static void test_stalled_worker_passed_over(void **state)
 
 	(void)state;
 	pool_make(2, 10);
-	m.slots[1].open = 3;            /* slot 0 is the least loaded */
+	set_open(1, 3);                 /* slot 0 is the least loaded */
 	m.now_ms = 10000;
 	fd = conn_fd();
 	assert_int_equal(handoff_give(&m, fd, 0, NULL), 0);
@@ -279,14 +314,35 @@ static void test_stalled_worker_passed_over(void **state)
 	assert_int_equal(handoff_give(&m, fd, 0, NULL), 0);
 	assert_int_equal(received_by(1), 1);
 	/* it reports all it received: back in the choice */
-	m.slots[0].received = m.slots[0].sent;
-	m.slots[0].unreceived_since_ms = 0;
-	m.slots[1].open = 30;
-	m.slots[1].capacity = 40;
-	conf.clients_per_worker = 40;
+	report(0, 0, 10);
+	assert_int_equal(m.slots[0].unreceived_since_ms, 0);
+	report(1, 1, 40);
+	set_open(1, 30);
 	fd = conn_fd();
 	assert_int_equal(handoff_give(&m, fd, 0, NULL), 0);
 	assert_int_equal(received_by(0), 1);
+}
+
+/*
+ * A send that fails for good (the worker's end is gone): that worker's
+ * channel is closed, so it is never tried again and its exit is reaped;
+ * the client goes to another.
+ */
+static void test_broken_channel(void **state)
+{
+	int fd = conn_fd();
+
+	(void)state;
+	pool_make(2, 10);
+	set_open(1, 5);                 /* slot 0 is the least loaded */
+	close(peer[0]);
+	peer[0] = open("/dev/null", O_RDONLY | O_CLOEXEC);  /* for pool_free */
+	assert_int_equal(handoff_give(&m, fd, 0, NULL), 0);
+	assert_int_equal(received_by(1), 1);
+	assert_int_equal(m.slots[0].chan, -1);
+	assert_true(slot_alive(&m.slots[0]));
+	assert_false(slot_serving(&m.slots[0], m.gen));
+	assert_int_equal(m.slots[0].sent, 0);
 }
 
 /* The flags of the CONN messages slot i's peer got, or -1 when none came. */
@@ -447,6 +503,7 @@ int main(void)
 		PT(test_waiting_control_message_blocks_conn),
 		PT(test_more_than_64_workers),
 		PT(test_stalled_worker_passed_over),
+		PT(test_broken_channel),
 		PT(test_flags_follow_the_listener),
 		PT(test_refused_never_handed_off),
 	};

@@ -23,6 +23,7 @@
 #include "master.h"
 
 static struct master m;
+static int           chan_peer[8];
 
 static int fail_socketpair, fail_fork;
 static int last_pair[2] = { -1, -1 };
@@ -135,20 +136,21 @@ static void test_serving_and_count(void **state)
 	m.gen = 2;
 	m.nslots = 5;
 	for (int i = 0; i < m.nslots; i++) {
-		m.slots[i].gen = 2;
-		m.slots[i].pid = 1000 + i;
-		m.slots[i].chan = 10 + i;   /* never used as a descriptor here */
-		m.slots[i].ready = true;
+		int sv[2];
+		assert_int_equal(channel_pair(sv), 0);
+		chan_peer[i] = sv[1];
+		slot_started(&m.slots[i], 1000 + i, sv[0], i == 0 ? 1 : 2, i, 0);
+		if (i != 3)
+			slot_ready(&m.slots[i]);    /* 3 is starting */
 	}
-	m.slots[0].gen = 1;         /* old generation */
-	m.slots[1].draining = true;
-	m.slots[2].chan = -1;       /* channel closed: going away */
-	m.slots[3].ready = false;   /* starting */
-	assert_false(spawn_slot_serving(&m, &m.slots[0]));
-	assert_false(spawn_slot_serving(&m, &m.slots[1]));
-	assert_false(spawn_slot_serving(&m, &m.slots[2]));
-	assert_true(spawn_slot_serving(&m, &m.slots[3]));
-	assert_true(spawn_slot_serving(&m, &m.slots[4]));
+	/* 0 is of the old generation */
+	slot_drain(&m.slots[1], 10, 0);
+	slot_channel_closed(&m.slots[2]);   /* going away */
+	assert_false(slot_serving(&m.slots[0], m.gen));
+	assert_false(slot_serving(&m.slots[1], m.gen));
+	assert_false(slot_serving(&m.slots[2], m.gen));
+	assert_true(slot_serving(&m.slots[3], m.gen));
+	assert_true(slot_serving(&m.slots[4], m.gen));
 	assert_int_equal(spawn_count(&m, false), 2);
 	assert_int_equal(spawn_count(&m, true), 1);
 
@@ -160,6 +162,10 @@ static void test_serving_and_count(void **state)
 	m.phase = MASTER_DRAINING;
 	assert_false(spawn_respawn_pending(&m));
 	free(m.backoff);
+	for (int i = 0; i < m.nslots; i++) {
+		slot_channel_closed(&m.slots[i]);
+		close(chan_peer[i]);
+	}
 }
 
 int main(void)
