@@ -12,10 +12,10 @@
 # .gcda files (libgcov locks them while it merges): the master at exit,
 # each worker at its _exit (tests/coverage/dump.c).  The integration
 # suite's servers write under $GCOV_PREFIX, a folder in /tmp that every
-# user can traverse, with every .gcda made in advance writable by all, so
-# the workers of the tests that drop root to nobody are counted too, even
-# from a clone in a private folder.  Chrooted workers cannot reach it and
-# are not counted.
+# user can write, with every .gcda made in advance writable by all, so the
+# workers of the tests that drop root to nobody are counted too, even from
+# a clone in a private folder.  Chrooted workers cannot reach it and are
+# not counted; nor are the children of unit tests that drop root.
 #
 # COVERAGE_TESTS="test_a.py test_b.py" runs only those integration files
 # (for trying the target out; the figures are then not the suite's).
@@ -43,7 +43,12 @@ summary() {
 }
 
 mkdir -p "$B"
-$CC -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O0 -c tests/coverage/dump.c -o "$B/dump.o"
+# dump.o is no prerequisite of the Makefile's: a new one relinks by hand
+if [ ! -f "$B/dump.o" ] || [ tests/coverage/dump.c -nt "$B/dump.o" ]; then
+	$CC -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O0 -DCOVERAGE_OBJ_DIR="\"$ROOT/$B/obj\"" \
+	    -c tests/coverage/dump.c -o "$B/dump.o"
+	rm -f "$B/hftpd" "$B"/tests/test_*
+fi
 set -- CC=gcc BUILD="$B" OPT="-O0 -g --coverage" LDFLAGS="--coverage -Wl,--wrap=_exit $ROOT/$B/dump.o"
 $MAKE "$@" "$B/hftpd"
 
@@ -60,7 +65,7 @@ trap 'rm -rf "$prefix"' EXIT INT TERM
 	cp "$f" "$prefix$ROOT/$f"
 done
 GCOV_PREFIX=$prefix "$B/hftpd" -V >/dev/null
-chmod -R a+rX "$prefix"
+find "$prefix" -type d -exec chmod a+rwx {} +
 find "$prefix" -name '*.gcda' -exec chmod a+rw {} +
 
 mkdir -p build/pytest-tmp
