@@ -236,8 +236,9 @@ static void test_request_text(void **state)
 	/* bytes outside printable ASCII, quotes and backslashes: escaped */
 	log_request("he\"l\\p\x01", 7, STATUS_NO_SUCH_COMMAND, 0);
 	/* a name longer than what is kept: marked as cut */
-	memset(long_name, 'n', sizeof(long_name));
-	snprintf(line, sizeof(line), "get_metadata %.*s", (int)sizeof(long_name), long_name);
+	memset(long_name, 'n', sizeof(long_name) - 1);
+	long_name[sizeof(long_name) - 1] = '\0';
+	snprintf(line, sizeof(line), "get_metadata %s", long_name);
 	log_request(line, strlen(line), STATUS_FILE_NOT_FOUND, 0);
 	/* more elements than the parser keeps */
 	log_request("quit a b c d e f", 16, STATUS_INVALID_ARGUMENTS, 19);
@@ -247,7 +248,7 @@ static void test_request_text(void **state)
 	assert_non_null(strstr(file_text(), "\"get_metadata nnnnnnnn"));
 	assert_non_null(strstr(file_text(), "...\" 202 0 "));
 	/* the request text is bounded: the line stays short */
-	assert_null(strstr(file_text(), long_name + sizeof(long_name) - ACCESS_REQUEST_MAX));
+	assert_null(strstr(file_text(), long_name + sizeof(long_name) - 1 - ACCESS_REQUEST_MAX));
 	assert_non_null(strstr(file_text(), "\"quit a b c d ...\" 201 19 "));
 }
 
