@@ -3,7 +3,8 @@
  * access_log value names; the error log a daemon really uses for
  * "stderr" (syslog when /dev/log answers, else the fallback file) and a
  * foreground master's; logfiles_check creating nothing and naming what is
- * wrong (a missing folder, a file where a folder should be); and
+ * wrong (a missing folder, a file where a folder should be, a folder
+ * where the file should be); and
  * logfiles_create_all making both files (0640, owned by the workers' user
  * when root), the access log open for appending, both tried when one fails.
  */
@@ -120,6 +121,15 @@ static void test_check_not_a_folder(void **state)
 	assert_int_equal(logfiles_check(&conf, true, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "plain/access.log"));
 	unlink(file);
+	/* a folder where the file should be: said as such, by check and create */
+	snprintf(conf.access_log, sizeof(conf.access_log), "%s", dir);
+	assert_int_equal(logfiles_check(&conf, true, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "Is a directory"));
+	int afd = -2;
+	assert_int_equal(logfiles_create_all(&conf, true, &afd, err, sizeof(err)), -1);
+	assert_int_equal(afd, -1);
+	assert_int_equal(strncmp(err, "access_log ", 11), 0);
+	assert_non_null(strstr(err, "Is a directory"));
 }
 
 static void test_create_all(void **state)
