@@ -50,7 +50,7 @@ FUZZ_BIN   = $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 FUZZ_SECONDS ?= 10
 FUZZ_SAN   = -fsanitize=address,undefined -fno-sanitize-recover=undefined
 
-.PHONY: all run test unit layers integration valgrind asan asan-test bench-smoke clang fuzz fuzz-lib fuzz-smoke deps clean install install-daemon install-client uninstall man-lint
+.PHONY: all run test unit layers integration coverage valgrind asan asan-test bench-smoke clang fuzz fuzz-lib fuzz-smoke deps clean install install-daemon install-client uninstall man-lint
 all: $(BUILD)/hftpd $(if $(BENCH_SRC),$(BUILD)/hftp-bench) $(BUILD)/base64-bench
 
 $(BUILD)/obj/%.o: %.c
@@ -213,6 +213,11 @@ asan-test: asan
 
 # make clang: the whole tree (daemon, load generator, unit tests) built by
 # clang into build/clang, with the same zero-warning flags.
+# make coverage: line coverage of master/ worker/ shared/ from the unit
+# tests, then from every suite (tests/coverage/run.sh says how); gcc only.
+coverage:
+	MAKE="$(MAKE)" PYTHON=$(PYTHON) sh tests/coverage/run.sh
+
 clang:
 	$(MAKE) CC=clang BUILD=build/clang all $(UNIT_SRC:tests/unit/%.c=build/clang/tests/%)
 

@@ -3,7 +3,7 @@
 # system python3), valgrind, clang and its sanitizer / libFuzzer runtimes,
 # haproxy and iproute2 (the namespace suite), openssl (test certificates),
 # the Debian packaging tools (dpkg-dev, debhelper, dh-python, lintian),
-# mandoc, systemd's tools and logrotate.  Debian packages only; runs apt-get
+# mandoc, systemd's tools and logrotate, gcovr (make coverage).  Debian packages only; runs apt-get
 # as root, or through sudo when not root.  Safe to run again: it installs
 # nothing present, and needs no privilege when nothing is missing.
 set -eu
@@ -39,6 +39,8 @@ have systemd-socket-activate || missing="$missing systemd"
 have logrotate || missing="$missing logrotate"
 have git || missing="$missing git"
 have valgrind || missing="$missing valgrind"
+# make coverage: gcov comes with gcc, gcovr sums it up.
+have gcovr || missing="$missing gcovr"
 have cc || missing="$missing gcc"
 have make || missing="$missing make"
 # libFuzzer and the sanitizer runtimes are only a Recommends of clang.

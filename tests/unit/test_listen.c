@@ -1,6 +1,12 @@
 /*
  * test_listen.c — unit tests for master/listen.c: a socket systemd passed
- * is never closed, even when setting up its listen line fails.  This file
+ * is never closed, even when setting up its listen line fails; a reload
+ * keeps the descriptor of an unchanged address, opens the new ones and
+ * closes the removed ones; a line that cannot be opened (its port taken)
+ * fails the whole set and leaves what was open as it was; socket
+ * activation takes the TCP listeners of LISTEN_FDS for this pid (others
+ * ignored), keeps one no line names for a later reload, and clears the
+ * variables.  This file
  * defines setsockopt() for the test program (it takes the place of libc's)
  * so that SO_SNDBUF can be made to fail; every other option goes through.
  */
@@ -15,6 +21,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -90,10 +97,174 @@ static void test_passed_socket_survives_a_failed_line(void **state)
 	close(fd);
 }
 
+static bool
+is_open(int fd)
+{
+	return fcntl(fd, F_GETFD) != -1;
+}
+
+/* A free loopback port's "127.0.0.1:PORT". */
+static void
+free_addr(char *text, size_t len)
+{
+	int fd = passed_listener(text, len);
+
+	close(fd);
+}
+
+static void
+set_lines(struct config *c, int n, char texts[][64])
+{
+	char err[256];
+
+	memset(c, 0, sizeof(*c));
+	for (int i = 0; i < n; i++)
+		assert_int_equal(config_parse_listen(texts[i], &c->listen[i], err, sizeof(err)), 0);
+	c->nlisten = n;
+}
+
+static void test_reload_keeps_unchanged_addresses(void **state)
+{
+	static struct config c;
+	char                 a[3][64], err[256];
+	int                  fd_a, fd_b;
+
+	(void)state;
+	memset(&m, 0, sizeof(m));
+	for (int i = 0; i < 3; i++)
+		free_addr(a[i], sizeof(a[i]));
+	set_lines(&c, 2, a);
+	assert_int_equal(listen_open(&m, &c, err, sizeof(err)), 0);
+	assert_int_equal(m.nlisteners, 2);
+	fd_a = m.listeners[0].fd;
+	fd_b = m.listeners[1].fd;
+	assert_string_equal(m.listeners[0].addr.text, a[0]);
+	assert_false(m.listeners[0].inherited);
+	/* reload: a kept (same descriptor), b removed (closed), c new */
+	snprintf(a[1], sizeof(a[1]), "%s", a[2]);
+	set_lines(&c, 2, a);
+	assert_int_equal(listen_open(&m, &c, err, sizeof(err)), 0);
+	assert_int_equal(m.nlisteners, 2);
+	assert_int_equal(m.listeners[0].fd, fd_a);
+	assert_true(m.listeners[1].fd != fd_b);     /* opened before b was closed */
+	assert_false(is_open(fd_b));
+	assert_string_equal(m.listeners[1].addr.text, a[2]);
+	assert_true(is_open(m.listeners[1].fd));
+	listen_close_all(&m);
+	assert_int_equal(m.nlisteners, 0);
+	assert_false(is_open(fd_a));
+}
+
+static void test_taken_port_changes_nothing(void **state)
+{
+	static struct config c;
+	char                 a[3][64], err[256];
+	int                  busy, fd_a, before;
+
+	(void)state;
+	memset(&m, 0, sizeof(m));
+	free_addr(a[0], sizeof(a[0]));
+	set_lines(&c, 1, a);
+	assert_int_equal(listen_open(&m, &c, err, sizeof(err)), 0);
+	fd_a = m.listeners[0].fd;
+	/* a new line whose port someone else holds, after another new one */
+	free_addr(a[1], sizeof(a[1]));
+	busy = passed_listener(a[2], sizeof(a[2]));
+	set_lines(&c, 3, a);
+	before = dup(0);        /* the lowest free descriptor now */
+	close(before);
+	assert_int_equal(listen_open(&m, &c, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, a[2]));
+	assert_non_null(strstr(err, "Address already in use"));
+	/* the old set stands; the socket opened for a[1] was closed again */
+	assert_int_equal(m.nlisteners, 1);
+	assert_int_equal(m.listeners[0].fd, fd_a);
+	assert_true(is_open(fd_a));
+	assert_false(is_open(before));
+	close(busy);
+	listen_close_all(&m);
+}
+
+/* fd as descriptor `to` (which must be free or fd itself). */
+static int
+move_to(int fd, int to)
+{
+	int high = fcntl(fd, F_DUPFD, 64);
+
+	assert_true(high >= 64);
+	close(fd);
+	assert_int_equal(dup2(high, to), to);
+	close(high);
+	return to;
+}
+
+static void test_socket_activation(void **state)
+{
+	static struct config c;
+	char                 a[2][64], other[64], err[256], pid[32];
+	int                  s0, s1, udp;
+
+	(void)state;
+	if (is_open(3) || is_open(4) || is_open(5))
+		skip();     /* descriptors 3-5 are the launcher's to pass */
+	memset(&m, 0, sizeof(m));
+	s0 = passed_listener(a[0], sizeof(a[0]));
+	s1 = passed_listener(a[1], sizeof(a[1]));
+	udp = socket(AF_INET, SOCK_DGRAM, 0);
+	/* moved to 3, 4, 5 (where they may have been made) */
+	s0 = move_to(s0, 3);
+	s1 = move_to(s1, 4);
+	udp = move_to(udp, 5);
+	snprintf(pid, sizeof(pid), "%ld", (long)getpid());
+	setenv("LISTEN_PID", pid, 1);
+	setenv("LISTEN_FDS", "3", 1);
+	setenv("LISTEN_FDNAMES", "a:b:c", 1);
+	assert_int_equal(listen_inherit(&m), 2);       /* the datagram socket is not one */
+	assert_null(getenv("LISTEN_PID"));
+	assert_null(getenv("LISTEN_FDS"));
+	assert_null(getenv("LISTEN_FDNAMES"));
+	assert_true(fcntl(3, F_GETFD) & FD_CLOEXEC);
+	assert_true(fcntl(4, F_GETFL) & O_NONBLOCK);
+	close(5);
+	/* one line names the first: taken, not opened anew */
+	set_lines(&c, 1, a);
+	assert_int_equal(listen_open(&m, &c, err, sizeof(err)), 0);
+	assert_int_equal(m.listeners[0].fd, 3);
+	assert_true(m.listeners[0].inherited);
+	assert_int_equal(m.ninherited, 1);
+	/* a reload that names another address: the passed one waits, open */
+	free_addr(other, sizeof(other));
+	snprintf(a[0], sizeof(a[0]), "%s", other);
+	set_lines(&c, 1, a);
+	assert_int_equal(listen_open(&m, &c, err, sizeof(err)), 0);
+	assert_true(m.listeners[0].fd != 3);
+	assert_true(is_open(3));
+	assert_int_equal(m.ninherited, 2);
+	listen_close_all(&m);
+	assert_false(is_open(3) || is_open(4));
+	assert_int_equal(m.ninherited, 0);
+}
+
+static void test_activation_for_another_pid(void **state)
+{
+	(void)state;
+	memset(&m, 0, sizeof(m));
+	setenv("LISTEN_PID", "1", 1);
+	setenv("LISTEN_FDS", "1", 1);
+	assert_int_equal(listen_inherit(&m), 0);
+	assert_null(getenv("LISTEN_FDS"));
+	unsetenv("LISTEN_PID");
+	assert_int_equal(listen_inherit(&m), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_passed_socket_survives_a_failed_line),
+		cmocka_unit_test(test_reload_keeps_unchanged_addresses),
+		cmocka_unit_test(test_taken_port_changes_nothing),
+		cmocka_unit_test(test_socket_activation),
+		cmocka_unit_test(test_activation_for_another_pid),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
