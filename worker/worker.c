@@ -73,7 +73,7 @@ static void
 worker_clock(struct worker *w)
 {
 	w->now_ns = clock_now_ns();
-	w->now_ms = w->now_ns / CLOCK_NS_PER_MS;
+	w->ctx.now_ms = w->now_ns / CLOCK_NS_PER_MS;
 }
 
 /* Puts the client at slot from into slot to (its old place is left as is). */
@@ -106,7 +106,7 @@ worker_swap(struct worker *w, int i, int j)
 static void
 worker_note_closed(struct worker *w, uint64_t id)
 {
-	if (w->conf->max_clients_per_address == 0)
+	if (w->ctx.conf->max_clients_per_address == 0)
 		return;
 	if (w->nclosed == w->closed_cap) {
 		size_t    cap = w->closed_cap ? w->closed_cap * 2 : 64;
@@ -144,7 +144,7 @@ worker_report_closed(struct worker *w)
 		msg.n = (uint32_t)(w->nclosed - done < CHANNEL_CLOSED_IDS ?
 		    w->nclosed - done : CHANNEL_CLOSED_IDS);
 		memcpy(msg.id, w->closed_ids + done, msg.n * sizeof(msg.id[0]));
-		if (channel_send(w->chan, CHANNEL_CLOSED, w->gen, &msg, sizeof(msg), -1) == -1) {
+		if (channel_send(w->ctx.chan, CHANNEL_CLOSED, w->ctx.gen, &msg, sizeof(msg), -1) == -1) {
 			if (errno != EAGAIN)
 				log_warn("channel: send CLOSED");
 			break;
@@ -221,7 +221,7 @@ worker_take(struct worker *w, int fd, uint64_t id, bool proxy)
 	struct client *c;
 
 	w->no_slot = false;
-	if ((c = client_new(w, fd, id, proxy)) == NULL) {
+	if ((c = client_new(&w->ctx, fd, id, proxy)) == NULL) {
 		log_warnx("client %" PRIu64 ": out of memory; closing", id);
 		close(fd);
 		w->unreported_closes++;
@@ -341,7 +341,7 @@ worker_poll(struct worker *w, int *npolled)
 	for (int i = 1; i <= *npolled; i++) {
 		w->pfd[i].events = client_events(w->clients[i]);
 		/* limit_rate: a throttled client (hot: it sends every turn it may) */
-		if (w->clients[i]->wake_ms > w->now_ms && w->clients[i]->wake_ms < wake)
+		if (w->clients[i]->wake_ms > w->ctx.now_ms && w->clients[i]->wake_ms < wake)
 			wake = w->clients[i]->wake_ms;
 	}
 	if (w->nhot == 0)
@@ -355,8 +355,8 @@ worker_poll(struct worker *w, int *npolled)
 	if (timeout > WORKER_LOAD_MS && (w->unreported_closes > 0 || w->nclosed > 0 ||
 	    w->received != w->reported_received))
 		timeout = WORKER_LOAD_MS;
-	if (wake != UINT64_MAX && (uint64_t)timeout > wake - w->now_ms)
-		timeout = (int)(wake - w->now_ms);
+	if (wake != UINT64_MAX && (uint64_t)timeout > wake - w->ctx.now_ms)
+		timeout = (int)(wake - w->ctx.now_ms);
 	n = poll(w->pfd, (nfds_t)*npolled + 1, timeout);
 	worker_clock(w);
 	if (full && timeout == 0) {
@@ -401,7 +401,7 @@ worker_report_load(struct worker *w)
 	if (!w->load_changed && believed + WORKER_LOAD_MARGIN(w) < (uint64_t)w->maxclients &&
 	    w->now_ns - w->reported_ns < WORKER_LOAD_MS * CLOCK_NS_PER_MS)
 		return;
-	if (channel_send(w->chan, CHANNEL_LOAD, w->gen, &load, sizeof(load), -1) == 0) {
+	if (channel_send(w->ctx.chan, CHANNEL_LOAD, w->ctx.gen, &load, sizeof(load), -1) == 0) {
 		w->unreported_closes = 0;
 		w->load_changed = false;
 		w->reported_received = w->received;
@@ -498,7 +498,7 @@ worker_channel_read(struct worker *w)
 	int                fd, r;
 
 	for (;;) {
-		r = channel_recv(w->chan, &hdr, payload, sizeof(payload), &fd);
+		r = channel_recv(w->ctx.chan, &hdr, payload, sizeof(payload), &fd);
 		if (r == 0)
 			return -1;
 		if (r == -1) {
@@ -526,7 +526,7 @@ worker_channel_read(struct worker *w)
 		}
 		case CHANNEL_DRAIN:
 			log_info("draining: %d clients left", w->nclients);
-			proctitle_set("hftpd: worker process (gen %u, draining)", w->gen);
+			proctitle_set("hftpd: worker process (gen %u, draining)", w->ctx.gen);
 			w->draining = true;
 			break;
 		case CHANNEL_STOP:
@@ -550,23 +550,23 @@ worker_setup(struct worker *w, const struct config *conf, unsigned gen, int chan
 {
 	memset(w, 0, sizeof(*w));
 	tally_reset();      /* the master's counts are not this worker's */
-	w->files.dirfd = -1;
-	w->conf = conf;
-	w->gen = gen;
-	w->chan = chan;
+	w->ctx.files.dirfd = -1;
+	w->ctx.conf = conf;
+	w->ctx.gen = gen;
+	w->ctx.chan = chan;
 	w->maxclients = worker_capacity(conf);
 	w->load_changed = true;     /* the first report says what it can hold */
 	worker_clock(w);
 	w->pfd = calloc((size_t)w->maxclients + 1, sizeof(*w->pfd));
 	w->clients = calloc((size_t)w->maxclients + 1, sizeof(*w->clients));
 	if (w->pfd == NULL || w->clients == NULL ||
-	    buffer_pool_init(&w->in_pool, CLIENT_IN_CAP, WORKER_POOL_MAX) == -1 ||
-	    buffer_pool_init(&w->out_pool, CLIENT_OUT_CAP, WORKER_POOL_MAX) == -1)
+	    buffer_pool_init(&w->ctx.in_pool, CLIENT_IN_CAP, WORKER_POOL_MAX) == -1 ||
+	    buffer_pool_init(&w->ctx.out_pool, CLIENT_OUT_CAP, WORKER_POOL_MAX) == -1)
 		return -1;
 	access_open(access_fd, conf->access_log);
 	w->pfd[0].fd = chan;
 	w->pfd[0].events = POLLIN;
-	files_init(&w->files, conf->directory);
+	files_init(&w->ctx.files, conf->directory);
 	return 0;
 }
 
@@ -577,15 +577,15 @@ worker_teardown(struct worker *w)
 		worker_remove_client(w, w->nclients);
 	while (w->nwaiting > 0)
 		close(w->waiting[--w->nwaiting].fd);
-	buffer_pool_free(&w->in_pool);
-	buffer_pool_free(&w->out_pool);
+	buffer_pool_free(&w->ctx.in_pool);
+	buffer_pool_free(&w->ctx.out_pool);
 	filemap_close_all();
-	files_free(&w->files);
+	files_free(&w->ctx.files);
 	access_close();
 	free(w->clients);
 	free(w->pfd);
 	free(w->closed_ids);
-	close(w->chan);
+	close(w->ctx.chan);
 }
 
 static void
@@ -636,8 +636,8 @@ worker_sweep(struct worker *w)
 	worker_demote(w);
 	worker_count_evictable(w);
 	worker_admit_waiting(w, true);
-	filemap_sweep(w->now_ms);
-	tally_flush(w->now_ms, 0);
+	filemap_sweep(w->ctx.now_ms);
+	tally_flush(w->ctx.now_ms, 0);
 }
 
 /* One poll turn: the clients with events, then the channel; 0, 1 when the master is gone, -1 on error. */
@@ -651,7 +651,7 @@ worker_turn(struct worker *w)
 		log_warn("poll");
 		return -1;
 	}
-	w->turn++;
+	w->ctx.turn++;
 	/*
 	 * Walk down: removal only moves clients from above.  Cold clients
 	 * keep their revents as a mark for worker_promote().
@@ -713,7 +713,7 @@ worker_main(const struct config *conf, unsigned gen, int chan, int access_fd)
 	/* Right behind READY: what it can hold, before the first client comes. */
 	worker_report_load(&w);
 	log_debug("serving %s, up to %d clients", conf->directory, w.maxclients);
-	last_sweep_s = w.now_ms / CLOCK_MS_PER_SEC;
+	last_sweep_s = w.ctx.now_ms / CLOCK_MS_PER_SEC;
 
 	while (!w.stopping && !worker_got_term &&
 	    !(w.draining && w.nclients == 0 && w.nwaiting == 0)) {
@@ -721,8 +721,8 @@ worker_main(const struct config *conf, unsigned gen, int chan, int access_fd)
 			goto done;
 		if (r == 1)
 			break;
-		if (w.now_ms / CLOCK_MS_PER_SEC != last_sweep_s) {
-			last_sweep_s = w.now_ms / CLOCK_MS_PER_SEC;
+		if (w.ctx.now_ms / CLOCK_MS_PER_SEC != last_sweep_s) {
+			last_sweep_s = w.ctx.now_ms / CLOCK_MS_PER_SEC;
 			worker_sweep(&w);
 		}
 		worker_report_load(&w);

@@ -32,9 +32,8 @@ struct worker_waiting {
 };
 
 struct worker {
-	const struct config  *conf;
-	unsigned              gen;
-	int                   chan;
+	/* what clients see of the worker: conf, now_ms, turn, files, pools, chan, gen */
+	struct client_ctx     ctx;
 	/* [0] channel, [1..nhot] hot clients, [nhot+1..nclients] cold ones */
 	struct pollfd        *pfd;
 	struct client       **clients;      /* parallel to pfd */
@@ -42,8 +41,7 @@ struct worker {
 	int                   nhot;
 	int                   maxclients;
 	uint64_t              now_ns;       /* monotonic, read once per poll */
-	uint64_t              now_ms;       /* the same in milliseconds */
-	uint64_t              turn;         /* poll turns so far */
+	/* ctx.now_ms: the same in milliseconds; ctx.turn: poll turns so far */
 	uint64_t              scan_ns;      /* smoothed cost of a full poll */
 	uint64_t              next_scan_ns; /* when the cold clients are due */
 	uint64_t              received;     /* descriptors from the master */
@@ -58,9 +56,6 @@ struct worker {
 	bool                  stopping;
 	struct worker_waiting waiting[WORKER_WAITING_MAX]; /* first come, first in */
 	int                   nwaiting;
-	struct files          files;
-	struct buffer_pool    in_pool;      /* input blocks of idle-looking clients */
-	struct buffer_pool    out_pool;
 	/* ids of closed connections not yet told the master (max_clients_per_address) */
 	uint64_t             *closed_ids;
 	size_t                nclosed;
