@@ -33,6 +33,7 @@
 #include "log.h"
 #include "net.h"
 #include "proctitle.h"
+#include "room.h"
 #include "tally.h"
 #include "worker.h"
 
@@ -46,15 +47,6 @@
 #define WORKER_SCAN_SHARE    32         /* full scan every 32 x its cost */
 #define WORKER_SCAN_MIN_MS   1
 #define WORKER_SCAN_MAX_MS   100
-
-/*
- * A full worker closes its idle client quiet longest to make room for a
- * new one, as nginx reuses keep-alive connections: only clients quiet this
- * long count as idle, and a partial request only when it has been crawling
- * this long far below request_min_rate (client_evictable); never a client
- * owed bytes.
- */
-#define WORKER_EVICT_QUIET_MS 1000
 
 /* See worker_report_load(). */
 #define WORKER_LOAD_MS       10
@@ -180,21 +172,6 @@ worker_remove_client(struct worker *w, int i)
 	w->unreported_closes++;
 }
 
-/* The evictable client quiet longest, to close for a new one; 0 when none. */
-static int
-worker_evictable_slot(const struct worker *w)
-{
-	int best = 0;
-
-	for (int i = 1; i <= w->nclients; i++) {
-		const struct client *c = w->clients[i];
-		if (client_evictable(c, WORKER_EVICT_QUIET_MS) &&
-		    (best == 0 || c->last_active < w->clients[best]->last_active))
-			best = i;
-	}
-	return best;
-}
-
 /* Makes room for one more client when full; false when there is none to be had. */
 static bool
 worker_make_room(struct worker *w, uint64_t id)
@@ -203,7 +180,7 @@ worker_make_room(struct worker *w, uint64_t id)
 
 	if (w->nclients < w->maxclients)
 		return true;
-	if ((victim = worker_evictable_slot(w)) == 0)
+	if ((victim = room_victim(w->clients, w->nclients)) == 0)
 		return false;
 	log_debug("client %" PRIu64 ": closing client %" PRIu64 " to make room",
 	    id, w->clients[victim]->id);
@@ -254,14 +231,12 @@ worker_take(struct worker *w, int fd, uint64_t id, bool proxy)
 static void
 worker_admit_waiting(struct worker *w, bool make_room)
 {
-	while (w->nwaiting > 0 && (w->nclients < w->maxclients ||
-	    (make_room && worker_make_room(w, w->waiting[0].id)))) {
-		struct worker_waiting first = w->waiting[0];
+	struct room_waiting first;
 
-		w->nwaiting--;
-		memmove(&w->waiting[0], &w->waiting[1], (size_t)w->nwaiting * sizeof(first));
+	while (w->waiting.n > 0 && (w->nclients < w->maxclients ||
+	    (make_room && worker_make_room(w, w->waiting.entry[0].id))) &&
+	    room_next(&w->waiting, &first))
 		worker_take(w, first.fd, first.id, first.proxy);
-	}
 }
 
 static void
@@ -279,21 +254,19 @@ worker_add_client(struct worker *w, int fd, uint64_t id, bool proxy)
 		return;
 	}
 	w->fd_lost = false;
-	if (w->nwaiting == 0 && !w->draining && worker_make_room(w, id)) {
+	if (w->waiting.n == 0 && !w->draining && worker_make_room(w, id)) {
 		worker_take(w, fd, id, proxy);
 		return;
 	}
-	if (!w->draining && w->nwaiting < WORKER_WAITING_MAX) {
-		w->waiting[w->nwaiting++] = (struct worker_waiting){ fd, id, proxy };
+	if (!w->draining && room_wait(&w->waiting, fd, id, proxy) == 0)
 		return;
-	}
 	/*
 	 * The master's books are wrong by more than the waiting room holds.
 	 * Logged once per episode: an attacker could make it repeat.
 	 */
 	if (!w->no_slot)
 		log_warnx("client %" PRIu64 ": no free slot (%d open, %d waiting); closing "
-		    "(logged once until a client is taken again)", id, w->nclients, w->nwaiting);
+		    "(logged once until a client is taken again)", id, w->nclients, w->waiting.n);
 	w->no_slot = true;
 	net_close_abortive(fd);
 	w->unreported_closes++;
@@ -384,11 +357,11 @@ worker_report_load(struct worker *w)
 {
 	struct channel_load load = {
 		.received = w->received,
-		.open = (uint32_t)(w->nclients + w->nwaiting),
+		.open = (uint32_t)(w->nclients + w->waiting.n),
 		.capacity = (uint32_t)w->maxclients,
 		.evictable = w->evictable,
 	};
-	uint64_t            believed = (uint64_t)w->nclients + (uint64_t)w->nwaiting +
+	uint64_t            believed = (uint64_t)w->nclients + (uint64_t)w->waiting.n +
 	    w->unreported_closes;
 
 	/*
@@ -416,10 +389,8 @@ worker_count_evictable(struct worker *w)
 {
 	uint32_t n = 0;
 
-	if ((uint64_t)w->nclients + WORKER_LOAD_MARGIN(w) >= (uint64_t)w->maxclients) {
-		for (int i = 1; i <= w->nclients; i++)
-			n += client_evictable(w->clients[i], WORKER_EVICT_QUIET_MS);
-	}
+	if ((uint64_t)w->nclients + WORKER_LOAD_MARGIN(w) >= (uint64_t)w->maxclients)
+		n = room_evictable(w->clients, w->nclients);
 	if (n != w->evictable)
 		w->load_changed = true;
 	w->evictable = n;
@@ -575,8 +546,8 @@ worker_teardown(struct worker *w)
 {
 	while (w->nclients > 0)
 		worker_remove_client(w, w->nclients);
-	while (w->nwaiting > 0)
-		close(w->waiting[--w->nwaiting].fd);
+	while (w->waiting.n > 0)
+		close(w->waiting.entry[--w->waiting.n].fd);
 	buffer_pool_free(&w->ctx.in_pool);
 	buffer_pool_free(&w->ctx.out_pool);
 	filemap_close_all();
@@ -670,7 +641,7 @@ worker_turn(struct worker *w)
 	}
 	if (npolled > w->nhot)
 		worker_promote(w);
-	if (w->nwaiting > 0)
+	if (w->waiting.n > 0)
 		worker_admit_waiting(w, false);
 	/* The channel after the clients: new ones join the next turn. */
 	if (n > 0 && w->pfd[0].revents && worker_channel_read(w) == -1) {
@@ -716,7 +687,7 @@ worker_main(const struct config *conf, unsigned gen, int chan, int access_fd)
 	last_sweep_s = w.ctx.now_ms / CLOCK_MS_PER_SEC;
 
 	while (!w.stopping && !worker_got_term &&
-	    !(w.draining && w.nclients == 0 && w.nwaiting == 0)) {
+	    !(w.draining && w.nclients == 0 && w.waiting.n == 0)) {
 		if ((r = worker_turn(&w)) == -1)
 			goto done;
 		if (r == 1)

@@ -13,23 +13,10 @@
 #include "buffer.h"
 #include "client.h"
 #include "files.h"
+#include "room.h"
 
 struct config;
 struct client;
-
-/*
- * A client handed over when no slot could be freed: the master counted an
- * evictable client that has woken since the sweep counted it.  It waits
- * here, unpolled, for the next free slot, as it would in the backlog:
- * no client is refused.  Bounded by the descriptors a worker keeps in
- * reserve (CONFIG_FDS_RESERVE).
- */
-#define WORKER_WAITING_MAX  8
-struct worker_waiting {
-	int      fd;
-	uint64_t id;
-	bool     proxy;
-};
 
 struct worker {
 	/* what clients see of the worker: conf, now_ms, turn, files, pools, chan, gen */
@@ -54,8 +41,7 @@ struct worker {
 	bool                  no_slot;      /* clients refused for want of a slot: the same */
 	bool                  draining;
 	bool                  stopping;
-	struct worker_waiting waiting[WORKER_WAITING_MAX]; /* first come, first in */
-	int                   nwaiting;
+	struct room_queue     waiting;      /* handed over when no slot could be freed */
 	/* ids of closed connections not yet told the master (max_clients_per_address) */
 	uint64_t             *closed_ids;
 	size_t                nclosed;
