@@ -433,21 +433,21 @@ client_limit_chunk(uint64_t rate)
  * does not earn a burst).  Arithmetic only: no system call, no clock read.
  */
 static size_t
-client_budget(struct client *c)
+client_budget(struct client *c, uint64_t rate, uint64_t now)
 {
-	uint64_t rate = c->ctx->conf->limit_rate, chunk, el, cap;
+	uint64_t chunk, el, cap;
 	int64_t  avail;
 
 	if (rate == 0)
 		return SIZE_MAX;
 	chunk = client_limit_chunk(rate);
 	cap = rate + chunk;
-	el = c->ctx->now_ms - c->limit_start_ms;
+	el = now - c->limit_start_ms;
 	avail = (int64_t)(rate / 1000 * el + rate % 1000 * el / 1000 + chunk) -
 	    (int64_t)(c->sent - c->limit_base);
 	if (avail > (int64_t)cap) {
 		/* rebased so that exactly cap is available now */
-		c->limit_start_ms = c->ctx->now_ms;
+		c->limit_start_ms = now;
 		c->limit_base = c->sent + cap - chunk;
 		avail = (int64_t)cap;
 	}
@@ -456,27 +456,28 @@ client_budget(struct client *c)
 
 /* limit_rate: with less than a chunk left, not polled for output until it refills. */
 static void
-client_throttle(struct client *c)
+client_throttle(struct client *c, uint64_t rate, uint64_t now)
 {
-	uint64_t rate = c->ctx->conf->limit_rate, chunk, left;
+	uint64_t chunk, left;
 
 	if (rate == 0)
 		return;
 	chunk = client_limit_chunk(rate);
-	left = client_budget(c);
+	left = client_budget(c, rate, now);
 	if (left < chunk)
-		c->wake_ms = c->ctx->now_ms + (chunk - left) * CLOCK_MS_PER_SEC / rate + 1;
+		c->wake_ms = now + (chunk - left) * CLOCK_MS_PER_SEC / rate + 1;
 }
 
 /* At most one send per turn (within limit_rate); false when the connection is gone. */
 static bool
 client_send(struct client *c)
 {
-	size_t  budget, len;
-	ssize_t n;
+	uint64_t now = c->ctx->now_ms, rate = c->ctx->conf->limit_rate;
+	size_t   budget, len;
+	ssize_t  n;
 
-	if (c->wake_ms > c->ctx->now_ms || buffer_len(&c->out) == 0 ||
-	    (budget = client_budget(c)) == 0)
+	if (c->wake_ms > now || buffer_len(&c->out) == 0 ||
+	    (budget = client_budget(c, rate, now)) == 0)
 		return true;
 	len = buffer_len(&c->out) < budget ? buffer_len(&c->out) : budget;
 	n = send(c->fd, buffer_head(&c->out), len, MSG_NOSIGNAL);
@@ -484,8 +485,8 @@ client_send(struct client *c)
 		buffer_consume(&c->out, (size_t)n);
 		c->sent += (uint64_t)n;
 		c->kernel_unsent = true;
-		c->last_active = c->send_progress = c->ctx->now_ms;
-		client_throttle(c);
+		c->last_active = c->send_progress = now;
+		client_throttle(c, rate, now);
 		return true;
 	}
 	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
