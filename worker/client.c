@@ -1,7 +1,14 @@
 /*
  * client.c — one connection's life inside a worker (see client.h): reading
- * requests, feeding the parser, running the command table and the body
- * producer, and the one send per poll turn.
+ * requests, feeding the parser, asking the command table for a reply and
+ * applying it (client_apply: the one place), producing the body, and the
+ * one send per poll turn.  All it sees of its worker is its client_ctx.
+ *
+ * One turn, by name: client_turn reads, then client_fill_queue (which
+ * runs client_answer_requests, one client_answer_line per complete line,
+ * and the stream), one client_send, client_fill_queue again, and
+ * client_if_flushed (nothing owed: the output block given back, and a
+ * closing client closed or left lingering by client_close_or_linger).
  *
  * Input and output blocks are borrowed from the worker's pools only while
  * they hold bytes, so an idle connection costs little more than this struct.
@@ -552,7 +559,10 @@ client_close_or_linger(struct client *c)
 	client_linger_read(c);
 }
 
-/* Nothing owed: give back the output block, and close what is finished. */
+/*
+ * When nothing is owed (else nothing to do): give back the output block,
+ * and close what is finished.
+ */
 static void
 client_if_flushed(struct client *c)
 {

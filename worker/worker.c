@@ -544,10 +544,12 @@ worker_setup(struct worker *w, const struct config *conf, unsigned gen, int chan
 static void
 worker_teardown(struct worker *w)
 {
+	struct room_waiting left;
+
 	while (w->nclients > 0)
 		worker_remove_client(w, w->nclients);
-	while (w->waiting.n > 0)
-		close(w->waiting.entry[--w->waiting.n].fd);
+	while (room_next(&w->waiting, &left))
+		close(left.fd);
 	buffer_pool_free(&w->ctx.in_pool);
 	buffer_pool_free(&w->ctx.out_pool);
 	filemap_close_all();
