@@ -1,7 +1,14 @@
 /*
  * client.c — one connection's life inside a worker (see client.h): reading
- * requests, feeding the parser, running the command table and the body
- * producer, and the one send per poll turn.
+ * requests, feeding the parser, asking the command table for a reply and
+ * applying it (client_apply: the one place), producing the body, and the
+ * one send per poll turn.  All it sees of its worker is its client_ctx.
+ *
+ * One turn, by name: client_turn reads, then client_fill_queue (which
+ * runs client_answer_requests, one client_answer_line per complete line,
+ * and the stream), one client_send, client_fill_queue again, and
+ * client_if_flushed (nothing owed: the output block given back, and a
+ * closing client closed or left lingering by client_close_or_linger).
  *
  * Input and output blocks are borrowed from the worker's pools only while
  * they hold bytes, so an idle connection costs little more than this struct.
@@ -10,6 +17,7 @@
 #include <linux/sockios.h>
 #include <inttypes.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +36,6 @@
 #include "net.h"
 #include "proxy.h"
 #include "tally.h"
-#include "worker.h"
 
 static const char *const client_state_names[] = {
 	[CLIENT_PROXY]     = "proxy",
@@ -65,7 +72,7 @@ client_peer(struct client *c)
 }
 
 struct client *
-client_new(struct worker *w, int fd, uint64_t id, bool proxy)
+client_new(struct client_ctx *ctx, int fd, uint64_t id, bool proxy)
 {
 	struct client *c;
 
@@ -73,12 +80,12 @@ client_new(struct worker *w, int fd, uint64_t id, bool proxy)
 		return NULL;
 	c->fd = fd;
 	c->id = id;
-	c->worker = w;
+	c->ctx = ctx;
 	c->state = proxy ? CLIENT_PROXY : CLIENT_READING;
-	c->last_active = w->now_ms;
-	c->proxy_deadline_ms = w->now_ms + CLIENT_PROXY_TIMEOUT_MS;
+	c->last_active = ctx->now_ms;
+	c->proxy_deadline_ms = ctx->now_ms + CLIENT_PROXY_TIMEOUT_MS;
 	stream_init(&c->stream);
-	request_init(&c->parser, w->conf->request_line_max, commands_shape);
+	request_init(&c->parser, ctx->conf->request_line_max, commands_shape);
 	return c;
 }
 
@@ -94,7 +101,7 @@ void
 client_free(struct client *c)
 {
 	client_set_state(c, CLIENT_CLOSED);
-	buffer_detach(&c->out, &c->worker->out_pool);
+	buffer_detach(&c->out, &c->ctx->out_pool);
 	if (c->fd != -1)
 		close(c->fd);
 	free(c->peer);
@@ -114,13 +121,13 @@ client_set_state(struct client *c, enum client_state state)
 	log_debug("client %" PRIu64 ": %s -> %s", c->id,
 	    client_state_name(c->state), client_state_name(state));
 	if (c->state == CLIENT_STREAMING) {
-		stream_end(&c->stream, c->worker->now_ms);
+		stream_end(&c->stream, c->ctx->now_ms);
 		client_response_end(c);
 	}
 	if (state == CLIENT_CLOSING)
 		c->unread_input |= buffer_len(&c->in) > 0;
 	if (state == CLIENT_CLOSING || state == CLIENT_CLOSED)
-		buffer_detach(&c->in, &c->worker->in_pool);
+		buffer_detach(&c->in, &c->ctx->in_pool);
 	c->state = state;
 }
 
@@ -169,7 +176,7 @@ client_read(struct client *c)
 {
 	ssize_t n;
 
-	if (c->in.data == NULL && buffer_attach(&c->in, &c->worker->in_pool) == -1) {
+	if (c->in.data == NULL && buffer_attach(&c->in, &c->ctx->in_pool) == -1) {
 		log_warnx("client %" PRIu64 ": out of memory", c->id);
 		return false;
 	}
@@ -179,7 +186,7 @@ client_read(struct client *c)
 	if (n > 0) {
 		c->read_filled = (size_t)n == buffer_room(&c->in);
 		buffer_commit(&c->in, (size_t)n);
-		c->last_active = c->worker->now_ms;
+		c->last_active = c->ctx->now_ms;
 		return true;
 	}
 	if (n == 0) {
@@ -193,28 +200,67 @@ client_read(struct client *c)
 	return false;
 }
 
-/* Answers one complete line or a fatal parse, with its access-log record. */
+/*
+ * A reply applied, the one place: its status line through client_status(),
+ * a small body into the queue, a stream started, the state set.
+ */
 static void
-client_respond(struct client *c, enum request_result res)
+client_apply(struct client *c, struct commands_reply *r)
 {
-	size_t before = buffer_len(&c->out);
+	client_status(c, r->status);
+	switch (r->body) {
+	case COMMANDS_BODY_NONE:
+		break;
+	case COMMANDS_BODY_TEXT:
+		if (buffer_append(&c->out, r->text, r->len) == -1)
+			log_warnx("client %" PRIu64 ": output queue full", c->id);
+		break;
+	case COMMANDS_BODY_SLICE:
+		stream_start_slice(&c->stream, r->slice.kind, r->slice.fd, &r->slice.st,
+		    r->slice.offset, r->slice.size);
+		client_set_state(c, CLIENT_STREAMING);
+		break;
+	case COMMANDS_BODY_LISTING:
+		stream_start_listing(&c->stream, &r->listing);
+		client_set_state(c, CLIENT_STREAMING);
+		break;
+	}
+	if (r->close)
+		client_set_state(c, CLIENT_CLOSING);
+}
 
+/* send_timeout, send_min_rate and limit_rate count from when bytes become owed. */
+static void
+client_owing_starts(struct client *c)
+{
 	if (!client_owes_any(c)) {
-		/* send_timeout and send_min_rate start now */
-		c->send_progress = c->worker->now_ms;
+		c->send_progress = c->ctx->now_ms;
 		c->rate_mark_ms = 0;
 		c->rate_short = false;
 	}
 	if (!client_owes(c)) {
-		/* and limit_rate's budget */
-		c->limit_start_ms = c->worker->now_ms;
+		c->limit_start_ms = c->ctx->now_ms;
 		c->limit_base = c->sent;
 		c->wake_ms = 0;
 	}
+}
+
+/* Answers one complete line or a fatal parse, with its access-log record. */
+static void
+client_answer_line(struct client *c, enum request_result res)
+{
+	struct commands_ctx   ctx = {
+		&c->ctx->files, c->ctx->conf, c->ctx->turn, c->id
+	};
+	struct commands_reply reply;
+	size_t                before = buffer_len(&c->out);
+
+	client_owing_starts(c);
 	c->access = access_enabled() ? access_begin(client_peer(c), &c->parser) : NULL;
-	if (res == REQUEST_LINE)
-		commands_run(c);
-	else
+	if (res == REQUEST_LINE) {
+		commands_run(&c->parser, &ctx, &reply);
+		client_apply(c, &reply);
+	} else
 		client_status(c, c->parser.status);
 	access_count(c->access, buffer_len(&c->out) - before);
 	if (c->state != CLIENT_STREAMING)
@@ -241,7 +287,7 @@ client_report_peer(struct client *c, const struct sockaddr_storage *src)
 {
 	struct channel_peer peer;
 
-	if (c->worker->conf->max_clients_per_address == 0)
+	if (c->ctx->conf->max_clients_per_address == 0)
 		return;
 	memset(&peer, 0, sizeof(peer));
 	peer.id = c->id;
@@ -252,7 +298,7 @@ client_report_peer(struct client *c, const struct sockaddr_storage *src)
 		memcpy(peer.addr, &((const struct sockaddr_in6 *)src)->sin6_addr, 16);
 	else
 		return;
-	if (channel_send(c->worker->chan, CHANNEL_PEER, c->worker->gen, &peer, sizeof(peer), -1) == -1 &&
+	if (channel_send(c->ctx->chan, CHANNEL_PEER, c->ctx->gen, &peer, sizeof(peer), -1) == -1 &&
 	    errno != EAGAIN)
 		log_warn("channel: send PEER");
 }
@@ -294,7 +340,7 @@ client_proxy(struct client *c)
 			    was, hdr.version);
 		}
 		/* allow / deny judge the client the header names, not the balancer */
-		if (!acl_allows(&c->worker->conf->access, (const struct sockaddr *)&hdr.src)) {
+		if (!acl_allows(&c->ctx->conf->access, (const struct sockaddr *)&hdr.src)) {
 			client_abort(c, TALLY_DENIED);
 			return;
 		}
@@ -305,7 +351,7 @@ client_proxy(struct client *c)
 
 /* Answers complete requests while the output queue has room. */
 static void
-client_process(struct client *c)
+client_answer_requests(struct client *c)
 {
 	enum request_result res;
 	size_t              used;
@@ -314,7 +360,7 @@ client_process(struct client *c)
 		client_proxy(c);
 
 	while (c->state == CLIENT_READING && buffer_len(&c->in) > 0) {
-		if (c->out.data == NULL && buffer_attach(&c->out, &c->worker->out_pool) == -1) {
+		if (c->out.data == NULL && buffer_attach(&c->out, &c->ctx->out_pool) == -1) {
 			log_warnx("client %" PRIu64 ": out of memory", c->id);
 			client_set_state(c, CLIENT_CLOSED);
 			return;
@@ -324,15 +370,15 @@ client_process(struct client *c)
 		used = request_feed(&c->parser, buffer_head(&c->in), buffer_len(&c->in), &res);
 		buffer_consume(&c->in, used);
 		if (res != REQUEST_MORE)
-			client_respond(c, res);
+			client_answer_line(c, res);
 	}
 	if (c->state == CLIENT_READING && c->in.data != NULL && buffer_len(&c->in) == 0)
-		buffer_detach(&c->in, &c->worker->in_pool);
+		buffer_detach(&c->in, &c->ctx->in_pool);
 	/* request_timeout runs from the first byte of a line to its end. */
 	if (!request_partial(&c->parser))
 		c->request_started = 0;
 	else if (c->request_started == 0)
-		c->request_started = c->worker->now_ms;
+		c->request_started = c->ctx->now_ms;
 }
 
 /*
@@ -354,17 +400,17 @@ client_body_broken(struct client *c, enum stream_result r)
 
 /* Runs the parser and the body producer until neither can advance. */
 static void
-client_progress(struct client *c)
+client_fill_queue(struct client *c)
 {
 	enum stream_result r;
 	size_t             before;
 
 	for (;;) {
-		client_process(c);
+		client_answer_requests(c);
 		if (c->state != CLIENT_STREAMING)
 			return;
 		before = buffer_len(&c->out);
-		r = stream_fill(&c->stream, &c->out, c->worker->now_ms);
+		r = stream_fill(&c->stream, &c->out, c->ctx->now_ms);
 		access_count(c->access, buffer_len(&c->out) - before);
 		if (r == STREAM_MORE)
 			return;         /* body still coming: wait for room */
@@ -394,21 +440,21 @@ client_limit_chunk(uint64_t rate)
  * does not earn a burst).  Arithmetic only: no system call, no clock read.
  */
 static size_t
-client_budget(struct client *c)
+client_budget(struct client *c, uint64_t rate, uint64_t now)
 {
-	uint64_t rate = c->worker->conf->limit_rate, chunk, el, cap;
+	uint64_t chunk, el, cap;
 	int64_t  avail;
 
 	if (rate == 0)
 		return SIZE_MAX;
 	chunk = client_limit_chunk(rate);
 	cap = rate + chunk;
-	el = c->worker->now_ms - c->limit_start_ms;
+	el = now - c->limit_start_ms;
 	avail = (int64_t)(rate / 1000 * el + rate % 1000 * el / 1000 + chunk) -
 	    (int64_t)(c->sent - c->limit_base);
 	if (avail > (int64_t)cap) {
 		/* rebased so that exactly cap is available now */
-		c->limit_start_ms = c->worker->now_ms;
+		c->limit_start_ms = now;
 		c->limit_base = c->sent + cap - chunk;
 		avail = (int64_t)cap;
 	}
@@ -417,27 +463,28 @@ client_budget(struct client *c)
 
 /* limit_rate: with less than a chunk left, not polled for output until it refills. */
 static void
-client_throttle(struct client *c)
+client_throttle(struct client *c, uint64_t rate, uint64_t now)
 {
-	uint64_t rate = c->worker->conf->limit_rate, chunk, left;
+	uint64_t chunk, left;
 
 	if (rate == 0)
 		return;
 	chunk = client_limit_chunk(rate);
-	left = client_budget(c);
+	left = client_budget(c, rate, now);
 	if (left < chunk)
-		c->wake_ms = c->worker->now_ms + (chunk - left) * CLOCK_MS_PER_SEC / rate + 1;
+		c->wake_ms = now + (chunk - left) * CLOCK_MS_PER_SEC / rate + 1;
 }
 
 /* At most one send per turn (within limit_rate); false when the connection is gone. */
 static bool
 client_send(struct client *c)
 {
-	size_t  budget, len;
-	ssize_t n;
+	uint64_t now = c->ctx->now_ms, rate = c->ctx->conf->limit_rate;
+	size_t   budget, len;
+	ssize_t  n;
 
-	if (c->wake_ms > c->worker->now_ms || buffer_len(&c->out) == 0 ||
-	    (budget = client_budget(c)) == 0)
+	if (c->wake_ms > now || buffer_len(&c->out) == 0 ||
+	    (budget = client_budget(c, rate, now)) == 0)
 		return true;
 	len = buffer_len(&c->out) < budget ? buffer_len(&c->out) : budget;
 	n = send(c->fd, buffer_head(&c->out), len, MSG_NOSIGNAL);
@@ -445,8 +492,8 @@ client_send(struct client *c)
 		buffer_consume(&c->out, (size_t)n);
 		c->sent += (uint64_t)n;
 		c->kernel_unsent = true;
-		c->last_active = c->send_progress = c->worker->now_ms;
-		client_throttle(c);
+		c->last_active = c->send_progress = now;
+		client_throttle(c, rate, now);
 		return true;
 	}
 	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
@@ -501,26 +548,29 @@ client_input_waiting(struct client *c)
  * shut the write side down and linger.
  */
 static void
-client_finish(struct client *c)
+client_close_or_linger(struct client *c)
 {
 	if (c->peer_eof || !client_input_waiting(c) || shutdown(c->fd, SHUT_WR) == -1) {
 		client_set_state(c, CLIENT_CLOSED);
 		return;
 	}
-	c->linger_until = c->worker->now_ms + CLIENT_LINGER_MS;
+	c->linger_until = c->ctx->now_ms + CLIENT_LINGER_MS;
 	client_set_state(c, CLIENT_LINGERING);
 	client_linger_read(c);
 }
 
-/* Nothing owed: give back the output block, and close what is finished. */
+/*
+ * When nothing is owed (else nothing to do): give back the output block,
+ * and close what is finished.
+ */
 static void
-client_settle(struct client *c)
+client_if_flushed(struct client *c)
 {
 	if (client_owes(c))
 		return;
-	buffer_detach(&c->out, &c->worker->out_pool);
+	buffer_detach(&c->out, &c->ctx->out_pool);
 	if (c->state == CLIENT_CLOSING)
-		client_finish(c);
+		client_close_or_linger(c);
 	/* Half-closed and every complete request answered: done. */
 	else if (c->peer_eof && c->state == CLIENT_READING && buffer_len(&c->in) == 0)
 		client_set_state(c, CLIENT_CLOSED);
@@ -543,7 +593,7 @@ client_turn(struct client *c, short revents)
 		client_set_state(c, CLIENT_CLOSED);
 		return;
 	}
-	client_progress(c);
+	client_fill_queue(c);
 	if (c->state == CLIENT_CLOSED)
 		return;
 	if (!client_send(c)) {
@@ -551,9 +601,9 @@ client_turn(struct client *c, short revents)
 		return;
 	}
 	/* Room was made: prepare the next send so POLLOUT has work. */
-	client_progress(c);
+	client_fill_queue(c);
 	if (c->state != CLIENT_CLOSED)
-		client_settle(c);
+		client_if_flushed(c);
 }
 
 short
@@ -563,7 +613,7 @@ client_events(const struct client *c)
 
 	if (c->state == CLIENT_LINGERING)
 		return POLLIN;
-	if (client_owes(c) && c->wake_ms <= c->worker->now_ms)
+	if (client_owes(c) && c->wake_ms <= c->ctx->now_ms)
 		ev |= POLLOUT;
 	if (client_reads(c) && !c->peer_eof &&
 	    buffer_len(&c->out) < CLIENT_OUT_HIGH &&
@@ -576,19 +626,19 @@ bool
 client_idle(const struct client *c, uint64_t quiet_ms)
 {
 	return c->state == CLIENT_READING && !client_owes_any(c) && buffer_len(&c->in) == 0 &&
-	    !request_partial(&c->parser) && c->worker->now_ms - c->last_active >= quiet_ms;
+	    !request_partial(&c->parser) && c->ctx->now_ms - c->last_active >= quiet_ms;
 }
 
 bool
 client_evictable(const struct client *c, uint64_t quiet_ms)
 {
-	uint64_t rate = c->worker->conf->request_min_rate, span, expected;
+	uint64_t rate = c->ctx->conf->request_min_rate, span, expected;
 
 	if (client_idle(c, quiet_ms))
 		return true;
 	if (rate == 0 || c->state != CLIENT_READING || client_owes_any(c) || c->request_started == 0)
 		return false;
-	span = c->worker->now_ms - c->request_started;
+	span = c->ctx->now_ms - c->request_started;
 	if (span < quiet_ms)
 		return false;
 	/* what request_min_rate would have brought in the time (no overflow) */
@@ -599,7 +649,7 @@ client_evictable(const struct client *c, uint64_t quiet_ms)
 bool
 client_stalled(const struct client *c, int seconds)
 {
-	return c->worker->now_ms - c->last_active >= (uint64_t)seconds * CLOCK_MS_PER_SEC;
+	return c->ctx->now_ms - c->last_active >= (uint64_t)seconds * CLOCK_MS_PER_SEC;
 }
 
 /* The tally each expiry is counted in (the lingering close's is not one). */
@@ -663,8 +713,8 @@ client_min_rate(const struct config *conf)
 static void
 client_sample_drain(struct client *c)
 {
-	const struct config *conf = c->worker->conf;
-	uint64_t             now = c->worker->now_ms, drained, need, span;
+	const struct config *conf = c->ctx->conf;
+	uint64_t             now = c->ctx->now_ms, drained, need, span;
 	int                  queued;
 
 	if (ioctl(c->fd, SIOCOUTQ, &queued) == -1 || queued < 0)
@@ -699,7 +749,7 @@ client_deadline_check(struct client *c)
 
 	if (client_owes_any(c))
 		client_sample_drain(c);
-	why = client_expired(c, c->worker->conf, c->worker->now_ms);
+	why = client_expired(c, c->ctx->conf, c->ctx->now_ms);
 	if (why == CLIENT_EXPIRY_NONE)
 		return why;
 	if (why == CLIENT_EXPIRY_LINGER) {

@@ -26,6 +26,7 @@
 
 #include "access.h"
 #include "buffer.h"
+#include "files.h"
 #include "protocol.h"
 #include "request.h"
 #include "stream.h"
@@ -76,7 +77,25 @@ enum client_expiry {
 	CLIENT_EXPIRY_KINDS
 };
 
-struct worker;
+struct config;
+
+/*
+ * What a worker lends its clients, and all a client sees of it: the
+ * config, the turn's clock, the served directory, the pools its buffers
+ * borrow from, and the channel a PROXY header's address is reported on.
+ * The worker owns it (sets the clock, opens the directory and the pools);
+ * a unit test can make one without a worker.
+ */
+struct client_ctx {
+	const struct config  *conf;
+	uint64_t              now_ms;       /* monotonic, read once per poll */
+	uint64_t              turn;         /* poll turns so far */
+	struct files          files;
+	struct buffer_pool    in_pool;      /* input blocks of idle-looking clients */
+	struct buffer_pool    out_pool;
+	int                   chan;         /* to the master: PEER */
+	unsigned              gen;
+};
 
 struct client {
 	int                    fd;
@@ -85,7 +104,7 @@ struct client {
 	bool                   peer_eof;    /* the client shut down its side */
 	enum status            status;      /* of the last response begun */
 	uint64_t               id;
-	uint64_t               last_active; /* worker->now_ms of the last byte */
+	uint64_t               last_active; /* ctx->now_ms of the last byte */
 	uint64_t               request_started; /* ms: a partial line's first byte, 0 none */
 	uint64_t               send_progress;   /* ms: last byte sent or drained, or response begun */
 	uint32_t               send_queued;     /* socket send queue at the last sweep */
@@ -110,11 +129,11 @@ struct client {
 	struct stream          stream;      /* while STREAMING */
 	struct access_pending *access;      /* the response under way, when logging */
 	struct request_parser  parser;
-	struct worker         *worker;
+	struct client_ctx     *ctx;
 };
 
 /* proxy: the connection starts with a PROXY header (state CLIENT_PROXY). */
-struct client *client_new(struct worker *w, int fd, uint64_t id, bool proxy);
+struct client *client_new(struct client_ctx *ctx, int fd, uint64_t id, bool proxy);
 void client_free(struct client *c);
 /* One poll turn for c given its revents; afterwards c->state may be CLOSED. */
 void client_turn(struct client *c, short revents);

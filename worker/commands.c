@@ -2,9 +2,10 @@
  * commands.c — the HFTP command table and its handlers.  A row names a
  * command, the kinds of its arguments (which also tell the parser how much
  * of each to keep) and its handler.  A handler gets a complete, parsed
- * request line and answers it: its status through client_status(), small
- * bodies (a size, the help lines) into the output queue, and file and
- * listing bodies as a stream.  Handlers never write to the socket.
+ * request line and a context (the served directory, the config, the turn)
+ * and returns a reply: a status and a small body (a size, the help lines),
+ * or the description of a stream (an open file's slice, a listing).  It
+ * knows no connection: the client applies the reply.
  *
  * Order of checks (docs/PROTOCOL.md): command known (200) -> argument count
  * and form (201) -> file exists and is servable (202) -> range (203) ->
@@ -12,27 +13,26 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "client.h"
 #include "commands.h"
 #include "config.h"
 #include "log.h"
-#include "worker.h"
+
+typedef void commands_handler(const struct request_parser *, const struct commands_ctx *,
+    struct commands_reply *);
 
 struct command {
 	const char           *name;
 	int                   argc_min;     /* arguments after the command */
 	struct request_shape  shape;        /* argc_max = shape.nargs */
-	void                (*handler)(struct client *, const struct request_parser *);
+	commands_handler     *handler;
 };
 
-static void commands_listing(struct client *, const struct request_parser *);
-static void commands_metadata(struct client *, const struct request_parser *);
-static void commands_slice(struct client *, const struct request_parser *);
-static void commands_help(struct client *, const struct request_parser *);
-static void commands_quit(struct client *, const struct request_parser *);
+static commands_handler commands_listing, commands_metadata, commands_slice,
+    commands_help, commands_quit;
 
 static const struct command commands_table[] = {
 	{ "get_file_listing", 0, { 0, { REQUEST_ARG_NONE } }, commands_listing },
@@ -66,67 +66,80 @@ commands_shape(const char *cmd, size_t len)
 	return k != NULL ? &k->shape : NULL;
 }
 
-void
-commands_run(struct client *c)
+/* A reply of a status alone. */
+static void
+commands_status(struct commands_reply *r, enum status status)
 {
-	const struct request_parser *p = &c->parser;
-	const struct request_elem   *cmd = &p->elem[0];
-	const struct command        *k = NULL;
-	int                          nargs = p->argc - 1;
+	r->status = status;
+	r->body = COMMANDS_BODY_NONE;
+}
 
+void
+commands_run(const struct request_parser *p, const struct commands_ctx *ctx,
+    struct commands_reply *r)
+{
+	const struct request_elem *cmd = &p->elem[0];
+	const struct command      *k = NULL;
+	int                        nargs = p->argc - 1;
+
+	r->close = false;
+	r->len = 0;
 	if (cmd->len > 0 && !cmd->truncated)
 		k = commands_find(cmd->text, (size_t)cmd->len);
 	if (k == NULL)
-		client_status(c, STATUS_NO_SUCH_COMMAND);
+		commands_status(r, STATUS_NO_SUCH_COMMAND);
 	else if (nargs < k->argc_min || nargs > k->shape.nargs)
-		client_status(c, STATUS_INVALID_ARGUMENTS);
+		commands_status(r, STATUS_INVALID_ARGUMENTS);
 	else
-		k->handler(c, p);
+		k->handler(p, ctx, r);
 }
 
 static void
-commands_listing(struct client *c, const struct request_parser *p)
+commands_listing(const struct request_parser *p, const struct commands_ctx *ctx,
+    struct commands_reply *r)
 {
-	struct files_listing listing;
-
 	(void)p;
-	files_refresh_turn(&c->worker->files, c->worker->turn);
-	if (files_list(&c->worker->files, &listing) == -1) {
-		log_warn("client %" PRIu64 ": listing %s", c->id, c->worker->files.path);
-		client_status(c, STATUS_INTERNAL_ERROR);
+	files_refresh_turn(ctx->files, ctx->turn);
+	if (files_list(ctx->files, &r->listing) == -1) {
+		log_warn("client %" PRIu64 ": listing %s", ctx->id, ctx->files->path);
+		commands_status(r, STATUS_INTERNAL_ERROR);
 		return;
 	}
-	client_status(c, STATUS_OK);
-	stream_start_listing(&c->stream, &listing);
-	client_set_state(c, CLIENT_STREAMING);
+	r->status = STATUS_OK;
+	r->body = COMMANDS_BODY_LISTING;
 }
 
-/* A FILENAME element that names a servable file: 0 with *st; else 202 answered. */
+/* A FILENAME element that names a servable file: 0 with *st; else -1 (202). */
 static int
-commands_stat(struct client *c, const struct request_elem *name, struct stat *st)
+commands_stat(const struct commands_ctx *ctx, const struct request_elem *name,
+    struct stat *st)
 {
-	files_refresh_turn(&c->worker->files, c->worker->turn);
+	files_refresh_turn(ctx->files, ctx->turn);
 	/* Longer than any name the filesystem allows: no such file. */
-	if (name->truncated || files_stat(&c->worker->files, name->text, st) == -1) {
-		client_status(c, STATUS_FILE_NOT_FOUND);
+	if (name->truncated || files_stat(ctx->files, name->text, st) == -1)
 		return -1;
-	}
 	return 0;
 }
 
 static void
-commands_metadata(struct client *c, const struct request_parser *p)
+commands_metadata(const struct request_parser *p, const struct commands_ctx *ctx,
+    struct commands_reply *r)
 {
 	struct stat st;
+	int         n;
 
 	if (!p->elem[1].name_ok) {
-		client_status(c, STATUS_INVALID_ARGUMENTS);
+		commands_status(r, STATUS_INVALID_ARGUMENTS);
 		return;
 	}
-	if (commands_stat(c, &p->elem[1], &st) == -1)
+	if (commands_stat(ctx, &p->elem[1], &st) == -1) {
+		commands_status(r, STATUS_FILE_NOT_FOUND);
 		return;
-	client_status(c, STATUS_OK);
-	buffer_printf(&c->out, "%jd\r\n", (intmax_t)st.st_size);
+	}
+	n = snprintf(r->text, sizeof(r->text), "%jd\r\n", (intmax_t)st.st_size);
+	r->len = (size_t)n;
+	r->status = STATUS_OK;
+	r->body = COMMANDS_BODY_TEXT;
 }
 
 static bool
@@ -148,65 +161,94 @@ commands_slice_args_ok(const struct request_parser *p)
 }
 
 static enum stream_kind
-commands_slice_kind(const struct client *c, const struct request_parser *p)
+commands_slice_kind(const struct commands_ctx *ctx, const struct request_parser *p)
 {
 	if (p->argc == 5)
 		return STREAM_RAW;
-	if (c->worker->conf->slice_encoding == SLICE_FRAGMENTS)
+	if (ctx->conf->slice_encoding == SLICE_FRAGMENTS)
 		return STREAM_FRAGMENTS;
 	return STREAM_BASE64;
 }
 
+/* Opens the file a slice reads: 0, or -1 with the reply's status set. */
+static int
+commands_slice_open(const struct commands_ctx *ctx, const char *name,
+    struct commands_reply *r)
+{
+	if ((r->slice.fd = files_open(ctx->files, name, &r->slice.st)) != -1)
+		return 0;
+	if (errno == ENOENT) {          /* replaced since the stat */
+		commands_status(r, STATUS_FILE_NOT_FOUND);
+		return -1;
+	}
+	log_warn("client %" PRIu64 ": open %s", ctx->id, name);
+	commands_status(r, STATUS_INTERNAL_ERROR);
+	return -1;
+}
+
 static void
-commands_slice(struct client *c, const struct request_parser *p)
+commands_slice(const struct request_parser *p, const struct commands_ctx *ctx,
+    struct commands_reply *r)
 {
 	const struct request_elem *name = &p->elem[1], *off = &p->elem[2], *size = &p->elem[3];
-	struct stat                st;
-	int                        fd;
 
 	if (!commands_slice_args_ok(p)) {
-		client_status(c, STATUS_INVALID_ARGUMENTS);
+		commands_status(r, STATUS_INVALID_ARGUMENTS);
 		return;
 	}
-	if (commands_stat(c, name, &st) == -1)
-		return;
-	if (off->overflow || size->overflow || commands_out_of_range(off->value, size->value, &st)) {
-		client_status(c, STATUS_BAD_OFFSET);
+	if (commands_stat(ctx, name, &r->slice.st) == -1) {
+		commands_status(r, STATUS_FILE_NOT_FOUND);
 		return;
 	}
-	if ((fd = files_open(&c->worker->files, name->text, &st)) == -1) {
-		if (errno == ENOENT) {          /* replaced since the stat */
-			client_status(c, STATUS_FILE_NOT_FOUND);
-			return;
-		}
-		log_warn("client %" PRIu64 ": open %s", c->id, name->text);
-		client_status(c, STATUS_INTERNAL_ERROR);
+	if (off->overflow || size->overflow ||
+	    commands_out_of_range(off->value, size->value, &r->slice.st)) {
+		commands_status(r, STATUS_BAD_OFFSET);
 		return;
 	}
-	if (commands_out_of_range(off->value, size->value, &st)) {
-		close(fd);
-		client_status(c, STATUS_BAD_OFFSET);
+	if (commands_slice_open(ctx, name->text, r) == -1)
+		return;
+	/* the file opened may differ from the one stat'ed: its own size counts */
+	if (commands_out_of_range(off->value, size->value, &r->slice.st)) {
+		close(r->slice.fd);
+		commands_status(r, STATUS_BAD_OFFSET);
 		return;
 	}
-	client_status(c, STATUS_OK);
-	stream_start_slice(&c->stream, commands_slice_kind(c, p), fd, &st, off->value, size->value);
-	client_set_state(c, CLIENT_STREAMING);
+	r->slice.kind = commands_slice_kind(ctx, p);
+	r->slice.offset = off->value;
+	r->slice.size = size->value;
+	r->status = STATUS_OK;
+	r->body = COMMANDS_BODY_SLICE;
 }
 
 static void
-commands_help(struct client *c, const struct request_parser *p)
+commands_help(const struct request_parser *p, const struct commands_ctx *ctx,
+    struct commands_reply *r)
 {
+	size_t len, room;
+
 	(void)p;
-	client_status(c, STATUS_OK);
-	for (size_t i = 0; i < COMMANDS_COUNT; i++)
-		buffer_printf(&c->out, "%s\r\n", commands_table[i].name);
-	buffer_append(&c->out, "\r\n", 2);
+	(void)ctx;
+	for (size_t i = 0; i < COMMANDS_COUNT; i++) {
+		len = strlen(commands_table[i].name);
+		room = sizeof(r->text) - r->len;
+		if (len + 4 > room)     /* the table outgrew the text: a broken invariant */
+			fatalx("commands: help does not fit its reply");
+		memcpy(r->text + r->len, commands_table[i].name, len);
+		memcpy(r->text + r->len + len, "\r\n", 2);
+		r->len += len + 2;
+	}
+	memcpy(r->text + r->len, "\r\n", 2);
+	r->len += 2;
+	r->status = STATUS_OK;
+	r->body = COMMANDS_BODY_TEXT;
 }
 
 static void
-commands_quit(struct client *c, const struct request_parser *p)
+commands_quit(const struct request_parser *p, const struct commands_ctx *ctx,
+    struct commands_reply *r)
 {
 	(void)p;
-	client_status(c, STATUS_OK);
-	client_set_state(c, CLIENT_CLOSING);
+	(void)ctx;
+	commands_status(r, STATUS_OK);
+	r->close = true;
 }

@@ -33,6 +33,7 @@
 #include "log.h"
 #include "net.h"
 #include "proctitle.h"
+#include "room.h"
 #include "tally.h"
 #include "worker.h"
 
@@ -46,15 +47,6 @@
 #define WORKER_SCAN_SHARE    32         /* full scan every 32 x its cost */
 #define WORKER_SCAN_MIN_MS   1
 #define WORKER_SCAN_MAX_MS   100
-
-/*
- * A full worker closes its idle client quiet longest to make room for a
- * new one, as nginx reuses keep-alive connections: only clients quiet this
- * long count as idle, and a partial request only when it has been crawling
- * this long far below request_min_rate (client_evictable); never a client
- * owed bytes.
- */
-#define WORKER_EVICT_QUIET_MS 1000
 
 /* See worker_report_load(). */
 #define WORKER_LOAD_MS       10
@@ -73,7 +65,7 @@ static void
 worker_clock(struct worker *w)
 {
 	w->now_ns = clock_now_ns();
-	w->now_ms = w->now_ns / CLOCK_NS_PER_MS;
+	w->ctx.now_ms = w->now_ns / CLOCK_NS_PER_MS;
 }
 
 /* Puts the client at slot from into slot to (its old place is left as is). */
@@ -106,7 +98,7 @@ worker_swap(struct worker *w, int i, int j)
 static void
 worker_note_closed(struct worker *w, uint64_t id)
 {
-	if (w->conf->max_clients_per_address == 0)
+	if (w->ctx.conf->max_clients_per_address == 0)
 		return;
 	if (w->nclosed == w->closed_cap) {
 		size_t    cap = w->closed_cap ? w->closed_cap * 2 : 64;
@@ -144,7 +136,7 @@ worker_report_closed(struct worker *w)
 		msg.n = (uint32_t)(w->nclosed - done < CHANNEL_CLOSED_IDS ?
 		    w->nclosed - done : CHANNEL_CLOSED_IDS);
 		memcpy(msg.id, w->closed_ids + done, msg.n * sizeof(msg.id[0]));
-		if (channel_send(w->chan, CHANNEL_CLOSED, w->gen, &msg, sizeof(msg), -1) == -1) {
+		if (channel_send(w->ctx.chan, CHANNEL_CLOSED, w->ctx.gen, &msg, sizeof(msg), -1) == -1) {
 			if (errno != EAGAIN)
 				log_warn("channel: send CLOSED");
 			break;
@@ -180,21 +172,6 @@ worker_remove_client(struct worker *w, int i)
 	w->unreported_closes++;
 }
 
-/* The evictable client quiet longest, to close for a new one; 0 when none. */
-static int
-worker_evictable_slot(const struct worker *w)
-{
-	int best = 0;
-
-	for (int i = 1; i <= w->nclients; i++) {
-		const struct client *c = w->clients[i];
-		if (client_evictable(c, WORKER_EVICT_QUIET_MS) &&
-		    (best == 0 || c->last_active < w->clients[best]->last_active))
-			best = i;
-	}
-	return best;
-}
-
 /* Makes room for one more client when full; false when there is none to be had. */
 static bool
 worker_make_room(struct worker *w, uint64_t id)
@@ -203,7 +180,7 @@ worker_make_room(struct worker *w, uint64_t id)
 
 	if (w->nclients < w->maxclients)
 		return true;
-	if ((victim = worker_evictable_slot(w)) == 0)
+	if ((victim = room_victim(w->clients, w->nclients)) == 0)
 		return false;
 	log_debug("client %" PRIu64 ": closing client %" PRIu64 " to make room",
 	    id, w->clients[victim]->id);
@@ -221,7 +198,7 @@ worker_take(struct worker *w, int fd, uint64_t id, bool proxy)
 	struct client *c;
 
 	w->no_slot = false;
-	if ((c = client_new(w, fd, id, proxy)) == NULL) {
+	if ((c = client_new(&w->ctx, fd, id, proxy)) == NULL) {
 		log_warnx("client %" PRIu64 ": out of memory; closing", id);
 		close(fd);
 		w->unreported_closes++;
@@ -254,14 +231,12 @@ worker_take(struct worker *w, int fd, uint64_t id, bool proxy)
 static void
 worker_admit_waiting(struct worker *w, bool make_room)
 {
-	while (w->nwaiting > 0 && (w->nclients < w->maxclients ||
-	    (make_room && worker_make_room(w, w->waiting[0].id)))) {
-		struct worker_waiting first = w->waiting[0];
+	struct room_waiting first;
 
-		w->nwaiting--;
-		memmove(&w->waiting[0], &w->waiting[1], (size_t)w->nwaiting * sizeof(first));
+	while (w->waiting.n > 0 && (w->nclients < w->maxclients ||
+	    (make_room && worker_make_room(w, w->waiting.entry[0].id))) &&
+	    room_next(&w->waiting, &first))
 		worker_take(w, first.fd, first.id, first.proxy);
-	}
 }
 
 static void
@@ -279,21 +254,19 @@ worker_add_client(struct worker *w, int fd, uint64_t id, bool proxy)
 		return;
 	}
 	w->fd_lost = false;
-	if (w->nwaiting == 0 && !w->draining && worker_make_room(w, id)) {
+	if (w->waiting.n == 0 && !w->draining && worker_make_room(w, id)) {
 		worker_take(w, fd, id, proxy);
 		return;
 	}
-	if (!w->draining && w->nwaiting < WORKER_WAITING_MAX) {
-		w->waiting[w->nwaiting++] = (struct worker_waiting){ fd, id, proxy };
+	if (!w->draining && room_wait(&w->waiting, fd, id, proxy) == 0)
 		return;
-	}
 	/*
 	 * The master's books are wrong by more than the waiting room holds.
 	 * Logged once per episode: an attacker could make it repeat.
 	 */
 	if (!w->no_slot)
 		log_warnx("client %" PRIu64 ": no free slot (%d open, %d waiting); closing "
-		    "(logged once until a client is taken again)", id, w->nclients, w->nwaiting);
+		    "(logged once until a client is taken again)", id, w->nclients, w->waiting.n);
 	w->no_slot = true;
 	net_close_abortive(fd);
 	w->unreported_closes++;
@@ -341,7 +314,7 @@ worker_poll(struct worker *w, int *npolled)
 	for (int i = 1; i <= *npolled; i++) {
 		w->pfd[i].events = client_events(w->clients[i]);
 		/* limit_rate: a throttled client (hot: it sends every turn it may) */
-		if (w->clients[i]->wake_ms > w->now_ms && w->clients[i]->wake_ms < wake)
+		if (w->clients[i]->wake_ms > w->ctx.now_ms && w->clients[i]->wake_ms < wake)
 			wake = w->clients[i]->wake_ms;
 	}
 	if (w->nhot == 0)
@@ -355,8 +328,8 @@ worker_poll(struct worker *w, int *npolled)
 	if (timeout > WORKER_LOAD_MS && (w->unreported_closes > 0 || w->nclosed > 0 ||
 	    w->received != w->reported_received))
 		timeout = WORKER_LOAD_MS;
-	if (wake != UINT64_MAX && (uint64_t)timeout > wake - w->now_ms)
-		timeout = (int)(wake - w->now_ms);
+	if (wake != UINT64_MAX && (uint64_t)timeout > wake - w->ctx.now_ms)
+		timeout = (int)(wake - w->ctx.now_ms);
 	n = poll(w->pfd, (nfds_t)*npolled + 1, timeout);
 	worker_clock(w);
 	if (full && timeout == 0) {
@@ -384,11 +357,11 @@ worker_report_load(struct worker *w)
 {
 	struct channel_load load = {
 		.received = w->received,
-		.open = (uint32_t)(w->nclients + w->nwaiting),
+		.open = (uint32_t)(w->nclients + w->waiting.n),
 		.capacity = (uint32_t)w->maxclients,
 		.evictable = w->evictable,
 	};
-	uint64_t            believed = (uint64_t)w->nclients + (uint64_t)w->nwaiting +
+	uint64_t            believed = (uint64_t)w->nclients + (uint64_t)w->waiting.n +
 	    w->unreported_closes;
 
 	/*
@@ -401,7 +374,7 @@ worker_report_load(struct worker *w)
 	if (!w->load_changed && believed + WORKER_LOAD_MARGIN(w) < (uint64_t)w->maxclients &&
 	    w->now_ns - w->reported_ns < WORKER_LOAD_MS * CLOCK_NS_PER_MS)
 		return;
-	if (channel_send(w->chan, CHANNEL_LOAD, w->gen, &load, sizeof(load), -1) == 0) {
+	if (channel_send(w->ctx.chan, CHANNEL_LOAD, w->ctx.gen, &load, sizeof(load), -1) == 0) {
 		w->unreported_closes = 0;
 		w->load_changed = false;
 		w->reported_received = w->received;
@@ -416,10 +389,8 @@ worker_count_evictable(struct worker *w)
 {
 	uint32_t n = 0;
 
-	if ((uint64_t)w->nclients + WORKER_LOAD_MARGIN(w) >= (uint64_t)w->maxclients) {
-		for (int i = 1; i <= w->nclients; i++)
-			n += client_evictable(w->clients[i], WORKER_EVICT_QUIET_MS);
-	}
+	if ((uint64_t)w->nclients + WORKER_LOAD_MARGIN(w) >= (uint64_t)w->maxclients)
+		n = room_evictable(w->clients, w->nclients);
 	if (n != w->evictable)
 		w->load_changed = true;
 	w->evictable = n;
@@ -495,7 +466,7 @@ worker_channel_read(struct worker *w)
 	int                fd, r;
 
 	for (;;) {
-		r = channel_recv(w->chan, &hdr, payload, sizeof(payload), &fd);
+		r = channel_recv(w->ctx.chan, &hdr, payload, sizeof(payload), &fd);
 		if (r == 0)
 			return -1;
 		if (r == -1) {
@@ -523,7 +494,7 @@ worker_channel_read(struct worker *w)
 		}
 		case CHANNEL_DRAIN:
 			log_info("draining: %d clients left", w->nclients);
-			proctitle_set("hftpd: worker process (gen %u, draining)", w->gen);
+			proctitle_set("hftpd: worker process (gen %u, draining)", w->ctx.gen);
 			w->draining = true;
 			break;
 		case CHANNEL_STOP:
@@ -547,42 +518,44 @@ worker_setup(struct worker *w, const struct config *conf, unsigned gen, int chan
 {
 	memset(w, 0, sizeof(*w));
 	tally_reset();      /* the master's counts are not this worker's */
-	w->files.dirfd = -1;
-	w->conf = conf;
-	w->gen = gen;
-	w->chan = chan;
+	w->ctx.files.dirfd = -1;
+	w->ctx.conf = conf;
+	w->ctx.gen = gen;
+	w->ctx.chan = chan;
 	w->maxclients = worker_capacity(conf);
 	w->load_changed = true;     /* the first report says what it can hold */
 	worker_clock(w);
 	w->pfd = calloc((size_t)w->maxclients + 1, sizeof(*w->pfd));
 	w->clients = calloc((size_t)w->maxclients + 1, sizeof(*w->clients));
 	if (w->pfd == NULL || w->clients == NULL ||
-	    buffer_pool_init(&w->in_pool, CLIENT_IN_CAP, WORKER_POOL_MAX) == -1 ||
-	    buffer_pool_init(&w->out_pool, CLIENT_OUT_CAP, WORKER_POOL_MAX) == -1)
+	    buffer_pool_init(&w->ctx.in_pool, CLIENT_IN_CAP, WORKER_POOL_MAX) == -1 ||
+	    buffer_pool_init(&w->ctx.out_pool, CLIENT_OUT_CAP, WORKER_POOL_MAX) == -1)
 		return -1;
 	access_open(access_fd, conf->access_log);
 	w->pfd[0].fd = chan;
 	w->pfd[0].events = POLLIN;
-	files_init(&w->files, conf->directory);
+	files_init(&w->ctx.files, conf->directory);
 	return 0;
 }
 
 static void
 worker_teardown(struct worker *w)
 {
+	struct room_waiting left;
+
 	while (w->nclients > 0)
 		worker_remove_client(w, w->nclients);
-	while (w->nwaiting > 0)
-		close(w->waiting[--w->nwaiting].fd);
-	buffer_pool_free(&w->in_pool);
-	buffer_pool_free(&w->out_pool);
+	while (room_next(&w->waiting, &left))
+		close(left.fd);
+	buffer_pool_free(&w->ctx.in_pool);
+	buffer_pool_free(&w->ctx.out_pool);
 	filemap_close_all();
-	files_free(&w->files);
+	files_free(&w->ctx.files);
 	access_close();
 	free(w->clients);
 	free(w->pfd);
 	free(w->closed_ids);
-	close(w->chan);
+	close(w->ctx.chan);
 }
 
 static void
@@ -633,8 +606,8 @@ worker_sweep(struct worker *w)
 	worker_demote(w);
 	worker_count_evictable(w);
 	worker_admit_waiting(w, true);
-	filemap_sweep(w->now_ms);
-	tally_flush(w->now_ms, 0);
+	filemap_sweep(w->ctx.now_ms);
+	tally_flush(w->ctx.now_ms, 0);
 }
 
 /* One poll turn: the clients with events, then the channel; 0, 1 when the master is gone, -1 on error. */
@@ -648,7 +621,7 @@ worker_turn(struct worker *w)
 		log_warn("poll");
 		return -1;
 	}
-	w->turn++;
+	w->ctx.turn++;
 	/*
 	 * Walk down: removal only moves clients from above.  Cold clients
 	 * keep their revents as a mark for worker_promote().
@@ -667,7 +640,7 @@ worker_turn(struct worker *w)
 	}
 	if (npolled > w->nhot)
 		worker_promote(w);
-	if (w->nwaiting > 0)
+	if (w->waiting.n > 0)
 		worker_admit_waiting(w, false);
 	/* The channel after the clients: new ones join the next turn. */
 	if (n > 0 && w->pfd[0].revents && worker_channel_read(w) == -1) {
@@ -710,16 +683,16 @@ worker_main(const struct config *conf, unsigned gen, int chan, int access_fd)
 	/* Right behind READY: what it can hold, before the first client comes. */
 	worker_report_load(&w);
 	log_debug("serving %s, up to %d clients", conf->directory, w.maxclients);
-	last_sweep_s = w.now_ms / CLOCK_MS_PER_SEC;
+	last_sweep_s = w.ctx.now_ms / CLOCK_MS_PER_SEC;
 
 	while (!w.stopping && !worker_got_term &&
-	    !(w.draining && w.nclients == 0 && w.nwaiting == 0)) {
+	    !(w.draining && w.nclients == 0 && w.waiting.n == 0)) {
 		if ((r = worker_turn(&w)) == -1)
 			goto done;
 		if (r == 1)
 			break;
-		if (w.now_ms / CLOCK_MS_PER_SEC != last_sweep_s) {
-			last_sweep_s = w.now_ms / CLOCK_MS_PER_SEC;
+		if (w.ctx.now_ms / CLOCK_MS_PER_SEC != last_sweep_s) {
+			last_sweep_s = w.ctx.now_ms / CLOCK_MS_PER_SEC;
 			worker_sweep(&w);
 		}
 		worker_report_load(&w);

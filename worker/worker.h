@@ -13,28 +13,14 @@
 #include "buffer.h"
 #include "client.h"
 #include "files.h"
+#include "room.h"
 
 struct config;
 struct client;
 
-/*
- * A client handed over when no slot could be freed: the master counted an
- * evictable client that has woken since the sweep counted it.  It waits
- * here, unpolled, for the next free slot, as it would in the backlog:
- * no client is refused.  Bounded by the descriptors a worker keeps in
- * reserve (CONFIG_FDS_RESERVE).
- */
-#define WORKER_WAITING_MAX  8
-struct worker_waiting {
-	int      fd;
-	uint64_t id;
-	bool     proxy;
-};
-
 struct worker {
-	const struct config  *conf;
-	unsigned              gen;
-	int                   chan;
+	/* what clients see of the worker: conf, now_ms, turn, files, pools, chan, gen */
+	struct client_ctx     ctx;
 	/* [0] channel, [1..nhot] hot clients, [nhot+1..nclients] cold ones */
 	struct pollfd        *pfd;
 	struct client       **clients;      /* parallel to pfd */
@@ -42,8 +28,7 @@ struct worker {
 	int                   nhot;
 	int                   maxclients;
 	uint64_t              now_ns;       /* monotonic, read once per poll */
-	uint64_t              now_ms;       /* the same in milliseconds */
-	uint64_t              turn;         /* poll turns so far */
+	/* ctx.now_ms: the same in milliseconds; ctx.turn: poll turns so far */
 	uint64_t              scan_ns;      /* smoothed cost of a full poll */
 	uint64_t              next_scan_ns; /* when the cold clients are due */
 	uint64_t              received;     /* descriptors from the master */
@@ -56,11 +41,7 @@ struct worker {
 	bool                  no_slot;      /* clients refused for want of a slot: the same */
 	bool                  draining;
 	bool                  stopping;
-	struct worker_waiting waiting[WORKER_WAITING_MAX]; /* first come, first in */
-	int                   nwaiting;
-	struct files          files;
-	struct buffer_pool    in_pool;      /* input blocks of idle-looking clients */
-	struct buffer_pool    out_pool;
+	struct room_queue     waiting;      /* handed over when no slot could be freed */
 	/* ids of closed connections not yet told the master (max_clients_per_address) */
 	uint64_t             *closed_ids;
 	size_t                nclosed;

@@ -44,7 +44,6 @@
 #include "filemap.h"
 #include "log.h"
 #include "protocol.h"
-#include "worker.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -81,7 +80,7 @@ struct bytes {
 
 static char                 fuzz_dir[64];
 static struct config        fuzz_conf;
-static struct worker        fuzz_worker;
+static struct client_ctx    fuzz_ctx;
 static unsigned char        fuzz_bin[BIN_SIZE];
 static unsigned char        fuzz_big[BIG_SIZE];
 static char                 fuzz_b64[BASE64_ENCODED_LEN(BIG_SIZE) + 1];
@@ -172,11 +171,11 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	filemap_init();
 	config_defaults(&fuzz_conf);
 	snprintf(fuzz_conf.directory, sizeof(fuzz_conf.directory), "%s", fuzz_dir);
-	fuzz_worker.conf = &fuzz_conf;
-	fuzz_worker.now_ms = clock_now_ms();
-	files_init(&fuzz_worker.files, fuzz_dir);
-	if (buffer_pool_init(&fuzz_worker.in_pool, CLIENT_IN_CAP, POOL_KEEP) == -1 ||
-	    buffer_pool_init(&fuzz_worker.out_pool, CLIENT_OUT_CAP, POOL_KEEP) == -1)
+	fuzz_ctx.conf = &fuzz_conf;
+	fuzz_ctx.now_ms = clock_now_ms();
+	files_init(&fuzz_ctx.files, fuzz_dir);
+	if (buffer_pool_init(&fuzz_ctx.in_pool, CLIENT_IN_CAP, POOL_KEEP) == -1 ||
+	    buffer_pool_init(&fuzz_ctx.out_pool, CLIENT_OUT_CAP, POOL_KEEP) == -1)
 		abort();
 	return 0;
 }
@@ -188,8 +187,8 @@ fuzz_turn(struct client *c, int peer, struct bytes *got)
 	char    buf[65536];
 	ssize_t n;
 
-	fuzz_worker.now_ms = clock_now_ms();
-	fuzz_worker.turn++;
+	fuzz_ctx.now_ms = clock_now_ms();
+	fuzz_ctx.turn++;
 	client_turn(c, POLLIN);
 	while ((n = recv(peer, buf, sizeof(buf), 0)) > 0)
 		bytes_add(got, buf, (size_t)n);
@@ -250,7 +249,7 @@ fuzz_run(const uint8_t *req, size_t len, uint32_t seed, struct bytes *got, size_
 	for (int i = 0; i < 2; i++)
 		if (fcntl(sv[i], F_SETFL, fcntl(sv[i], F_GETFL) | O_NONBLOCK) == -1)
 			abort();
-	if ((c = client_new(&fuzz_worker, sv[0], 1, false)) == NULL)
+	if ((c = client_new(&fuzz_ctx, sv[0], 1, false)) == NULL)
 		abort();
 	while (off < len && c->state != CLIENT_CLOSED) {
 		size_t n = len - off;
