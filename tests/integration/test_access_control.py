@@ -190,23 +190,24 @@ def test_t_warns_about_a_proxy_listener_without_proxy_trusted(tmp_path):
     conf = tmp_path / "hftpd.conf"
     base = "directory = %s\nlisten = 127.0.0.1:%d proxy_protocol\n" % (tmp_path, free_port())
     conf.write_text(base)
-    r = run_hftpd(["-t", "-c", str(conf)], tmp_path)
+    # -f: a daemon's fallback error log (under /var/log) is root's
+    r = run_hftpd(["-t", "-f", "-c", str(conf)], tmp_path)
     assert r.returncode == 0, r.stderr_text
     assert re.search(r"warning: listen 127\.0\.0\.1:\d+ proxy_protocol: no proxy_trusted",
                      r.stderr_text), r.stderr_text
     conf.write_text(base + "proxy_trusted = 10.0.0.0/8\n")
-    r = run_hftpd(["-t", "-c", str(conf)], tmp_path)
+    r = run_hftpd(["-t", "-f", "-c", str(conf)], tmp_path)
     assert r.returncode == 0 and "warning" not in r.stderr_text, r.stderr_text
     # -T prints the lists in file order, each entry with its line
     conf.write_text(base + "proxy_trusted = 10.0.0.0/8\n" + "\n".join(ACL) + "\n")
-    r = run_hftpd(["-T", "-c", str(conf)], tmp_path)
+    r = run_hftpd(["-T", "-f", "-c", str(conf)], tmp_path)
     printed = re.findall(r"(?m)^(allow|deny)\s+= (\S+)\s+# .*:(\d+)$", r.stdout_text)
     assert printed == [("allow", "127.0.0.1", "4"), ("deny", "127.0.0.3", "5"),
                        ("allow", "127.0.0.0/8", "6"), ("deny", "all", "7")], r.stdout_text
     assert re.search(r"(?m)^max_clients_per_address = 512\s+# default$", r.stdout_text)
     # an entry with host bits set is an error naming the network meant
     conf.write_text(base + "allow = 10.1.2.3/8\n")
-    r = run_hftpd(["-t", "-c", str(conf)], tmp_path)
+    r = run_hftpd(["-t", "-f", "-c", str(conf)], tmp_path)
     assert r.returncode == 1
     assert ("hftpd.conf:3: allow: '10.1.2.3/8' has bits set past its prefix: "
             "write the network, 10.0.0.0/8") in r.stderr_text, r.stderr_text
