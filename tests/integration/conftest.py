@@ -195,10 +195,9 @@ TCP_ESTABLISHED = "01"
 TCP_LISTEN = "0A"
 
 
-def tcp_sockets(local_port, state):
-    """TCP sockets (IPv4 and IPv6) whose local port is local_port, in state
-    (a /proc/net/tcp state code): list of (remote_port, inode)."""
-    out = []
+def tcp_rows(local_port):
+    """The /proc/net/tcp and tcp6 rows (split into fields) of the TCP
+    sockets whose local port is local_port, in any state."""
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             with open(table) as f:
@@ -207,11 +206,36 @@ def tcp_sockets(local_port, state):
             continue
         for line in lines:
             p = line.split()
-            lport = int(p[1].rsplit(":", 1)[1], 16)
-            rport = int(p[2].rsplit(":", 1)[1], 16)
-            if lport == local_port and p[3] == state:
-                out.append((rport, int(p[9])))
-    return out
+            if int(p[1].rsplit(":", 1)[1], 16) == local_port:
+                yield p
+
+
+def tcp_sockets(local_port, state):
+    """TCP sockets (IPv4 and IPv6) whose local port is local_port, in state
+    (a /proc/net/tcp state code): list of (remote_port, inode).  The test's
+    own sockets are left out: a client bound to another loopback address
+    (127.0.0.2) may get the server's port number as its own."""
+    own = socket_inodes_of(os.getpid())
+    return [(int(p[2].rsplit(":", 1)[1], 16), int(p[9]))
+            for p in tcp_rows(local_port) if p[3] == state and int(p[9]) not in own]
+
+
+def send_queues(local_port):
+    """Bytes in the send queues of every TCP socket on local_port (any state)."""
+    return sum(int(p[4].split(":")[0], 16) for p in tcp_rows(local_port))
+
+
+def closed_by_server(s, timeout):
+    """True when the server closes s within timeout (EOF or reset)."""
+    s.settimeout(timeout)
+    try:
+        while True:
+            if not s.recv(65536):
+                return True
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
 
 
 def tcp_connections(local_port):
@@ -307,10 +331,12 @@ def require_binary():
                     "HFTPD_BIN)" % HFTPD_BIN)
 
 
-def run_hftpd(args, tmp_path, timeout=None, cwd=None, user=SUITE_USER):
+def run_hftpd(args, tmp_path, timeout=None, cwd=None, user=SUITE_USER,
+              check_logs=True):
     """Runs hftpd to completion (for -t, -h, -V and startup failures), as
     -u user (None: no -u).  Returns the CompletedProcess; sanitizer/valgrind
-    logs are checked."""
+    logs are checked, unless check_logs is False (a daemon it started still
+    runs: the caller checks proc.logdir once it has stopped)."""
     require_binary()
     logdir = tmp_path / ("runlogs-%d" % time.monotonic_ns())
     logdir.mkdir()
@@ -327,7 +353,8 @@ def run_hftpd(args, tmp_path, timeout=None, cwd=None, user=SUITE_USER):
     except subprocess.TimeoutExpired as e:
         pytest.fail("hftpd %s did not exit within %ss (stderr: %r)"
                     % (" ".join(args), timeout, e.stderr))
-    problems = check_tool_logs(str(logdir))
+    proc.logdir = str(logdir)
+    problems = check_tool_logs(proc.logdir) if check_logs else []
     assert not problems, "\n".join(problems)
     # Under valgrind the tool's own messages are in the log file, not
     # stderr, so stderr is the program's.
@@ -834,9 +861,14 @@ def daemon(tmp_path):
 
 # -- raw-socket transfers ---------------------------------------------------
 
-def connect(port, timeout=None):
-    s = socket.create_connection(("127.0.0.1", port),
-                                 timeout=timeout or 10 * SCALE)
+def connect(port, timeout=None, rcvbuf=None):
+    """A connection to 127.0.0.1:port (rcvbuf: a small receive buffer, set
+    before connecting so that the window follows it)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if rcvbuf:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.settimeout(timeout or 10 * SCALE)
+    s.connect(("127.0.0.1", port))
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return s
 

@@ -14,47 +14,10 @@ import time
 
 import pytest
 
-from conftest import HELP_RESPONSE, HERE, HFTPD_BIN, SCALE, tcp_connections, wait_for
+from conftest import (HELP_RESPONSE, HERE, HFTPD_BIN, SCALE, closed_by_server, connect,
+                      send_queues, tcp_connections, wait_for)
 
 MiB = 1 << 20
-
-
-def _connect(srv, rcvbuf=None, timeout=10):
-    s = socket.socket(socket.AF_INET)
-    if rcvbuf:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-    s.settimeout(timeout * SCALE)
-    s.connect((srv.host, srv.port))
-    return s
-
-
-def _closed_by_server(s, timeout):
-    """True when the server closes s within timeout (EOF or reset)."""
-    s.settimeout(timeout)
-    try:
-        while True:
-            if not s.recv(65536):
-                return True
-    except ConnectionResetError:
-        return True
-    except socket.timeout:
-        return False
-
-
-def _send_queues(port):
-    """Bytes in the send queues of every TCP socket on local port (any state)."""
-    total = 0
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as f:
-                lines = f.read().splitlines()[1:]
-        except FileNotFoundError:
-            continue
-        for line in lines:
-            p = line.split()
-            if int(p[1].rsplit(":", 1)[1], 16) == port:
-                total += int(p[4].split(":")[0], 16)
-    return total
 
 
 def test_limit_rate_paces_a_slice(hftpd):
@@ -63,7 +26,7 @@ def test_limit_rate_paces_a_slice(hftpd):
     body = os.urandom(MiB) * 4
     srv = hftpd(files={"big.bin": body}, workers=1, config={"limit_rate": "1M"})
     head = b"0 OK\r\nContent-Length: %d\r\n\r\n" % len(body)
-    s = _connect(srv, timeout=30)
+    s = connect(srv.port, timeout=30 * SCALE)
     t0 = time.monotonic()
     s.sendall(b"get_slice big.bin 0 %d raw\r\n" % len(body))
     got = bytearray()
@@ -87,7 +50,7 @@ def test_limited_response_judged_against_its_own_limit(hftpd):
     body = os.urandom(12 << 10)
     srv = hftpd(files={"small.bin": body}, workers=1,
                 config={"limit_rate": "2K", "send_min_rate": "16K", "send_timeout": "2s"})
-    s = _connect(srv, timeout=30)
+    s = connect(srv.port, timeout=30 * SCALE)
     t0 = time.monotonic()
     s.sendall(b"get_slice small.bin 0 %d raw\r\n" % len(body))
     head = b"0 OK\r\nContent-Length: %d\r\n\r\n" % len(body)
@@ -108,9 +71,9 @@ def test_crawling_requests_make_room_honest_long_line_served(hftpd):
     # honest client sending a long line at request_min_rate is never cut.
     srv = hftpd(workers=1, args=("-n", "4"),
                 config={"request_min_rate": "8K", "request_timeout": "30s"})
-    honest = _connect(srv)
+    honest = connect(srv.port)
     honest.sendall(b"get_metadata ")
-    crawlers = [_connect(srv) for _ in range(3)]
+    crawlers = [connect(srv.port) for _ in range(3)]
     for c in crawlers:
         c.sendall(b"get_meta")
     sent = {"ok": True}
@@ -135,7 +98,7 @@ def test_crawling_requests_make_room_honest_long_line_served(hftpd):
                 c.send(b"d")
             except OSError:
                 pass
-        s = _connect(srv)
+        s = connect(srv.port)
         s.sendall(b"help\r\n")
         s.settimeout(2 * SCALE)     # the honest line ends later: no waiting for it
         try:
@@ -148,7 +111,7 @@ def test_crawling_requests_make_room_honest_long_line_served(hftpd):
     assert sent["ok"], "the honest client was cut while sending"
     honest.settimeout(5 * SCALE)
     assert honest.recv(4096) == b"202 FILE NOT FOUND\r\n"
-    assert sum(_closed_by_server(c, 1) for c in crawlers) == 3
+    assert sum(closed_by_server(c, 1) for c in crawlers) == 3
     assert wait_for(lambda: "to make room" in srv.stderr_text(), 3 * SCALE)
     for s in fresh:
         s.close()
@@ -163,7 +126,7 @@ def test_slow_readers_cut_and_their_send_queues_freed(hftpd):
     srv = hftpd(files={"big.bin": body}, workers=2, config={"send_timeout": "5s"})
     readers = []
     for _ in range(200):
-        s = _connect(srv, rcvbuf=16384)
+        s = connect(srv.port, rcvbuf=16384)
         s.sendall(b"get_slice big.bin 0 %d raw\r\n" % len(body))
         s.setblocking(False)
         readers.append(s)
@@ -182,7 +145,7 @@ def test_slow_readers_cut_and_their_send_queues_freed(hftpd):
     time.sleep(1)
     # measured with the readers still there: closing them would reset
     # what the server still holds for them
-    queued = _send_queues(srv.port)
+    queued = send_queues(srv.port)
     for s in readers:
         s.close()
     assert left == 0, "%d of 200 slow readers still open after %.0f s" % (left, took)
@@ -216,7 +179,7 @@ def test_send_min_rate_cuts_a_reader_that_keeps_trickling(hftpd):
     body = os.urandom(MiB) * 2
     srv = hftpd(files={"big.bin": body}, workers=1,
                 config={"send_timeout": "3s", "send_min_rate": "16K"})
-    slow = _connect(srv, rcvbuf=4096)
+    slow = connect(srv.port, rcvbuf=4096)
     slow.sendall(b"get_slice big.bin 0 %d raw\r\n" % len(body))
     t0 = time.monotonic()
     _read_at(slow, 4096, 1.5, lambda: not tcp_connections(srv.port) or
@@ -224,7 +187,7 @@ def test_send_min_rate_cuts_a_reader_that_keeps_trickling(hftpd):
     took = time.monotonic() - t0
     assert not tcp_connections(srv.port), "a reader at 2.7 KiB/s still served after %.0f s" % took
     assert took < 12 * SCALE, took
-    fast = _connect(srv, rcvbuf=4096)
+    fast = connect(srv.port, rcvbuf=4096)
     fast.sendall(b"get_slice big.bin 0 %d raw\r\nquit\r\n" % (256 << 10))
     got = _read_at(fast, 8192, 0.1, lambda: False)     # about 80 KiB/s
     assert got == len(b"0 OK\r\nContent-Length: 262144\r\n\r\n") + (256 << 10) + 6

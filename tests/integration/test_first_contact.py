@@ -18,15 +18,14 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
 import hftp
 from conftest import (HFTPD_BIN, REPO, SCALE, SUITE_USER, VALGRIND,
-                      children_of, free_port, have_ipv6_loopback, make_tree,
-                      request, run_hftpd, wait_for)
+                      check_tool_logs, children_of, free_port, have_ipv6_loopback, make_tree,
+                      process_alive, request, run_hftpd, wait_for)
 
 HELLO = b"hello, world\n"
 ROOT = os.geteuid() == 0
@@ -250,9 +249,10 @@ def test_reload_without_a_config_file_signals(tmp_path):
     data = tmp_path / "d"
     make_tree(data, {"hello.txt": HELLO})
     port = free_port()
-    r = run_hftpd(["-d", str(data), "-a", "127.0.0.1", "-p", str(port),
-                   "-w", "1"], tmp_path, timeout=30 * SCALE)
-    assert r.returncode == 0, r.stderr_text
+    # the daemon outlives its launcher: its tool logs are checked once stopped
+    started = run_hftpd(["-d", str(data), "-a", "127.0.0.1", "-p", str(port),
+                         "-w", "1"], tmp_path, timeout=30 * SCALE, check_logs=False)
+    assert started.returncode == 0, started.stderr_text
     master = int(Path(pid_file).read_text())
     try:
         assert wait_for(lambda: len(children_of(master)) == 1, 10 * SCALE)
@@ -266,6 +266,9 @@ def test_reload_without_a_config_file_signals(tmp_path):
     finally:
         run_hftpd(["-s", "stop"], tmp_path, user=None)
         wait_for(lambda: not os.path.exists(pid_file), 10 * SCALE)
+    assert wait_for(lambda: not process_alive(master), 10 * SCALE)
+    problems = check_tool_logs(started.logdir)
+    assert not problems, "\n".join(problems)
 
 
 # -- install-deps ---------------------------------------------------------------

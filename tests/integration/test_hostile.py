@@ -6,30 +6,7 @@ import time
 
 import pytest
 
-from conftest import SCALE, wait_for
-
-
-def _connect(srv, rcvbuf=None):
-    s = socket.socket(socket.AF_INET)
-    if rcvbuf:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-    s.settimeout(10 * SCALE)
-    s.connect((srv.host, srv.port))
-    return s
-
-
-def _closed_by_server(s, timeout):
-    """True when the server closes s within timeout (EOF or reset)."""
-    s.settimeout(timeout)
-    try:
-        while True:
-            b = s.recv(65536)
-            if not b:
-                return True
-    except ConnectionResetError:
-        return True
-    except socket.timeout:
-        return False
+from conftest import SCALE, closed_by_server, connect, wait_for
 
 
 def test_slowloris_request_line_closed_by_request_timeout(hftpd):
@@ -37,7 +14,7 @@ def test_slowloris_request_line_closed_by_request_timeout(hftpd):
     srv = hftpd(workers=1, config={"request_timeout": "2s",
                                    "request_min_rate": "0",
                                    "client_timeout": "300s"})
-    s = _connect(srv)
+    s = connect(srv.port)
     t0 = time.monotonic()
     closed = False
     for b in b"get_metadata archivo.txt":
@@ -69,7 +46,7 @@ def test_request_min_rate_extends_the_deadline(hftpd):
     # extended by a second per 32 KiB received.
     srv = hftpd(workers=1, config={"request_timeout": "1s",
                                    "request_min_rate": "32K"})
-    s = _connect(srv)
+    s = connect(srv.port)
     s.sendall(b"get_metadata ")
     for _ in range(6):
         s.sendall(b"a" * (32 << 10))
@@ -84,10 +61,10 @@ def test_client_that_never_reads_closed_by_send_timeout(hftpd):
     # (and the body's memory) for ever.
     srv = hftpd(files={"big.bin": os.urandom(1 << 20) * 16}, workers=1,
                 config={"send_timeout": "2s"})
-    s = _connect(srv, rcvbuf=4096)
+    s = connect(srv.port, rcvbuf=4096)
     s.sendall(b"get_slice big.bin 0 16777216 raw\r\n")
     time.sleep(4 * SCALE)
-    assert _closed_by_server(s, 10 * SCALE)
+    assert closed_by_server(s, 10 * SCALE)
     assert wait_for(lambda: "closed draining too slowly (send_timeout)" in srv.stderr_text(), 3 * SCALE)
 
 
@@ -97,7 +74,7 @@ def test_slow_reader_that_keeps_reading_is_served(hftpd):
     body = os.urandom(1 << 20) * 4
     srv = hftpd(files={"big.bin": body}, workers=1,
                 config={"send_timeout": "1s"})
-    s = _connect(srv, rcvbuf=16384)
+    s = connect(srv.port, rcvbuf=16384)
     s.sendall(b"get_slice big.bin 0 %d raw\r\nquit\r\n" % len(body))
     got = bytearray()
     t0 = time.monotonic()
@@ -121,7 +98,7 @@ def test_response_survives_unread_input_at_close(hftpd):
     srv = hftpd(files={"big.bin": body}, workers=1)
     head = b"0 OK\r\nContent-Length: %d\r\n\r\n" % len(body)
     for _ in range(3):
-        s = _connect(srv, rcvbuf=65536)
+        s = connect(srv.port, rcvbuf=65536)
         s.sendall(b"get_slice big.bin 0 %d raw\r\nquit\r\n" % len(body))
         # More than the server reads at once: some stays in its socket.
         s.settimeout(1.0)
@@ -147,7 +124,7 @@ def test_response_survives_unread_input_at_close(hftpd):
 
 def _ask_help(srv, timeout):
     """Connects, asks help, returns (socket, answered in time)."""
-    s = _connect(srv)
+    s = connect(srv.port)
     s.sendall(b"help\r\n")
     s.settimeout(timeout)
     try:
@@ -160,11 +137,11 @@ def test_idle_clients_make_room_when_every_slot_is_taken(hftpd):
     # Before: with every slot held by connections that sent nothing, a new
     # client waited in the backlog until client_timeout (5 minutes).
     srv = hftpd(workers=1, args=("-n", "4"))
-    idle = [_connect(srv) for _ in range(4)]
+    idle = [connect(srv.port) for _ in range(4)]
     time.sleep(0.5)
     s, answered = _ask_help(srv, 5 * SCALE)
     assert answered, "a new client was not served while idle ones held every slot"
-    closed = [c for c in idle if _closed_by_server(c, 0.2)]
+    closed = [c for c in idle if closed_by_server(c, 0.2)]
     assert len(closed) == 1, "%d idle clients closed for one new one" % len(closed)
     # counted, and logged by the worker's next once-a-second sweep
     assert wait_for(lambda: "1 closed idle or crawling to make room" in srv.stderr_text(), 3 * SCALE)
@@ -174,7 +151,7 @@ def test_idle_clients_make_room_when_every_slot_is_taken(hftpd):
 def test_clients_mid_request_are_never_closed_for_room(hftpd):
     srv = hftpd(workers=1, args=("-n", "2"),
                 config={"request_timeout": "3s", "request_min_rate": "0"})
-    partial = [_connect(srv) for _ in range(2)]
+    partial = [connect(srv.port) for _ in range(2)]
     for c in partial:
         c.sendall(b"get_meta")
     time.sleep(1.5)
@@ -254,7 +231,7 @@ def test_normal_client_served_while_attackers_hold_every_slot(hftpd):
                         "send_timeout": "2s"})
     attackers = []
     for i in range(slots):
-        s = _connect(srv, rcvbuf=4096)
+        s = connect(srv.port, rcvbuf=4096)
         if i % 2:
             s.sendall(b"get_metadata ten")                    # slowloris
         else:
@@ -262,7 +239,7 @@ def test_normal_client_served_while_attackers_hold_every_slot(hftpd):
         attackers.append(s)
     time.sleep(0.5)
     t0 = time.monotonic()
-    c = _connect(srv)
+    c = connect(srv.port)
     c.settimeout(20 * SCALE)
     c.sendall(b"get_metadata ten.txt\r\n")
     assert c.recv(100) == b"0 OK\r\n10\r\n"
