@@ -10,6 +10,10 @@
  * Each accepted connection is admitted first (admit.c: allow/deny,
  * proxy_trusted, max_clients_per_address, from the address accept4
  * returns); one refused is reset unanswered and tallied, never handed off.
+ *
+ * One call accepts at most HANDOFF_ACCEPT_BATCH connections: under a
+ * connect storm the listener never drains, and the master must still get
+ * back to its poll loop for signals, worker channels and other listeners.
  */
 #include <errno.h>
 #include <sys/socket.h>
@@ -20,6 +24,9 @@
 #include "master.h"
 #include "net.h"
 #include "tally.h"
+
+/* Like HAProxy's tune.maxaccept: enough to amortise a poll, small enough to return. */
+#define HANDOFF_ACCEPT_BATCH 64
 
 /* Least-loaded worker that can take a client and has not failed this attempt. */
 static struct worker_slot *
@@ -137,7 +144,7 @@ handoff_accept(struct master *m, const struct listener *l)
 	bool                    counted = !l->addr.proxy_protocol &&
 	    m->conf->max_clients_per_address > 0;
 
-	for (;;) {
+	for (int n = 0; n < HANDOFF_ACCEPT_BATCH; n++) {
 		int fd;
 
 		if (m->pending_fd != -1 || !handoff_has_room(m))
@@ -172,4 +179,5 @@ handoff_accept(struct master *m, const struct listener *l)
 				m->pending_peer.ss_family = AF_UNSPEC;
 		}
 	}
+	return 0;       /* more may wait: poll reports the listener again at once */
 }
