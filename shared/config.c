@@ -33,6 +33,7 @@ enum config_type {
 	CONFIG_SIZE,        /* bytes with K/M/G suffix, in [min, max] */
 	CONFIG_DURATION,    /* seconds with s/m/h suffix, in [min, max] */
 	CONFIG_ENCODING,    /* "base64" | "fragments" */
+	CONFIG_CACHE,       /* "inotify" | "off" */
 	CONFIG_LOGLEVEL,    /* "error" | "warn" | "info" | "debug" */
 	CONFIG_NAME,        /* a user or group name */
 	CONFIG_BOOL,        /* "yes" | "no" */
@@ -57,6 +58,7 @@ static const struct config_key config_keys[] = {
 	KEY("workers",            CONFIG_WORKERS,  workers,            1, CONFIG_WORKERS_MAX),
 	KEY("clients_per_worker", CONFIG_INT,      clients_per_worker, 1, CONFIG_CLIENTS_MAX),
 	KEY("slice_encoding",     CONFIG_ENCODING, slice_encoding,     0, 0),
+	KEY("metadata_cache",     CONFIG_CACHE,    metadata_cache,     0, 0),
 	KEY("request_line_max",   CONFIG_SIZE,     request_line_max,   1, 1ull << 40),
 	KEY("client_timeout",     CONFIG_DURATION, client_timeout,     0, 86400 * 7),
 	KEY("request_timeout",    CONFIG_DURATION, request_timeout,    1, 86400),
@@ -89,6 +91,7 @@ config_defaults(struct config *c)
 	c->workers = 0;
 	c->clients_per_worker = CONFIG_DEFAULT_CLIENTS_PER_WORKER;
 	c->slice_encoding = SLICE_BASE64;
+	c->metadata_cache = METADATA_CACHE_INOTIFY;
 	c->request_line_max = CONFIG_DEFAULT_REQUEST_LINE_MAX;
 	c->client_timeout = CONFIG_DEFAULT_CLIENT_TIMEOUT;
 	c->shutdown_timeout = CONFIG_DEFAULT_SHUTDOWN_TIMEOUT;
@@ -385,6 +388,22 @@ config_set_number(const struct config_key *k, char *field, const char *value,
 	return -1;
 }
 
+/* CACHE: "inotify" or "off". */
+static int
+config_set_cache(const struct config_key *k, char *field, const char *value,
+    char *err, size_t errlen)
+{
+	if (strcmp(value, "inotify") == 0)
+		*(enum metadata_cache *)field = METADATA_CACHE_INOTIFY;
+	else if (strcmp(value, "off") == 0)
+		*(enum metadata_cache *)field = METADATA_CACHE_OFF;
+	else {
+		config_error(err, errlen, "%s: '%s' is not 'inotify' or 'off'", k->name, value);
+		return -1;
+	}
+	return 0;
+}
+
 /* ENCODING, LOGLEVEL, NAME: one word from a list or of a given shape. */
 static int
 config_set_word(const struct config_key *k, char *field, const char *value,
@@ -468,6 +487,8 @@ config_set(struct config *c, const struct config_key *k, const char *value,
 	case CONFIG_NAME:
 	case CONFIG_BOOL:
 		return config_set_word(k, field, value, err, errlen);
+	case CONFIG_CACHE:
+		return config_set_cache(k, field, value, err, errlen);
 	}
 	config_error(err, errlen, "%s: internal error (type %d)", k->name, (int)k->type);
 	return -1;
@@ -637,6 +658,10 @@ config_format(const struct config_key *k, const struct config *c, char *out, siz
 	case CONFIG_ENCODING:
 		snprintf(out, outlen, "%s", *(const enum slice_encoding *)field == SLICE_BASE64 ?
 		    "base64" : "fragments");
+		break;
+	case CONFIG_CACHE:
+		snprintf(out, outlen, "%s", *(const enum metadata_cache *)field ==
+		    METADATA_CACHE_INOTIFY ? "inotify" : "off");
 		break;
 	case CONFIG_LOGLEVEL:
 		level = *(const int *)field;

@@ -60,6 +60,8 @@
 #define CONFIG_CLIENTS_MAX                  1000000
 
 enum slice_encoding { SLICE_BASE64, SLICE_FRAGMENTS };
+/* metadata_cache: each request stats (off), or a worker's cache kept exact by inotify */
+enum metadata_cache { METADATA_CACHE_OFF, METADATA_CACHE_INOTIFY };
 
 struct config_listen {
 	struct sockaddr_storage addr;
@@ -81,6 +83,7 @@ struct config {
 	int                  workers;               /* 0 = auto (online CPUs) */
 	int                  clients_per_worker;
 	enum slice_encoding  slice_encoding;
+	enum metadata_cache  metadata_cache;
 	uint64_t             request_line_max;      /* bytes */
 	int                  client_timeout;        /* seconds */
 	/* deadlines and limits against stalled and hostile clients */

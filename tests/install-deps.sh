@@ -3,7 +3,8 @@
 # system python3), valgrind, clang and its sanitizer / libFuzzer runtimes,
 # haproxy and iproute2 (the namespace suite), openssl (test certificates),
 # the Debian packaging tools (dpkg-dev, debhelper, dh-python, lintian),
-# mandoc, systemd's tools and logrotate, gcovr (make coverage).  Debian packages only; runs apt-get
+# mandoc, systemd's tools and logrotate, gcovr (make coverage), strace (the
+# metadata cache's system-call count).  Debian packages only; runs apt-get
 # as root, or through sudo when not root.  Safe to run again: it installs
 # nothing present, and needs no privilege when nothing is missing.
 set -eu
@@ -39,6 +40,8 @@ have systemd-socket-activate || missing="$missing systemd"
 have logrotate || missing="$missing logrotate"
 have git || missing="$missing git"
 have valgrind || missing="$missing valgrind"
+# test_metadata_cache.py counts a worker's stat and open calls.
+have strace || missing="$missing strace"
 # make coverage: gcov comes with gcc, gcovr sums it up.
 have gcovr || missing="$missing gcovr"
 have cc || missing="$missing gcc"

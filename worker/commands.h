@@ -24,7 +24,7 @@ struct commands_ctx {
 	struct files        *files;     /* the served directory */
 	const struct config *conf;      /* slice_encoding */
 	uint64_t             turn;      /* the poll turn: one directory check per turn */
-	uint64_t             id;        /* the connection, for log lines */
+	uint64_t             id;        /* the connection: log lines, the cache's drain */
 };
 
 /* What follows the status line. */

@@ -5,8 +5,15 @@
  *
  * The path is what is served at the time of each request: operators (and
  * the course test suites) delete and recreate the directory while the server
- * runs, so every request compares the path's device and inode with those of
- * the descriptor held and reopens on a change.
+ * runs, so every poll turn compares the path's device and inode with those
+ * of the descriptor held and reopens on a change.
+ *
+ * With metadata_cache inotify, fscache.c remembers what each name is (and
+ * keeps a few open descriptors) and its inotify watches replace the stat of
+ * the path each turn: files_sync drains the events after the connection's
+ * receive and reopens the directory only when they say it changed (the
+ * ordering argument is in fscache.c).  When a watch cannot be added the
+ * cache is left aside and the path checked each turn, as without it.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -17,6 +24,7 @@
 #include <unistd.h>
 
 #include "files.h"
+#include "fscache.h"
 #include "log.h"
 #include "protocol.h"
 
@@ -29,6 +37,11 @@ files_init(struct files *f, const char *path)
 	f->ino = 0;
 	f->checked = 0;
 	f->snapshot = NULL;
+	f->cache = NULL;
+	f->cache_stale = false;
+	f->watch_failed = false;
+	f->synced_turn = 0;
+	f->synced_id = 0;
 	files_refresh(f);
 }
 
@@ -57,6 +70,8 @@ files_free(struct files *f)
 	files_close(f);
 	files_snapshot_release(f->snapshot);
 	f->snapshot = NULL;
+	fscache_close(f->cache);
+	f->cache = NULL;
 }
 
 void
@@ -97,10 +112,94 @@ files_refresh_turn(struct files *f, uint64_t turn)
 	files_refresh(f);
 }
 
+int
+files_cache_start(struct files *f)
+{
+	if ((f->cache = fscache_open()) == NULL) {
+		log_warn("metadata_cache inotify: cannot start, serving uncached");
+		return -1;
+	}
+	f->cache_stale = true;      /* watches added at the first request */
+	return 0;
+}
+
+/* The watches (re-)added and the directory reopened. */
+static void
+files_cache_reopen(struct files *f, uint64_t turn)
+{
+	bool failed;
+
+	f->checked = turn;
+	f->cache_stale = false;
+	failed = fscache_watch(f->cache, f->path) == -1;
+	if (failed && !f->watch_failed)
+		log_warn("metadata_cache: watching %s, serving uncached", f->path);
+	else if (!failed && f->watch_failed)
+		log_info("metadata_cache: watching %s again", f->path);
+	f->watch_failed = failed;
+	files_refresh(f);
+}
+
+void
+files_sync(struct files *f, uint64_t turn, uint64_t id)
+{
+	if (f->cache == NULL) {
+		files_refresh_turn(f, turn);
+		return;
+	}
+	if (turn != 0 && turn == f->synced_turn && id == f->synced_id)
+		return;
+	f->synced_turn = turn;
+	f->synced_id = id;
+	if (fscache_drain(f->cache))
+		f->cache_stale = true;
+	/* without a watch: the path's check once a turn, as without the cache */
+	if (f->cache_stale || (f->watch_failed && (f->checked != turn || turn == 0)))
+		files_cache_reopen(f, turn);
+}
+
+static bool
+files_cached(const struct files *f)
+{
+	return f->cache != NULL && !f->cache_stale && !f->watch_failed;
+}
+
 static int
 files_servable_name(const char *name)
 {
 	return strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
+}
+
+/*
+ * A file with more than one link may be written through a name outside the
+ * directory, which its watch does not see: such a file is never cached.
+ */
+static void
+files_remember(struct files *f, const char *name, const struct stat *st)
+{
+	if (S_ISREG(st->st_mode) && st->st_nlink == 1)
+		fscache_put(f->cache, name, 0, st);
+	else if (!S_ISREG(st->st_mode))
+		fscache_put(f->cache, name, -1, NULL);
+}
+
+static int
+files_stat_cached(struct files *f, const char *name, struct stat *st)
+{
+	const struct fscache_entry *e = fscache_get(f->cache, name);
+
+	if (e != NULL) {
+		if (e->result == 0)
+			*st = e->st;
+		return e->result;
+	}
+	if (fstatat(f->dirfd, name, st, AT_SYMLINK_NOFOLLOW) == -1) {
+		if (errno == ENOENT)
+			fscache_put(f->cache, name, -1, NULL);
+		return -1;
+	}
+	files_remember(f, name, st);
+	return S_ISREG(st->st_mode) ? 0 : -1;
 }
 
 int
@@ -108,6 +207,8 @@ files_stat(struct files *f, const char *name, struct stat *st)
 {
 	if (f->dirfd == -1 || !files_servable_name(name))
 		return -1;
+	if (files_cached(f))
+		return files_stat_cached(f, name, st);
 	if (fstatat(f->dirfd, name, st, AT_SYMLINK_NOFOLLOW) == -1)
 		return -1;
 	return S_ISREG(st->st_mode) ? 0 : -1;
@@ -122,6 +223,8 @@ files_open(struct files *f, const char *name, struct stat *st)
 		errno = ENOENT;
 		return -1;
 	}
+	if (files_cached(f) && (fd = fscache_dup(f->cache, name, st)) != -1)
+		return fd;
 	fd = openat(f->dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
 	if (fd == -1) {
 		if (errno == ELOOP)
@@ -132,6 +235,10 @@ files_open(struct files *f, const char *name, struct stat *st)
 		close(fd);
 		errno = ENOENT;
 		return -1;
+	}
+	if (files_cached(f)) {
+		files_remember(f, name, st);
+		fscache_keep_fd(f->cache, name, fd);
 	}
 	return fd;
 }

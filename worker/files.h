@@ -21,6 +21,12 @@ struct files {
 	uint64_t checked;   /* poll turn of the last check */
 	int    open_errno;  /* the path names a directory that could not be opened */
 	struct files_snapshot *snapshot;   /* the last listing built, for reuse */
+	/* metadata_cache inotify: NULL when off (or inotify could not start) */
+	struct fscache *cache;
+	bool   cache_stale;     /* the directory may have changed: reopen it */
+	bool   watch_failed;    /* a watch is missing: no cache, the path checked per turn */
+	uint64_t synced_turn;   /* the last drain: this turn, for this connection */
+	uint64_t synced_id;
 };
 
 void files_init(struct files *f, const char *path);
@@ -35,9 +41,27 @@ void files_refresh(struct files *f);
  * arrived together, so one check of the path serves them all.
  */
 void files_refresh_turn(struct files *f, uint64_t turn);
-/* A servable (regular, not a symlink) file named name: 0 with *st, -1 if none. */
+/*
+ * metadata_cache inotify: starts the worker's cache (fscache.c); -1 when
+ * inotify cannot start (logged), and everything stays uncached.
+ */
+int  files_cache_start(struct files *f);
+/*
+ * Before answering a request of connection id in poll turn turn: without
+ * the cache, files_refresh_turn; with it, the inotify events queued so far
+ * applied (once per connection per turn, after its receive) and the
+ * directory reopened when they say it changed.
+ */
+void files_sync(struct files *f, uint64_t turn, uint64_t id);
+/*
+ * A servable (regular, not a symlink) file named name: 0 with *st, -1 if
+ * none.  With the cache, from it when it knows the name.
+ */
 int  files_stat(struct files *f, const char *name, struct stat *st);
-/* Opens a servable file for reading: fd; -1 with errno (ENOENT: not servable). */
+/*
+ * Opens a servable file for reading: fd; -1 with errno (ENOENT: not
+ * servable).  With the cache, a copy of a descriptor it keeps, if any.
+ */
 int  files_open(struct files *f, const char *name, struct stat *st);
 /*
  * The names of one state of the directory, built once and shared by every

@@ -535,6 +535,8 @@ worker_setup(struct worker *w, const struct config *conf, unsigned gen, int chan
 	w->pfd[0].fd = chan;
 	w->pfd[0].events = POLLIN;
 	files_init(&w->ctx.files, conf->directory);
+	if (conf->metadata_cache == METADATA_CACHE_INOTIFY)
+		files_cache_start(&w->ctx.files);   /* logs and serves uncached if it cannot */
 	return 0;
 }
 

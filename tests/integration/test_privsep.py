@@ -81,7 +81,7 @@ def outside_the_list(d, pid):
     logs = {str(d.error_log), str(d.access_log)}
     listener = "socket:[%s]" % listener_inode(d.port)
     unix = unix_socket_inodes()
-    wrong, sockets = [], 0
+    wrong, sockets, inotify, kept = [], 0, 0, 0
     for fd, (link, flags) in sorted(fds_of(pid).items()):
         m = re.fullmatch(r"socket:\[(\d+)\]", link)
         if m and link != listener and int(m.group(1)) in unix:
@@ -92,10 +92,18 @@ def outside_the_list(d, pid):
             logs.discard(link)              # each log once, append only
         elif link == str(d.directory) and flags & 3 == os.O_RDONLY:
             pass                            # the served directory
+        elif link == "anon_inode:inotify":
+            inotify += 1                    # metadata_cache's watches
+        elif (os.path.dirname(link) == str(d.directory) and
+              flags & 3 == os.O_RDONLY):
+            kept += 1                       # files metadata_cache keeps open
         else:
             wrong.append("fd %d -> %s (flags %o)" % (fd, link, flags))
     if sockets != 1:
         wrong.append("%d unix sockets, not one channel" % sockets)
+    if inotify > 1 or kept > 4:
+        wrong.append("%d inotify descriptors (at most 1), %d files kept open "
+                     "(at most 4)" % (inotify, kept))
     return wrong
 
 
