@@ -132,7 +132,9 @@ files_cache_reopen(struct files *f, uint64_t turn)
 	f->checked = turn;
 	f->cache_stale = false;
 	failed = fscache_watch(f->cache, f->path) == -1;
-	if (failed && !f->watch_failed)
+	if (failed && !f->watch_failed && errno == ELOOP)
+		log_warnx("metadata_cache: %s is a symbolic link, serving uncached", f->path);
+	else if (failed && !f->watch_failed)
 		log_warn("metadata_cache: watching %s, serving uncached", f->path);
 	else if (!failed && f->watch_failed)
 		log_info("metadata_cache: watching %s again", f->path);

@@ -28,7 +28,8 @@
  * network file system), the directory replaced by a mount over it (a bind
  * mount), a parent further up renamed, and writes through a hard link made
  * from outside the directory; files with more than one link when looked up
- * are therefore never cached.
+ * are therefore never cached.  A directory path that is itself a symbolic
+ * link is not watched (fscache_watch fails): files.c serves it uncached.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -176,10 +177,20 @@ fscache_split(const char *path, char *parent, size_t plen, char *base, size_t bl
 int
 fscache_watch(struct fscache *c, const char *path)
 {
-	char parent[PATH_MAX];
-	int  wd;
+	struct stat st;
+	char        parent[PATH_MAX];
+	int         wd;
 
 	fscache_flush(c);
+	/*
+	 * A symbolic link: its target's parent is not the link's, so the
+	 * target removed and recreated would go unseen.  (Replaced by a link
+	 * later: the parent's watch reports the name, and this runs again.)
+	 */
+	if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
+		errno = ELOOP;
+		return -1;
+	}
 	if (fscache_split(path, parent, sizeof(parent), c->base, sizeof(c->base))) {
 		if (c->wd_parent == -1 &&
 		    (c->wd_parent = inotify_add_watch(c->ifd, parent, FSCACHE_PARENT_MASK)) == -1)

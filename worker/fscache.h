@@ -51,7 +51,8 @@ void fscache_close(struct fscache *c);
 /*
  * Watches the directory at path (re-adding it: the path may name another
  * one now) and its parent for the directory's name, and forgets every entry:
- * 0; -1 when a watch the cache needs could not be added (not exact then).
+ * 0; -1 when a watch the cache needs could not be added (not exact then),
+ * ELOOP when path is a symbolic link.
  */
 int  fscache_watch(struct fscache *c, const char *path);
 /*

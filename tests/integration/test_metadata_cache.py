@@ -244,3 +244,38 @@ def test_default_and_T_show_the_key(hftpd, tmp_path):
     assert out.returncode != 0
     assert "metadata_cache: 'sometimes' is not 'inotify' or 'off'" in (
         out.stderr + out.stdout)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_directory_through_a_symlink_recreated(hftpd, tmp_path, mode):
+    """directory names a symbolic link: the directory it points to removed
+    and recreated (its parent is not the link's) is seen too."""
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "f").write_bytes(b"old")
+    link = tmp_path / "served"
+    os.symlink(real, link)
+    srv = hftpd(directory=link, mkdir=False, workers=1,
+                config=["metadata_cache = %s" % mode])
+    with srv.client() as c:
+        assert c.metadata("f") == 3
+        shutil.rmtree(real)
+        with pytest.raises(hftp.HFTPError) as e:
+            c.metadata("f")
+        assert e.value.code == 202
+        real.mkdir()
+        (real / "f").write_bytes(b"recreated")
+        assert c.metadata("f") == 9
+        # the link pointed elsewhere
+        other = tmp_path / "other"
+        other.mkdir()
+        (other / "f").write_bytes(b"other one")
+        (other / "g").write_bytes(b"g")
+        tmp_link = tmp_path / "served.new"
+        os.symlink(other, tmp_link)
+        os.replace(tmp_link, link)
+        assert c.listing() == ["f", "g"]
+        (other / "g").write_bytes(b"gg")
+        assert c.metadata("g") == 2
+    said = srv.stderr_text().count("is a symbolic link, serving uncached")
+    assert said == (1 if mode == "inotify" else 0), srv.stderr_text()
