@@ -252,7 +252,7 @@ fscache_event(struct fscache *c, const struct inotify_event *ev)
 bool
 fscache_drain(struct fscache *c)
 {
-	char    buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
+	_Alignas(struct inotify_event) char buf[8192];
 	ssize_t n;
 	bool    dir = false;
 
