@@ -39,9 +39,11 @@ LIB_OBJ    = $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 MAIN_OBJ   = $(BUILD)/obj/master/main.o
 UNIT_SRC   = $(wildcard tests/unit/test_*.c)
 UNIT_BIN   = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
-# bench/base64-bench.c is a program of its own; the rest is hftp-bench.
+# bench/base64-bench.c and bench/bare-answerer.c are programs of their own;
+# the rest is hftp-bench.
 B64_BENCH  = bench/base64-bench.c
-BENCH_SRC  = $(filter-out $(B64_BENCH),$(wildcard bench/*.c))
+BARE_SRC   = bench/bare-answerer.c
+BENCH_SRC  = $(filter-out $(B64_BENCH) $(BARE_SRC),$(wildcard bench/*.c))
 # make fuzz: every tests/fuzz/fuzz_*.c is a libFuzzer harness, built by clang
 # against the library and run FUZZ_SECONDS each on a corpus kept in
 # build/fuzz/corpus/NAME/ (seeded from tests/fuzz/corpus/NAME/ if present).
@@ -51,7 +53,8 @@ FUZZ_SECONDS ?= 10
 FUZZ_SAN   = -fsanitize=address,undefined -fno-sanitize-recover=undefined
 
 .PHONY: all run test unit layers integration coverage valgrind asan asan-test bench-smoke clang fuzz fuzz-lib fuzz-smoke deps clean install install-daemon install-client uninstall man-lint
-all: $(BUILD)/hftpd $(if $(BENCH_SRC),$(BUILD)/hftp-bench) $(BUILD)/base64-bench
+all: $(BUILD)/hftpd $(if $(BENCH_SRC),$(BUILD)/hftp-bench) $(BUILD)/base64-bench \
+    $(BUILD)/bare-answerer
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -71,6 +74,11 @@ $(BUILD)/hftp-bench: $(BENCH_SRC) $(BUILD)/libhftpd.a
 $(BUILD)/base64-bench: $(B64_BENCH) $(BUILD)/libhftpd.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(B64_BENCH) $(BUILD)/libhftpd.a
+
+# The bar hftpd is measured against (bench/bare-compare): Linux epoll, no library.
+$(BUILD)/bare-answerer: $(BARE_SRC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(BARE_SRC)
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libhftpd.a
 	@mkdir -p $(dir $@)
@@ -242,7 +250,7 @@ fuzz: fuzz-lib
 fuzz-smoke:
 	$(MAKE) fuzz FUZZ_SECONDS=3
 
-bench-smoke: $(BUILD)/hftpd $(BUILD)/hftp-bench
+bench-smoke: $(BUILD)/hftpd $(BUILD)/hftp-bench $(BUILD)/bare-answerer
 	sh bench/smoke.sh $(BUILD)
 
 clean:

@@ -7,7 +7,9 @@
 # the two slice runs decoding and comparing 1 payload in 64 with the file.
 # A run passes when it completed at least one request with 0 errors and
 # 0 timeouts (and, for slices, verified at least one payload).  The server is
-# stopped by its pid on exit.  The last line is "N passed, M failed".
+# stopped by its pid on exit.  Then bench/bare-compare --smoke: hftpd and the
+# bare answerer, 1 s each per figure, so neither rots.  The last line is
+# "N passed, M failed".
 set -u
 
 BUILD=${1:-build}
@@ -105,6 +107,16 @@ run() {
 run metadata 0 --workload metadata
 run slice 1 --workload slice --size 65536
 run raw 1 --workload raw --size 65536
+
+# The bare answerer and bench/bare-compare (servers of their own, stopped by it).
+if out=$("$PY" "$(dirname "$0")/bare-compare" --smoke --no-make --build "$BUILD" 2>&1); then
+    echo "ok   bare-compare: $(printf '%s\n' "$out" | grep -c '^| tiny\|^| the same') figures measured"
+    passed=$((passed + 1))
+else
+    echo "FAIL bare-compare"
+    printf '%s\n' "$out"
+    failed=$((failed + 1))
+fi
 
 if ! kill -0 "$SERVER_PID" 2>/dev/null; then
     echo "FAIL hftpd exited during the runs"

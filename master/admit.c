@@ -168,8 +168,26 @@ admit_count(struct master *m, const struct sockaddr *sa)
 	return a->count;
 }
 
+/* How many of the n addresses in list are sa's. */
+static uint32_t
+admit_among(const struct sockaddr *sa, const struct sockaddr_storage *list, int n)
+{
+	uint8_t  key[16], other[16];
+	uint32_t same = 0;
+
+	if (admit_key(sa, key) == -1)
+		return 0;
+	for (int i = 0; i < n; i++) {
+		if (admit_key((const struct sockaddr *)&list[i], other) == 0 &&
+		    memcmp(key, other, sizeof(key)) == 0)
+			same++;
+	}
+	return same;
+}
+
 enum admit_verdict
-admit_check(struct master *m, bool proxy, const struct sockaddr *sa)
+admit_check_among(struct master *m, bool proxy, const struct sockaddr *sa,
+    const struct sockaddr_storage *uncounted, int nuncounted)
 {
 	const struct config *c = m->conf;
 
@@ -179,9 +197,16 @@ admit_check(struct master *m, bool proxy, const struct sockaddr *sa)
 	if (!acl_allows(&c->access, sa))
 		return ADMIT_DENIED;
 	if (c->max_clients_per_address > 0 &&
-	    admit_count(m, sa) >= (uint32_t)c->max_clients_per_address)
+	    admit_count(m, sa) + admit_among(sa, uncounted, nuncounted) >=
+	    (uint32_t)c->max_clients_per_address)
 		return ADMIT_OVER_CAP;
 	return ADMIT_OK;
+}
+
+enum admit_verdict
+admit_check(struct master *m, bool proxy, const struct sockaddr *sa)
+{
+	return admit_check_among(m, proxy, sa, NULL, 0);
 }
 
 /* Counts connection id of worker pid under sa's address; -1 when out of memory. */

@@ -509,7 +509,6 @@ main(int argc, char **argv)
 		return main_signal(&o, signal_name);
 	main_close_inherited();
 
-	m.pending_fd = -1;
 	m.ready_fd = -1;
 	m.pidfile_fd = -1;
 	m.access_fd = -1;

@@ -57,10 +57,7 @@ static void
 master_stop_accepting(struct master *m)
 {
 	listen_close_all(m);
-	if (m->pending_fd != -1) {
-		close(m->pending_fd);
-		m->pending_fd = -1;
-	}
+	handoff_pending_close(m);
 }
 
 static int
@@ -271,7 +268,7 @@ master_announce(struct master *m)
 static bool
 master_accepting(struct master *m)
 {
-	bool accepting = m->phase == MASTER_RUNNING && m->pending_fd == -1 &&
+	bool accepting = m->phase == MASTER_RUNNING && !handoff_pending(m) &&
 	    handoff_has_room(m) && clock_now_ms() >= m->accept_resume_ms;
 
 	if (!accepting && m->phase == MASTER_RUNNING) {
@@ -313,7 +310,7 @@ master_pollset_fill(struct master *m, struct master_pollset *ps)
 static int
 master_poll_timeout(const struct master *m)
 {
-	if (m->pending_fd != -1 || m->phase != MASTER_RUNNING ||
+	if (handoff_pending(m) || m->phase != MASTER_RUNNING ||
 	    clock_now_ms() < m->accept_resume_ms || spawn_respawn_pending(m))
 		return MASTER_POLL_BUSY_MS;
 	return MASTER_POLL_IDLE_MS;

@@ -11,7 +11,7 @@
  *               logfiles.c, signals.c, notify.c
  *   reload.c -> spawn.c, slot.c, listen.c, logfiles.c, notify.c, privsep.c
  *   handoff.c -> slot.c, admit.c
- *   spawn.c -> slot.c, admit.c, privsep.c, signals.c
+ *   spawn.c -> slot.c, admit.c, handoff.c, privsep.c, signals.c
  *   logfiles.c -> privsep.c
  *   slot.c, admit.c, listen.c, notify.c, signals.c, privsep.c call no
  *   other master file.  Only slot.c changes a struct worker_slot.
@@ -53,6 +53,19 @@ struct spawn_backoff {
 
 enum master_phase { MASTER_RUNNING, MASTER_DRAINING, MASTER_STOPPING };
 
+/*
+ * Connections accepted from one listener and admitted, not yet handed off:
+ * given to the workers at most CHANNEL_CONNS_MAX to a message, and kept
+ * here (accepting paused) while no worker's channel takes them.
+ */
+struct handoff_batch {
+	int                     n;
+	uint32_t                flags;      /* CHANNEL_CONN_* of their listener */
+	bool                    counted;    /* counted under their addresses once handed */
+	int                     fd[CHANNEL_CONNS_MAX];
+	struct sockaddr_storage peer[CHANNEL_CONNS_MAX];
+};
+
 struct master {
 	struct config      *conf;           /* current generation's */
 	unsigned            gen;
@@ -65,9 +78,7 @@ struct master {
 	struct worker_slot  slots[MASTER_SLOTS_MAX];
 	int                 nslots;
 	struct spawn_backoff *backoff;      /* conf->workers entries */
-	int                 pending_fd;     /* accepted, not yet handed off */
-	uint32_t            pending_flags;  /* its CHANNEL_CONN_* flags */
-	struct sockaddr_storage pending_peer; /* its address, family 0 when not counted */
+	struct handoff_batch pending;       /* accepted, not yet handed off (handoff.c's) */
 	struct admit_table *admit;          /* admit.c's: connections per address */
 	uint64_t            next_id;
 	uint64_t            handoff_attempt; /* numbers each hand-off attempt */
@@ -122,7 +133,12 @@ void spawn_free_state(struct master *m);
 /* Accepts from l until it would block; its flags go with each connection. */
 int  handoff_accept(struct master *m, const struct listener *l);
 bool handoff_has_room(const struct master *m);
+/* Hands off what is pending; 0 when nothing is left, -1 when some is kept. */
 int  handoff_flush_pending(struct master *m);
+/* Whether accepted connections wait for a worker's channel (accepting paused). */
+bool handoff_pending(const struct master *m);
+/* Closes the connections still pending (stopping, or in a forked worker). */
+void handoff_pending_close(struct master *m);
 /*
  * Hands fd to a worker with its CHANNEL_CONN_* flags; 0 when handed (fd
  * closed, and counted under peer's address unless peer is NULL), -1 when
@@ -138,6 +154,12 @@ enum admit_verdict { ADMIT_OK, ADMIT_DENIED, ADMIT_UNTRUSTED, ADMIT_OVER_CAP };
  * and be under max_clients_per_address.
  */
 enum admit_verdict admit_check(struct master *m, bool proxy, const struct sockaddr *sa);
+/*
+ * The same, with nuncounted connections admitted but not yet counted (a
+ * hand-off batch): those from sa's address count against its cap too.
+ */
+enum admit_verdict admit_check_among(struct master *m, bool proxy, const struct sockaddr *sa,
+	    const struct sockaddr_storage *uncounted, int nuncounted);
 /* Connection id, handed to worker pid, counts for sa's address (when capped). */
 void admit_opened(struct master *m, uint64_t id, pid_t pid, const struct sockaddr *sa);
 /*

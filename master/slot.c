@@ -176,16 +176,44 @@ slot_can_take(const struct worker_slot *s, unsigned gen, uint64_t now_ms)
 	    (slot_load(s) < s->capacity || s->evictable > 0);
 }
 
-int
-slot_give(struct worker_slot *s, const struct channel_conn *conn, int fd, uint64_t now_ms)
+uint64_t
+slot_room(const struct worker_slot *s, unsigned gen, uint64_t now_ms)
 {
-	if (channel_send(s->chan, CHANNEL_CONN, s->gen, conn, sizeof(*conn), fd) == -1)
-		return -1;
+	uint64_t load = slot_load(s);
+
+	if (!slot_can_take(s, gen, now_ms))
+		return 0;
+	return (load < s->capacity ? s->capacity - load : 0) + s->evictable;
+}
+
+/* One connection more in flight to s. */
+static void
+slot_gave(struct worker_slot *s, uint64_t now_ms)
+{
 	if (slot_load(s) >= s->capacity && s->evictable > 0)
 		s->evictable--;     /* it closes an idle client for this one */
 	if (s->sent == s->received && s->unreceived_since_ms == 0)
 		s->unreceived_since_ms = now_ms;
 	s->sent++;
+}
+
+int
+slot_give(struct worker_slot *s, const struct channel_conn *conn, int fd, uint64_t now_ms)
+{
+	if (channel_send(s->chan, CHANNEL_CONN, s->gen, conn, sizeof(*conn), fd) == -1)
+		return -1;
+	slot_gave(s, now_ms);
+	return 0;
+}
+
+int
+slot_give_conns(struct worker_slot *s, const struct channel_conns *conns, const int *fds,
+    uint64_t now_ms)
+{
+	if (channel_send_conns(s->chan, s->gen, conns, fds) == -1)
+		return -1;
+	for (uint32_t i = 0; i < conns->n; i++)
+		slot_gave(s, now_ms);
 	return 0;
 }
 

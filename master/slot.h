@@ -100,9 +100,17 @@ uint64_t slot_load(const struct worker_slot *s);
  * and not stalled.
  */
 bool slot_can_take(const struct worker_slot *s, unsigned gen, uint64_t now_ms);
+/*
+ * How many clients it can take now (0 when !slot_can_take): its free
+ * places plus the idle clients it would close, each hand-off using one.
+ */
+uint64_t slot_room(const struct worker_slot *s, unsigned gen, uint64_t now_ms);
 /* Sends fd as connection conn; 0 (counted as sent) / -1 with errno. */
 int  slot_give(struct worker_slot *s, const struct channel_conn *conn, int fd,
 	    uint64_t now_ms);
+/* Sends conns->n connections in one CONNS message; 0 (all counted as sent) / -1. */
+int  slot_give_conns(struct worker_slot *s, const struct channel_conns *conns,
+	    const int *fds, uint64_t now_ms);
 /* Whether a send to it failed in hand-off attempt `attempt`; marks it. */
 bool slot_tried(const struct worker_slot *s, uint64_t attempt);
 void slot_give_failed(struct worker_slot *s, uint64_t attempt);

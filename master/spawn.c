@@ -120,8 +120,7 @@ spawn_child(struct master *m, int chan)
 	/* other workers' channels and queued REOPEN copies (its own slot has none yet) */
 	for (int i = 0; i < m->nslots; i++)
 		slot_channel_closed(&m->slots[i]);
-	if (m->pending_fd != -1)
-		close(m->pending_fd);
+	handoff_pending_close(m);
 	if (m->ready_fd != -1)
 		close(m->ready_fd);
 	if (m->pidfile_fd != -1)

@@ -2,13 +2,15 @@
  * channel.c — typed messages between master and workers, and the only code
  * in hftpd that passes descriptors (SCM_RIGHTS).  A message is one
  * SOCK_SEQPACKET datagram: struct channel_hdr, then hdr.len payload bytes,
- * optionally with one descriptor attached.  Anything malformed is dropped
+ * optionally with one descriptor attached (a CONNS: one per connection it
+ * names, up to CHANNEL_CONNS_MAX).  Anything malformed is dropped
  * whole, its descriptor (if any) closed, and reported as EBADMSG.
  * It also owns the outgoing queue of messages that must not be lost, and
  * the descriptors waiting in it.
  */
 #include <errno.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -18,10 +20,11 @@
 #include "channel.h"
 
 _Static_assert(sizeof(struct channel_closed) <= CHANNEL_PAYLOAD_MAX, "CLOSED too big");
+_Static_assert(CHANNEL_CONNS_MAX <= 253, "SCM_RIGHTS carries at most 253 descriptors");
 
 struct channel_rule {
 	const char *name;
-	size_t      len;        /* exact payload length */
+	size_t      len;        /* exact payload length (CONNS: see channel_conns_ok) */
 	int         has_fd;     /* 1: must carry one fd, 0: must carry none */
 };
 
@@ -35,6 +38,7 @@ static const struct channel_rule channel_rules[CHANNEL_TYPE_MAX] = {
 	[CHANNEL_CLOSED] = { "CLOSED", sizeof(struct channel_closed), 0 },
 	[CHANNEL_PEER]   = { "PEER",   sizeof(struct channel_peer), 0 },
 	[CHANNEL_DROP]   = { "DROP",   sizeof(struct channel_drop), 0 },
+	[CHANNEL_CONNS]  = { "CONNS",  0, 1 },
 };
 
 const char *
@@ -51,20 +55,21 @@ channel_pair(int sv[2])
 	return socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv);
 }
 
-int
-channel_send(int sock, enum channel_type type, uint32_t gen,
-    const void *payload, size_t len, int fd)
+/* One message with nfds (0..CHANNEL_CONNS_MAX) descriptors; 0 / -1 with errno. */
+static int
+channel_sendv(int sock, uint32_t type, uint32_t gen, const void *payload, size_t len,
+    const int *fds, int nfds)
 {
-	struct channel_hdr hdr = { .type = (uint32_t)type, .len = (uint32_t)len, .gen = gen };
+	struct channel_hdr hdr = { .type = type, .len = (uint32_t)len, .gen = gen };
 	struct iovec       iov[2];
 	struct msghdr      msg;
 	union {
 		struct cmsghdr hdr;
-		char           buf[CMSG_SPACE(sizeof(int))];
+		char           buf[CMSG_SPACE(CHANNEL_CONNS_MAX * sizeof(int))];
 	} cmsgbuf;
 	ssize_t            n;
 
-	if (len > CHANNEL_PAYLOAD_MAX) {
+	if (len > CHANNEL_RECV_MAX || nfds < 0 || nfds > CHANNEL_CONNS_MAX) {
 		errno = EMSGSIZE;
 		return -1;
 	}
@@ -75,16 +80,16 @@ channel_send(int sock, enum channel_type type, uint32_t gen,
 	iov[1].iov_len = len;
 	msg.msg_iov = iov;
 	msg.msg_iovlen = len ? 2 : 1;
-	if (fd >= 0) {
+	if (nfds > 0) {
 		struct cmsghdr *cmsg;
 		memset(&cmsgbuf, 0, sizeof(cmsgbuf));
 		msg.msg_control = cmsgbuf.buf;
-		msg.msg_controllen = sizeof(cmsgbuf.buf);
+		msg.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
 		cmsg = CMSG_FIRSTHDR(&msg);
 		cmsg->cmsg_level = SOL_SOCKET;
 		cmsg->cmsg_type = SCM_RIGHTS;
-		cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
+		cmsg->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
+		memcpy(CMSG_DATA(cmsg), fds, (size_t)nfds * sizeof(int));
 	}
 	do
 		n = sendmsg(sock, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -96,6 +101,28 @@ channel_send(int sock, enum channel_type type, uint32_t gen,
 		return -1;
 	}
 	return 0;
+}
+
+int
+channel_send(int sock, enum channel_type type, uint32_t gen,
+    const void *payload, size_t len, int fd)
+{
+	if (len > CHANNEL_PAYLOAD_MAX) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	return channel_sendv(sock, (uint32_t)type, gen, payload, len, &fd, fd >= 0 ? 1 : 0);
+}
+
+int
+channel_send_conns(int sock, uint32_t gen, const struct channel_conns *conns, const int *fds)
+{
+	if (conns->n < 1 || conns->n > CHANNEL_CONNS_MAX) {
+		errno = EINVAL;
+		return -1;
+	}
+	return channel_sendv(sock, CHANNEL_CONNS, gen, conns, CHANNEL_CONNS_LEN(conns->n),
+	    fds, (int)conns->n);
 }
 
 /* Closes every descriptor a control buffer carries. */
@@ -116,9 +143,12 @@ channel_close_fds(struct msghdr *msg)
 	}
 }
 
-/* How many descriptors msg carries; *first is the first one (or stays). */
+/*
+ * How many descriptors msg carries; the first max of them, in order, are
+ * copied to fds.
+ */
 static int
-channel_count_fds(struct msghdr *msg, int *first)
+channel_take_fds(struct msghdr *msg, int *fds, int max)
 {
 	struct cmsghdr *cmsg;
 	int             nfds = 0;
@@ -126,19 +156,34 @@ channel_count_fds(struct msghdr *msg, int *first)
 	for (cmsg = CMSG_FIRSTHDR(msg); cmsg != NULL; cmsg = CMSG_NXTHDR(msg, cmsg)) {
 		if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS) {
 			size_t k = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-			if (k > 0 && *first == -1)
-				memcpy(first, CMSG_DATA(cmsg), sizeof(int));
-			nfds += (int)k;
+			for (size_t i = 0; i < k; i++, nfds++) {
+				if (nfds < max)
+					memcpy(&fds[nfds], CMSG_DATA(cmsg) + i * sizeof(int), sizeof(int));
+			}
 		}
 	}
 	return nfds;
+}
+
+/* Whether a CONNS payload of len bytes names as many connections as it holds. */
+static bool
+channel_conns_ok(const unsigned char *payload, size_t len)
+{
+	uint32_t n;
+
+	if (len < CHANNEL_CONNS_LEN(1) || len > CHANNEL_CONNS_LEN(CHANNEL_CONNS_MAX) ||
+	    (len - CHANNEL_CONNS_LEN(0)) % sizeof(struct channel_conn) != 0)
+		return false;
+	memcpy(&n, payload + offsetof(struct channel_conns, n), sizeof(n));
+	return CHANNEL_CONNS_LEN(n) == len;
 }
 
 /*
  * Whether a received message of n bytes (data) carrying nfds descriptors
  * keeps the rules: its header (copied to *hdr), its type's length and
  * descriptor, no truncation but a descriptor the kernel dropped from a
- * CONN or REOPEN (MSG_CTRUNC: the receiver's limit).
+ * CONN or REOPEN (MSG_CTRUNC: the receiver's limit).  A CONNS only needs
+ * a well-formed payload: its descriptors are counted by the caller.
  */
 static bool
 channel_well_formed(const struct msghdr *msg, ssize_t n, int nfds, const unsigned char *data,
@@ -146,15 +191,16 @@ channel_well_formed(const struct msghdr *msg, ssize_t n, int nfds, const unsigne
 {
 	bool ctrunc = (msg->msg_flags & MSG_CTRUNC) != 0;
 
-	if ((msg->msg_flags & MSG_TRUNC) || nfds > 1 || (ctrunc && nfds > 0))
-		return false;
-	if ((size_t)n < sizeof(*hdr))
+	if ((msg->msg_flags & MSG_TRUNC) || (size_t)n < sizeof(*hdr))
 		return false;
 	memcpy(hdr, data, sizeof(*hdr));
 	if (hdr->type == 0 || hdr->type >= CHANNEL_TYPE_MAX)
 		return false;
-	if (hdr->len != (size_t)n - sizeof(*hdr) || hdr->len != channel_rules[hdr->type].len ||
-	    hdr->len > payload_max)
+	if (hdr->len != (size_t)n - sizeof(*hdr) || hdr->len > payload_max)
+		return false;
+	if (hdr->type == CHANNEL_CONNS)
+		return channel_conns_ok(data + sizeof(*hdr), hdr->len);
+	if (hdr->len != channel_rules[hdr->type].len || nfds > 1 || (ctrunc && nfds > 0))
 		return false;
 	/* The descriptor of a CONN or REOPEN was dropped by the kernel: say so. */
 	if (ctrunc && hdr->type != CHANNEL_CONN && hdr->type != CHANNEL_REOPEN)
@@ -162,22 +208,40 @@ channel_well_formed(const struct msghdr *msg, ssize_t n, int nfds, const unsigne
 	return channel_rules[hdr->type].has_fd == (nfds == 1) || ctrunc;
 }
 
-int
-channel_recv(int sock, struct channel_hdr *hdr, void *payload,
-    size_t payload_max, int *fd)
+/*
+ * A CONNS's descriptors: all n it names, in order, or none (every one that
+ * came closed, all -1) when the kernel dropped some or the count is wrong.
+ */
+static void
+channel_conns_fds(struct msghdr *msg, const unsigned char *payload, int nfds, int *fds)
 {
-	unsigned char data[sizeof(struct channel_hdr) + CHANNEL_PAYLOAD_MAX + 1];
+	uint32_t n;
+
+	memcpy(&n, payload + offsetof(struct channel_conns, n), sizeof(n));
+	if ((msg->msg_flags & MSG_CTRUNC) == 0 && (uint32_t)nfds == n)
+		return;
+	channel_close_fds(msg);
+	for (int i = 0; i < CHANNEL_CONNS_MAX; i++)
+		fds[i] = -1;
+}
+
+int
+channel_recv_fds(int sock, struct channel_hdr *hdr, void *payload,
+    size_t payload_max, int fds[CHANNEL_CONNS_MAX])
+{
+	unsigned char data[sizeof(struct channel_hdr) + CHANNEL_RECV_MAX + 1];
 	struct iovec  iov = { .iov_base = data, .iov_len = sizeof(data) };
 	struct msghdr msg;
 	union {
 		struct cmsghdr hdr;
-		/* room for more than one fd, so a bad peer's extras are seen and closed */
-		char           buf[CMSG_SPACE(4 * sizeof(int))];
+		/* room for more than the most, so a bad peer's extras are seen and closed */
+		char           buf[CMSG_SPACE((CHANNEL_CONNS_MAX + 4) * sizeof(int))];
 	} cmsgbuf;
 	ssize_t       n;
-	int           nfds, got = -1;
+	int           nfds;
 
-	*fd = -1;
+	for (int i = 0; i < CHANNEL_CONNS_MAX; i++)
+		fds[i] = -1;
 	memset(&msg, 0, sizeof(msg));
 	msg.msg_iov = &iov;
 	msg.msg_iovlen = 1;
@@ -197,16 +261,40 @@ channel_recv(int sock, struct channel_hdr *hdr, void *payload,
 		return -1;
 	}
 
-	nfds = channel_count_fds(&msg, &got);
+	nfds = channel_take_fds(&msg, fds, CHANNEL_CONNS_MAX);
 	if (!channel_well_formed(&msg, n, nfds, data, hdr, payload_max))
 		goto bad;
+	if (hdr->type == CHANNEL_CONNS)
+		channel_conns_fds(&msg, data + sizeof(*hdr), nfds, fds);
 	memcpy(payload, data + sizeof(*hdr), hdr->len);
-	*fd = got;
 	return 1;
 bad:
 	channel_close_fds(&msg);
+	for (int i = 0; i < CHANNEL_CONNS_MAX; i++)
+		fds[i] = -1;
 	errno = EBADMSG;
 	return -1;
+}
+
+int
+channel_recv(int sock, struct channel_hdr *hdr, void *payload,
+    size_t payload_max, int *fd)
+{
+	int fds[CHANNEL_CONNS_MAX];
+	int r = channel_recv_fds(sock, hdr, payload, payload_max, fds);
+
+	*fd = fds[0];
+	/* a CONNS is more than this caller takes: its descriptors are closed */
+	if (r == 1 && hdr->type == CHANNEL_CONNS) {
+		for (int i = 0; i < CHANNEL_CONNS_MAX; i++) {
+			if (fds[i] != -1)
+				close(fds[i]);
+		}
+		*fd = -1;
+		errno = EBADMSG;
+		return -1;
+	}
+	return r;
 }
 
 void

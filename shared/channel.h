@@ -19,6 +19,7 @@ enum channel_type {
 	CHANNEL_CLOSED,     /* worker -> master: struct channel_closed */
 	CHANNEL_PEER,       /* worker -> master: struct channel_peer */
 	CHANNEL_DROP,       /* master -> worker: struct channel_drop */
+	CHANNEL_CONNS,      /* master -> worker: n client fds + struct channel_conns */
 	CHANNEL_TYPE_MAX
 };
 
@@ -36,6 +37,20 @@ struct channel_conn {
 };
 /* The connection starts with a PROXY protocol header (listen ... proxy_protocol). */
 #define CHANNEL_CONN_PROXY  0x1
+
+/*
+ * Several connections in one message (CONNS): conn[i] goes with the i-th
+ * descriptor, and n must equal the descriptors that come with it.  Only the
+ * n entries used are sent: the payload is CHANNEL_CONNS_LEN(n) bytes.
+ */
+#define CHANNEL_CONNS_MAX   16
+struct channel_conns {
+	uint32_t            n;      /* 1..CHANNEL_CONNS_MAX */
+	uint32_t            pad;
+	struct channel_conn conn[CHANNEL_CONNS_MAX];
+};
+#define CHANNEL_CONNS_LEN(n) \
+	(offsetof(struct channel_conns, conn) + (size_t)(n) * sizeof(struct channel_conn))
 
 struct channel_load {
 	uint64_t received;  /* connections ever received (descriptors lost included) */
@@ -78,6 +93,8 @@ struct channel_drop {
 };
 
 #define CHANNEL_PAYLOAD_MAX 64
+/* The largest payload of any message (a full CONNS): a receive buffer's size. */
+#define CHANNEL_RECV_MAX    sizeof(struct channel_conns)
 
 /* Creates a SOCK_SEQPACKET pair, close-on-exec; 0 / -1. */
 int  channel_pair(int sv[2]);
@@ -101,6 +118,26 @@ int  channel_send(int sock, enum channel_type type, uint32_t gen,
  */
 int  channel_recv(int sock, struct channel_hdr *hdr, void *payload,
 	    size_t payload_max, int *fd);
+
+/*
+ * Sends conns->n (1..CHANNEL_CONNS_MAX) connections in one CONNS message,
+ * fds[i] with conns->conn[i]; otherwise as channel_send (the caller keeps
+ * its copies and closes them after success).
+ */
+int  channel_send_conns(int sock, uint32_t gen, const struct channel_conns *conns,
+	    const int *fds);
+
+/*
+ * Receives one message as channel_recv does, taking up to
+ * CHANNEL_CONNS_MAX descriptors: fds[i] goes with a CONNS's conn[i]
+ * (payload_max must be CHANNEL_RECV_MAX for a CONNS to fit); any other
+ * type's descriptor is fds[0].  When the descriptors a CONNS brings are
+ * not the n it names (MSG_CTRUNC: the receiver's descriptor limit; or a
+ * broken sender), every one that came is closed and all n are -1: those
+ * connections are lost, and the receiver must still count them.
+ */
+int  channel_recv_fds(int sock, struct channel_hdr *hdr, void *payload,
+	    size_t payload_max, int fds[CHANNEL_CONNS_MAX]);
 
 const char *channel_type_name(uint32_t type);
 

@@ -457,16 +457,31 @@ worker_reopen(const unsigned char *payload, int fd)
 	}
 }
 
+/* A CONNS: each connection with its descriptor (-1: lost, still counted). */
+static void
+worker_add_clients(struct worker *w, const unsigned char *payload, const int *fds)
+{
+	struct channel_conns cs;
+
+	memcpy(&cs, payload, offsetof(struct channel_conns, conn));
+	memcpy(cs.conn, payload + offsetof(struct channel_conns, conn),
+	    (size_t)cs.n * sizeof(cs.conn[0]));
+	for (uint32_t i = 0; i < cs.n; i++)
+		worker_add_client(w, fds[i], cs.conn[i].id,
+		    (cs.conn[i].flags & CHANNEL_CONN_PROXY) != 0);
+}
+
 /* Handles every message waiting on the channel; -1 when the master is gone. */
 static int
 worker_channel_read(struct worker *w)
 {
 	struct channel_hdr hdr;
-	unsigned char      payload[CHANNEL_PAYLOAD_MAX];
-	int                fd, r;
+	unsigned char      payload[CHANNEL_RECV_MAX];
+	int                fds[CHANNEL_CONNS_MAX], fd, r;
 
 	for (;;) {
-		r = channel_recv(w->ctx.chan, &hdr, payload, sizeof(payload), &fd);
+		r = channel_recv_fds(w->ctx.chan, &hdr, payload, sizeof(payload), fds);
+		fd = fds[0];
 		if (r == 0)
 			return -1;
 		if (r == -1) {
@@ -486,6 +501,9 @@ worker_channel_read(struct worker *w)
 			worker_add_client(w, fd, conn.id, (conn.flags & CHANNEL_CONN_PROXY) != 0);
 			break;
 		}
+		case CHANNEL_CONNS:
+			worker_add_clients(w, payload, fds);
+			break;
 		case CHANNEL_DROP: {
 			struct channel_drop drop;
 			memcpy(&drop, payload, sizeof(drop));

@@ -13,7 +13,7 @@ import socket
 import time
 
 from conftest import (HELP_RESPONSE, SCALE, free_port, read_until,
-                      run_hftpd, tcp_connections, wait_for)
+                      run_hftpd, socket_inodes_of, tcp_connections, wait_for)
 
 ACL = ["allow = 127.0.0.1", "deny = 127.0.0.3/32", "allow = 127.0.0.0/8",
        "deny = all"]
@@ -146,6 +146,40 @@ def test_max_clients_per_address(hftpd):
     text = srv.stderr_text()
     lines = refusal_lines(text, "refused over max_clients_per_address")
     assert 1 <= len(lines) <= 2 and lines[-1][1] >= 33, text
+
+
+def test_max_clients_per_address_in_a_burst(hftpd):
+    """40 connections from one address wait in the backlog while the master
+    is stopped; woken, it accepts them in batches and hands each worker
+    several in one message: the batch's own connections count against the
+    cap, so exactly 8 are served and the rest reset."""
+    srv = hftpd(workers=2, config=["max_clients_per_address = 8"])
+    socks = []
+    srv.wait_workers(2)
+    time.sleep(1.0 * SCALE)     # both READY, their capacity reported
+    os.kill(srv.pid, signal.SIGSTOP)
+    try:
+        for _ in range(40):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.4", 0))
+            s.settimeout(5 * SCALE)
+            s.connect(("127.0.0.1", srv.port))     # completes in the backlog
+            socks.append(s)
+    finally:
+        os.kill(srv.pid, signal.SIGCONT)
+    try:
+        ok = [s for s in socks if answered(s)]
+        assert len(ok) == 8
+        assert wait_for(lambda: len(tcp_connections(srv.port)) == 8, 5 * SCALE), \
+            tcp_connections(srv.port)
+        # both workers took some: the batch was spread, not given to one
+        conns = {ino for _, ino in tcp_connections(srv.port)}
+        held = {pid: len(socket_inodes_of(pid) & conns) for pid in srv.workers()}
+        assert sorted(held.values()) == [4, 4], held
+    finally:
+        for s in socks:
+            s.close()
+    assert srv.stop() == []
 
 
 def test_max_clients_counts_proxy_header_address(hftpd):

@@ -977,6 +977,213 @@ static void test_queue_flush_error(void **state)
 	assert_int_equal(channel_queue_pending(&q), 1);
 }
 
+/* ---- CONNS: several connections in one message ---- */
+
+/* n pipes; CONNS carries their write ends, ids 100.. */
+static void send_conns(struct pair *p, int pp[][2], uint32_t n)
+{
+	struct channel_conns cs;
+	int                  fds[CHANNEL_CONNS_MAX] = { 0 };
+
+	memset(&cs, 0, sizeof(cs));
+	cs.n = n;
+	for (uint32_t i = 0; i < n; i++) {
+		make_pipe(pp[i]);
+		fds[i] = pp[i][1];
+		cs.conn[i].id = 100 + i;
+		cs.conn[i].flags = i % 2 ? CHANNEL_CONN_PROXY : 0;
+	}
+	assert_int_equal(channel_send_conns(p->sv[1], 5, &cs, fds), 0);
+	for (uint32_t i = 0; i < n; i++)
+		close(pp[i][1]);
+}
+
+/* 1, 7 and CHANNEL_CONNS_MAX descriptors go and come back in order, close-on-exec. */
+static void test_conns_round_trip(void **state)
+{
+	struct pair         *p = *state;
+	static const uint32_t counts[] = { 1, 7, CHANNEL_CONNS_MAX };
+
+	for (size_t t = 0; t < sizeof(counts) / sizeof(counts[0]); t++) {
+		uint32_t             n = counts[t];
+		int                  pp[CHANNEL_CONNS_MAX][2], fds[CHANNEL_CONNS_MAX];
+		struct channel_conns got;
+		struct channel_hdr   hdr;
+		int                  before = count_fds();
+
+		send_conns(p, pp, n);
+		assert_int_equal(channel_recv_fds(p->sv[0], &hdr, &got, sizeof(got), fds), 1);
+		assert_int_equal(hdr.type, CHANNEL_CONNS);
+		assert_int_equal(hdr.gen, 5);
+		assert_int_equal(hdr.len, CHANNEL_CONNS_LEN(n));
+		assert_int_equal(got.n, n);
+		for (uint32_t i = 0; i < n; i++) {
+			char c = 'x';
+			assert_int_equal(got.conn[i].id, 100 + i);
+			assert_int_equal(got.conn[i].flags, i % 2 ? CHANNEL_CONN_PROXY : 0);
+			assert_true(fds[i] >= 0);
+			assert_true(fcntl(fds[i], F_GETFD) & FD_CLOEXEC);
+			/* fds[i] is pipe i's write end: a byte through it arrives there */
+			assert_int_equal(write(fds[i], &c, 1), 1);
+			c = 0;
+			assert_int_equal(read(pp[i][0], &c, 1), 1);
+			assert_int_equal(c, 'x');
+			close(fds[i]);
+			assert_reader_sees_eof(pp[i][0]);
+			close(pp[i][0]);
+		}
+		for (uint32_t i = n; i < CHANNEL_CONNS_MAX; i++)
+			assert_int_equal(fds[i], -1);
+		assert_int_equal(count_fds(), before);
+	}
+	assert_channel_works(p);
+}
+
+/* A CONNS and its raw bytes: n named, the payload for k entries. */
+static size_t conns_raw(unsigned char *buf, uint32_t n, uint32_t k)
+{
+	struct channel_hdr   hdr = { .type = CHANNEL_CONNS, .len = (uint32_t)CHANNEL_CONNS_LEN(k) };
+	struct channel_conns cs;
+
+	memset(&cs, 0, sizeof(cs));
+	cs.n = n;
+	memcpy(buf, &hdr, sizeof(hdr));
+	memcpy(buf + sizeof(hdr), &cs, CHANNEL_CONNS_LEN(k));
+	return sizeof(hdr) + CHANNEL_CONNS_LEN(k);
+}
+
+/*
+ * The descriptors that come are not the n named (too few, too many): all
+ * are closed and the n connections come back with fd -1, to be counted.
+ * A payload whose n is not its length is malformed: dropped, fds closed.
+ */
+static void test_conns_count_mismatch(void **state)
+{
+	struct pair         *p = *state;
+	unsigned char        buf[sizeof(struct channel_hdr) + sizeof(struct channel_conns)];
+	static const struct { uint32_t named, sent; } cases[] = { { 3, 2 }, { 2, 3 }, { 2, 0 } };
+
+	for (size_t t = 0; t < sizeof(cases) / sizeof(cases[0]); t++) {
+		struct channel_conns got;
+		struct channel_hdr   hdr;
+		int                  pp[4][2], wr[4], fds[CHANNEL_CONNS_MAX], before;
+		size_t               len = conns_raw(buf, cases[t].named, cases[t].named);
+
+		for (uint32_t i = 0; i < cases[t].sent; i++) {
+			make_pipe(pp[i]);
+			wr[i] = pp[i][1];
+		}
+		assert_int_equal(raw_send(p->sv[1], buf, len, wr, (int)cases[t].sent), (ssize_t)len);
+		for (uint32_t i = 0; i < cases[t].sent; i++)
+			close(pp[i][1]);
+		before = count_fds();
+		assert_int_equal(channel_recv_fds(p->sv[0], &hdr, &got, sizeof(got), fds), 1);
+		assert_int_equal(hdr.type, CHANNEL_CONNS);
+		assert_int_equal(got.n, cases[t].named);
+		for (int i = 0; i < CHANNEL_CONNS_MAX; i++)
+			assert_int_equal(fds[i], -1);
+		assert_int_equal(count_fds(), before);
+		for (uint32_t i = 0; i < cases[t].sent; i++) {
+			assert_reader_sees_eof(pp[i][0]);
+			close(pp[i][0]);
+		}
+	}
+	/* n says 3, the payload holds 2 entries: malformed */
+	{
+		struct channel_conns got;
+		struct channel_hdr   hdr;
+		int                  pp[2][2], wr[2], fds[CHANNEL_CONNS_MAX];
+		size_t               len = conns_raw(buf, 3, 2);
+
+		make_pipe(pp[0]);
+		make_pipe(pp[1]);
+		wr[0] = pp[0][1];
+		wr[1] = pp[1][1];
+		assert_int_equal(raw_send(p->sv[1], buf, len, wr, 2), (ssize_t)len);
+		close(pp[0][1]);
+		close(pp[1][1]);
+		errno = 0;
+		assert_int_equal(channel_recv_fds(p->sv[0], &hdr, &got, sizeof(got), fds), -1);
+		assert_int_equal(errno, EBADMSG);
+		assert_int_equal(fds[0], -1);
+		for (int i = 0; i < 2; i++) {
+			assert_reader_sees_eof(pp[i][0]);
+			close(pp[i][0]);
+		}
+	}
+	assert_channel_works(p);
+}
+
+/*
+ * The receiver near its descriptor limit: the kernel installs some of a
+ * CONNS's descriptors and drops the rest (MSG_CTRUNC).  None survives;
+ * all n come back -1.  At the limit itself (none installed), the same.
+ */
+static void test_conns_truncated_by_limit(void **state)
+{
+	struct pair *p = *state;
+
+	for (int room = 0; room <= 2; room += 2) {
+		struct channel_conns got;
+		struct channel_hdr   hdr;
+		struct rlimit        rl, low;
+		int                  pp[6][2], fds[CHANNEL_CONNS_MAX], before, lowest;
+
+		send_conns(p, pp, 6);
+		before = count_fds();
+		lowest = dup(0);
+		assert_true(lowest >= 0);
+		close(lowest);
+		assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+		low = rl;
+		low.rlim_cur = room ? (rlim_t)lowest + (rlim_t)room : 0;
+		assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+		assert_int_equal(channel_recv_fds(p->sv[0], &hdr, &got, sizeof(got), fds), 1);
+		assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+		assert_int_equal(hdr.type, CHANNEL_CONNS);
+		assert_int_equal(got.n, 6);
+		for (int i = 0; i < CHANNEL_CONNS_MAX; i++)
+			assert_int_equal(fds[i], -1);
+		assert_int_equal(count_fds(), before);
+		for (int i = 0; i < 6; i++) {
+			assert_reader_sees_eof(pp[i][0]);
+			close(pp[i][0]);
+		}
+	}
+	assert_channel_works(p);
+}
+
+/* channel_recv (one descriptor at most: the master's) refuses a CONNS whole. */
+static void test_conns_refused_by_channel_recv(void **state)
+{
+	struct pair *p = *state;
+	int          pp[2][2];
+
+	send_conns(p, pp, 2);
+	assert_badmsg(p);
+	for (int i = 0; i < 2; i++) {
+		assert_reader_sees_eof(pp[i][0]);
+		close(pp[i][0]);
+	}
+	assert_channel_works(p);
+}
+
+/* Bounds: no CONNS of 0 or more than CHANNEL_CONNS_MAX. */
+static void test_conns_send_bounds(void **state)
+{
+	struct pair         *p = *state;
+	struct channel_conns cs;
+	int                  fds[CHANNEL_CONNS_MAX] = { 0 };
+
+	memset(&cs, 0, sizeof(cs));
+	errno = 0;
+	assert_int_equal(channel_send_conns(p->sv[1], 1, &cs, fds), -1);
+	assert_int_equal(errno, EINVAL);
+	cs.n = CHANNEL_CONNS_MAX + 1;
+	assert_int_equal(channel_send_conns(p->sv[1], 1, &cs, fds), -1);
+	assert_channel_works(p);
+}
+
 #define PT(f) cmocka_unit_test_setup_teardown(f, setup_pair, teardown_pair)
 
 int main(void)
@@ -1007,6 +1214,11 @@ int main(void)
 		PT(test_bad_unknown_type_with_fd_closes_it),
 		PT(test_bad_conn_wrong_length_with_fd_closes_it),
 		PT(test_bad_then_good_queued),
+		PT(test_conns_round_trip),
+		PT(test_conns_count_mismatch),
+		PT(test_conns_truncated_by_limit),
+		PT(test_conns_refused_by_channel_recv),
+		PT(test_conns_send_bounds),
 		cmocka_unit_test(test_type_name),
 		cmocka_unit_test(test_queue_push_bounds),
 		PT(test_queue_waits_for_room),

@@ -6,6 +6,9 @@
  * clients, a queued control message, a pool of more than 64 workers
  * whose first picks all fail with EAGAIN, and the listener's proxy_protocol
  * flag reaching the worker with each connection, also one held back.
+ * Bursts: connections ready together go to each worker in one message,
+ * no more accepted than there is room for, the per-address cap counting
+ * the batch itself, and a batch kept whole while every channel is full.
  * Slots are set up and loaded only through slot.c's verbs: a worker's
  * load is what it reports (slot_load_report) after taking descriptors.
  */
@@ -69,7 +72,6 @@ static void pool_make(int n, int capacity)
 	conf.clients_per_worker = capacity;
 	m.conf = &conf;
 	m.gen = 1;
-	m.pending_fd = -1;
 	m.ready_fd = -1;
 	for (int i = 0; i < n; i++) {
 		struct worker_slot *s = &m.slots[i];
@@ -111,21 +113,42 @@ static bool fd_is_open(int fd)
 	return fcntl(fd, F_GETFD) != -1;
 }
 
-/* Which slots' peers got a CONN (and how many); the passed fds are closed. */
-static int received_by(int i)
+/*
+ * Calls f(conn, fd) for each connection slot i's peer got, in CONN or
+ * CONNS messages, then closes fd; how many came.
+ */
+static int received_each(int i, void (*f)(const struct channel_conn *, int))
 {
 	struct channel_hdr hdr;
-	unsigned char      payload[CHANNEL_PAYLOAD_MAX];
-	int                fd, n = 0;
+	unsigned char      payload[CHANNEL_RECV_MAX];
+	int                fds[CHANNEL_CONNS_MAX], n = 0;
 
-	while (channel_recv(peer[i], &hdr, payload, sizeof(payload), &fd) == 1) {
+	while (channel_recv_fds(peer[i], &hdr, payload, sizeof(payload), fds) == 1) {
+		struct channel_conns cs;
+
 		if (hdr.type == CHANNEL_CONN) {
-			assert_true(fd >= 0);
-			close(fd);
+			cs.n = 1;
+			memcpy(&cs.conn[0], payload, sizeof(cs.conn[0]));
+		} else if (hdr.type == CHANNEL_CONNS) {
+			memcpy(&cs, payload, hdr.len);
+		} else {
+			continue;
+		}
+		for (uint32_t k = 0; k < cs.n; k++) {
+			assert_true(fds[k] >= 0);
+			if (f != NULL)
+				f(&cs.conn[k], fds[k]);
+			close(fds[k]);
 			n++;
 		}
 	}
 	return n;
+}
+
+/* How many connections slot i's peer got; the passed fds are closed. */
+static int received_by(int i)
+{
+	return received_each(i, NULL);
 }
 
 static void fill_channel(int i)
@@ -345,21 +368,20 @@ static void test_broken_channel(void **state)
 	assert_int_equal(m.slots[0].sent, 0);
 }
 
-/* The flags of the CONN messages slot i's peer got, or -1 when none came. */
+static int64_t last_flags;
+
+static void note_flags(const struct channel_conn *conn, int fd)
+{
+	(void)fd;
+	last_flags = conn->flags;
+}
+
+/* The flags of the last connection slot i's peer got, or -1 when none came. */
 static int64_t received_flags(int i)
 {
-	struct channel_hdr  hdr;
-	struct channel_conn conn;
-	int                 fd;
-	int64_t             flags = -1;
-
-	while (channel_recv(peer[i], &hdr, &conn, sizeof(conn), &fd) == 1) {
-		if (hdr.type == CHANNEL_CONN) {
-			close(fd);
-			flags = conn.flags;
-		}
-	}
-	return flags;
+	last_flags = -1;
+	received_each(i, note_flags);
+	return last_flags;
 }
 
 /* A listener on a free loopback port with one client waiting; the client fd. */
@@ -376,7 +398,7 @@ static int listener_with_client(struct listener *l, bool proxy)
 	l->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
 	assert_true(l->fd >= 0);
 	assert_int_equal(bind(l->fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	assert_int_equal(listen(l->fd, 8), 0);
+	assert_int_equal(listen(l->fd, 32), 0);
 	assert_int_equal(getsockname(l->fd, (struct sockaddr *)&sin, &len), 0);
 	l->addr.proxy_protocol = proxy;
 	c = socket(AF_INET, SOCK_STREAM, 0);
@@ -405,11 +427,11 @@ static void test_flags_follow_the_listener(void **state)
 	c = listener_with_client(&l, true);
 	fill_channel(0);
 	assert_int_equal(handoff_accept(&m, &l), 0);
-	assert_true(m.pending_fd != -1);
+	assert_true(handoff_pending(&m));
 	while (received_flags(0) != -1)
 		;
 	assert_int_equal(handoff_flush_pending(&m), 0);
-	assert_int_equal(m.pending_fd, -1);
+	assert_false(handoff_pending(&m));
 	assert_int_equal(received_flags(0), CHANNEL_CONN_PROXY);
 	close(c);
 	close(l.fd);
@@ -492,6 +514,174 @@ static void test_refused_never_handed_off(void **state)
 	close(l.fd);
 }
 
+/* Messages (CONN or CONNS) waiting on slot i's peer, and the ids they carry; fds closed. */
+static int received_msgs(int i, uint64_t *ids, int *nids)
+{
+	struct channel_hdr hdr;
+	unsigned char      payload[CHANNEL_RECV_MAX];
+	int                fds[CHANNEL_CONNS_MAX], msgs = 0;
+
+	while (channel_recv_fds(peer[i], &hdr, payload, sizeof(payload), fds) == 1) {
+		struct channel_conns cs;
+
+		if (hdr.type != CHANNEL_CONNS && hdr.type != CHANNEL_CONN)
+			continue;
+		if (hdr.type == CHANNEL_CONN) {
+			cs.n = 1;
+			memcpy(&cs.conn[0], payload, sizeof(cs.conn[0]));
+		} else {
+			memcpy(&cs, payload, hdr.len);
+		}
+		msgs++;
+		for (uint32_t k = 0; k < cs.n; k++) {
+			assert_true(fds[k] >= 0);
+			close(fds[k]);
+			ids[(*nids)++] = cs.conn[k].id;
+		}
+	}
+	return msgs;
+}
+
+/* n clients of listener l connected and waiting in its backlog; their fds. */
+static void clients(const struct listener *l, int *c, int n)
+{
+	for (int i = 0; i < n; i++)
+		c[i] = another_client(l);
+}
+
+static void close_all(int *c, int n)
+{
+	for (int i = 0; i < n; i++)
+		close(c[i]);
+}
+
+/*
+ * Ten connections ready at once, two idle workers: each worker gets its
+ * half in one message, numbered 1..10 once each, counted as sent.
+ */
+static void test_burst_one_message_per_worker(void **state)
+{
+	struct listener l;
+	uint64_t        ids[32];
+	int             c[10], nids = 0, seen[11] = { 0 };
+
+	(void)state;
+	pool_make(2, 10);
+	c[0] = listener_with_client(&l, false);
+	clients(&l, c + 1, 9);
+	assert_int_equal(handoff_accept(&m, &l), 0);
+	assert_false(handoff_pending(&m));
+	assert_int_equal(received_msgs(0, ids, &nids), 1);
+	assert_int_equal(nids, 5);
+	assert_int_equal(received_msgs(1, ids, &nids), 1);
+	assert_int_equal(nids, 10);
+	for (int i = 0; i < nids; i++) {
+		assert_true(ids[i] >= 1 && ids[i] <= 10);
+		assert_int_equal(seen[ids[i]]++, 0);
+	}
+	assert_int_equal(m.next_id, 10);
+	assert_int_equal(m.slots[0].sent, 5);
+	assert_int_equal(m.slots[1].sent, 5);
+	close_all(c, 10);
+	close(l.fd);
+}
+
+/* No more is accepted than the workers have room for: the rest wait in the backlog. */
+static void test_burst_bounded_by_room(void **state)
+{
+	struct listener l;
+	uint64_t        ids[32];
+	int             c[5], nids = 0, fd;
+
+	(void)state;
+	pool_make(1, 3);
+	c[0] = listener_with_client(&l, false);
+	clients(&l, c + 1, 4);
+	assert_int_equal(handoff_accept(&m, &l), 0);
+	assert_false(handoff_pending(&m));
+	assert_int_equal(received_msgs(0, ids, &nids), 1);
+	assert_int_equal(nids, 3);
+	assert_false(handoff_has_room(&m));
+	for (int i = 0; i < 2; i++) {               /* still in the backlog */
+		assert_true((fd = accept(l.fd, NULL, NULL)) >= 0);
+		close(fd);
+	}
+	assert_int_equal(accept(l.fd, NULL, NULL), -1);
+	close_all(c, 5);
+	close(l.fd);
+}
+
+/*
+ * max_clients_per_address within one batch: the batch's own connections
+ * count against the cap before they are handed off, so five from one
+ * address at once under a cap of 3 make 3 handed off and 2 reset.
+ */
+static void test_burst_cap_counts_the_batch(void **state)
+{
+	struct listener    l;
+	struct sockaddr_in lo = { .sin_family = AF_INET };
+	uint64_t           over = tally_total(TALLY_OVER_CAP), ids[32];
+	int                c[5], nids = 0;
+
+	(void)state;
+	pool_make(2, 10);
+	conf.max_clients_per_address = 3;
+	lo.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	c[0] = listener_with_client(&l, false);
+	clients(&l, c + 1, 4);
+	assert_int_equal(handoff_accept(&m, &l), 0);
+	received_msgs(0, ids, &nids);
+	received_msgs(1, ids, &nids);
+	assert_int_equal(nids, 3);
+	assert_int_equal(tally_total(TALLY_OVER_CAP), over + 2);
+	assert_int_equal(admit_count(&m, (struct sockaddr *)&lo), 3);
+	assert_reset(c[3]);
+	assert_reset(c[4]);
+	conf.max_clients_per_address = 0;
+	admit_free(&m);
+	close_all(c, 5);
+	close(l.fd);
+}
+
+/*
+ * Every channel full: the batch is kept whole (accepting paused, nothing
+ * numbered); flushed once a worker reads, worker by worker, each once.
+ */
+static void test_burst_kept_while_channels_full(void **state)
+{
+	struct listener l;
+	uint64_t        ids[32];
+	int             c[5], nids = 0;
+
+	(void)state;
+	pool_make(2, 10);
+	fill_channel(0);
+	fill_channel(1);
+	c[0] = listener_with_client(&l, false);
+	clients(&l, c + 1, 3);
+	assert_int_equal(handoff_accept(&m, &l), 0);
+	assert_true(handoff_pending(&m));
+	assert_int_equal(m.pending.n, 4);
+	assert_int_equal(m.next_id, 0);
+	c[4] = another_client(&l);
+	assert_int_equal(handoff_accept(&m, &l), 0);      /* paused: not accepted */
+	assert_int_equal(m.pending.n, 4);
+	assert_int_equal(handoff_flush_pending(&m), -1);
+	received_by(0);                                     /* worker 0 reads its channel */
+	assert_int_equal(handoff_flush_pending(&m), 0);
+	assert_false(handoff_pending(&m));
+	assert_int_equal(received_msgs(0, ids, &nids), 2);  /* its half, then the other's */
+	assert_int_equal(nids, 4);
+	assert_int_equal(m.next_id, 4);
+	assert_int_equal(m.slots[0].sent, 4);
+	assert_int_equal(m.slots[1].sent, 0);
+	/* the fifth, still in the backlog, comes with the next accept */
+	assert_int_equal(handoff_accept(&m, &l), 0);
+	assert_int_equal(received_by(0), 1);
+	close_all(c, 5);
+	close(l.fd);
+}
+
 #define PT(f) cmocka_unit_test_teardown(f, pool_free)
 
 int main(void)
@@ -506,6 +696,10 @@ int main(void)
 		PT(test_broken_channel),
 		PT(test_flags_follow_the_listener),
 		PT(test_refused_never_handed_off),
+		PT(test_burst_one_message_per_worker),
+		PT(test_burst_bounded_by_room),
+		PT(test_burst_cap_counts_the_batch),
+		PT(test_burst_kept_while_channels_full),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

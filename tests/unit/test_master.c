@@ -62,7 +62,6 @@ static int master_setup(void **state)
 	m.options = &opts;
 	m.gen = 1;
 	m.phase = MASTER_RUNNING;
-	m.pending_fd = -1;
 	m.ready_fd = -1;
 	m.pidfile_fd = -1;
 	m.access_fd = -1;

@@ -136,7 +136,6 @@ static void master_make(const char *config_file)
 	m.conf = &c;
 	m.gen = 4;
 	m.phase = MASTER_RUNNING;
-	m.pending_fd = -1;
 	m.ready_fd = -1;
 	m.pidfile_fd = -1;
 	m.access_fd = -1;
