@@ -26,7 +26,6 @@
 #include "privsep.h"
 #include "proctitle.h"
 
-#define HFTPD_VERSION       "1.1.0"
 /* How the binary was built (the Makefile passes the real ones). */
 #ifndef HFTPD_BUILD_CC
 #define HFTPD_BUILD_CC      "cc"
@@ -489,6 +488,8 @@ main_exit(struct master *m)
 		close(m->access_fd);
 	spawn_free_state(m);
 	admit_free(m);
+	status_free(m);
+	listen_close_all(m);
 	log_close();
 }
 
@@ -514,7 +515,7 @@ main(int argc, char **argv)
 	m.pidfile_fd = -1;
 	m.access_fd = -1;
 	m.options = &o;
-	if ((m.conf = malloc(sizeof(*m.conf))) == NULL) {
+	if ((m.conf = malloc(sizeof(*m.conf))) == NULL || status_init(&m) == -1) {
 		fprintf(stderr, "hftpd: out of memory\n");
 		return 1;
 	}
@@ -533,6 +534,7 @@ main(int argc, char **argv)
 		}
 		printf("hftpd: configuration %s is ok\n", o.config_file ? o.config_file : "(defaults)");
 		free(m.conf);
+		status_free(&m);
 		return 0;
 	}
 	main_title(argc, argv);
