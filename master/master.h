@@ -6,15 +6,17 @@
  * layers`, fails on a circle):
  *
  *   main.c -> master.c, reload.c, spawn.c, listen.c, logfiles.c, privsep.c,
- *             signals.c, admit.c, slot.c
+ *             signals.c, admit.c, slot.c, status.c, statusctl.c
  *   master.c -> reload.c, spawn.c, handoff.c, admit.c, slot.c, listen.c,
- *               logfiles.c, signals.c, notify.c
- *   reload.c -> spawn.c, slot.c, listen.c, logfiles.c, notify.c, privsep.c
- *   handoff.c -> slot.c, admit.c
- *   spawn.c -> slot.c, admit.c, privsep.c, signals.c
+ *               logfiles.c, signals.c, notify.c, status.c
+ *   reload.c -> spawn.c, slot.c, listen.c, logfiles.c, notify.c, privsep.c, status.c
+ *   handoff.c -> slot.c, admit.c, status.c
+ *   spawn.c -> slot.c, admit.c, privsep.c, signals.c, status.c
  *   logfiles.c -> privsep.c
- *   slot.c, admit.c, listen.c, notify.c, signals.c, privsep.c call no
- *   other master file.  Only slot.c changes a struct worker_slot.
+ *   status.c -> slot.c, statushttp.c, statuspage.c
+ *   slot.c, admit.c, listen.c, notify.c, signals.c, privsep.c, statushttp.c,
+ *   statuspage.c, statusctl.c call no other master file.  Only slot.c
+ *   changes a struct worker_slot.
  */
 #ifndef HFTPD_MASTER_H
 #define HFTPD_MASTER_H
@@ -185,6 +187,9 @@ int  status_poll_fill(struct master *m, struct pollfd *pfd, int max);
 void status_poll_events(struct master *m, const struct pollfd *pfd, int n);
 /* True while a status connection is open (its deadline needs a short poll). */
 bool status_busy(const struct master *m);
+
+/* statusctl.c: hftpd -s status [--json]; the exit status */
+int  statusctl_run(const struct config *c, bool json);
 
 /* listen.c: the listening sockets */
 /*
