@@ -2,8 +2,9 @@
  * statushttp.c — the status listener's request parser (statushttp.h):
  * "METHOD SP TARGET SP HTTP/1.x CRLF", header lines "Name: value" (not
  * interpreted), a blank line.  Bare LF is accepted as a line end.  Any
- * control byte other than the line ends, and any byte past 0x7e, make
- * the request BAD: a status client sends ASCII.
+ * control byte other than the line ends (a CR only right before an LF),
+ * and any byte past 0x7e, in the head make the request BAD: a status
+ * client sends ASCII.  What follows the head is not looked at.
  */
 #include <string.h>
 
@@ -103,30 +104,39 @@ statushttp_line(const char *s, size_t n, size_t *eol_len)
 	return (long)(lf - s) + 1 - (long)*eol_len;
 }
 
+/* The bytes of a line (its end excluded) are all ones a head may hold. */
+static int
+statushttp_bytes_ok(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!statushttp_byte_ok((unsigned char)s[i]))
+			return 0;
+	}
+	return 1;
+}
+
 enum statushttp_result
 statushttp_parse(const char *buf, size_t len, struct statushttp_request *req)
 {
-	size_t off = 0, eol;
-	long   n;
-	int    first = 1;
+	size_t off = 0, eol, n = len < STATUSHTTP_HEAD_MAX ? len : STATUSHTTP_HEAD_MAX;
+	long   line;
 
+	/* Only the first STATUSHTTP_HEAD_MAX bytes count: an answer other
+	 * than MORE never changes as more bytes come. */
 	memset(req, 0, sizeof(*req));
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)buf[i];
-		if (!statushttp_byte_ok(c) && c != '\r' && c != '\n')
+	while ((line = statushttp_line(buf + off, n - off, &eol)) != -1) {
+		if (!statushttp_bytes_ok(buf + off, (size_t)line))
 			return STATUSHTTP_BAD;
-		if (c == '\r' && (i + 1 < len && buf[i + 1] != '\n'))
+		if (off == 0 && statushttp_request_line(buf, (size_t)line, req) != STATUSHTTP_DONE)
 			return STATUSHTTP_BAD;
+		if (off != 0 && line == 0)
+			return STATUSHTTP_DONE;
+		if (off != 0 && !statushttp_header_ok(buf + off, (size_t)line))
+			return STATUSHTTP_BAD;
+		off += (size_t)line + eol;
 	}
-	while ((n = statushttp_line(buf + off, len - off, &eol)) != -1) {
-		if (first && statushttp_request_line(buf + off, (size_t)n, req) != STATUSHTTP_DONE)
-			return STATUSHTTP_BAD;
-		if (!first && n == 0)
-			return off + eol <= STATUSHTTP_HEAD_MAX ? STATUSHTTP_DONE : STATUSHTTP_TOO_BIG;
-		if (!first && !statushttp_header_ok(buf + off, (size_t)n))
-			return STATUSHTTP_BAD;
-		first = 0;
-		off += (size_t)n + eol;
-	}
+	/* the line under way: a byte it may not hold is wrong already (a CR may end it) */
+	if (n > off && !statushttp_bytes_ok(buf + off, n - off - (buf[n - 1] == '\r')))
+		return STATUSHTTP_BAD;
 	return len >= STATUSHTTP_HEAD_MAX ? STATUSHTTP_TOO_BIG : STATUSHTTP_MORE;
 }

@@ -50,7 +50,8 @@ stats_out_body(struct stats_out *o, enum stream_kind kind, uint64_t start, uint6
 
 	if (f == STATS_OTHER || end <= start)
 		return;
-	if (o->n > 0 && (o->span[o->n - 1].framing == f || o->n == STATS_SPANS)) {
+	if (o->n > 0 && ((o->span[o->n - 1].framing == f && o->span[o->n - 1].end == start) ||
+	    o->n == STATS_SPANS)) {
 		/* the same body going on, or no room: the last span grows */
 		o->span[o->n - 1].end = end;
 		return;
