@@ -268,3 +268,29 @@ def test_status_listener_kept_across_reload(daemon):
         assert inode not in socket_inodes_of(pid), pid
         assert not {i for _, i in conns} & socket_inodes_of(pid), pid
     held.close()
+
+
+def test_totals_survive_a_worker_killed(daemon):
+    """A worker's series keeps counting across its respawn: the dead one's
+    last report stays in the slot's total (a SIGKILLed worker's last second
+    is all that can be lost; here it had reported)."""
+    d = status_daemon(daemon, workers=1)
+    (worker,) = d.workers()
+    with hftp.Client("127.0.0.1", d.port) as c:
+        for _ in range(50):
+            c.metadata("secret.txt")
+
+    def requests_of_slot0():
+        reqs = samples(metrics(d.status_port), "hftpd_requests_total")
+        return sum(v for k, v in reqs.items() if 'worker="0"' in k)
+    assert wait_for(lambda: requests_of_slot0() >= 50, 5 * SCALE, 0.1)
+    before = requests_of_slot0()
+    d.kill(worker)
+    (new,) = d.wait_workers(1, exclude=[worker])
+    assert new != worker
+    assert request(d.port, b"get_metadata secret.txt\r\n").startswith(b"0 OK")
+    assert wait_for(lambda: requests_of_slot0() >= before + 2, 5 * SCALE, 0.1), \
+        requests_of_slot0()
+    text = metrics(d.status_port)
+    assert re.search(r"^hftpd_worker_restarts_total 1$", text, re.M)
+    assert 'hftpd_worker_info{worker="0",generation="1",pid="%d"} 1' % new in text
