@@ -193,7 +193,7 @@ def test_hostile_status_clients(daemon):
         pass
     took = time.monotonic() - t0
     s.close()
-    assert DEADLINE - 0.2 < took < DEADLINE + 1 * SCALE, took
+    assert DEADLINE - 0.2 < took < DEADLINE + 2 * SCALE, took
     # and it still answers
     assert get(d.status_port, "/health")[1] == b"ok\n"
 
@@ -204,13 +204,14 @@ def test_more_than_16_connections(daemon):
             for _ in range(16)]
     time.sleep(0.2)
     extra = socket.create_connection(("127.0.0.1", d.status_port))
-    extra.settimeout(1.0 * SCALE)
+    extra.settimeout(1.5 * SCALE)
     t0 = time.monotonic()
     try:
         assert extra.recv(100) == b""
     except ConnectionResetError:
         pass
-    assert time.monotonic() - t0 < 1.0 * SCALE     # closed at once, not at the deadline
+    # closed at once, not at the 2 s deadline
+    assert time.monotonic() - t0 < 1.5 * SCALE
     extra.close()
     # the HFTP port serves while the status listener is full
     assert request(d.port, b"get_metadata secret.txt\r\n").startswith(b"0 OK")
