@@ -277,6 +277,7 @@ handoff_fill(struct master *m, const struct listener *l, int want, int *accepted
 			m->accept_failing = true;
 			return -1;
 		}
+		status_count(m, STATUS_ACCEPTED);
 		if (m->accept_failing)
 			log_info("accept works again");
 		m->accept_failing = false;
