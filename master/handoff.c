@@ -166,6 +166,7 @@ handoff_accept(struct master *m, const struct listener *l)
 			m->accept_failing = true;
 			return -1;
 		}
+		status_count(m, STATUS_ACCEPTED);
 		if (m->accept_failing)
 			log_info("accept works again");
 		m->accept_failing = false;

@@ -9,6 +9,9 @@
  * are bound to; lines without one are opened as usual.  A passed socket is
  * never closed while the master runs: one no line names (yet, or any more)
  * waits in m->inherited, so a reload can name it again.
+ *
+ * status_listen lines live in the same list, marked addr.status: kept,
+ * passed and inherited alike; the master polls them apart (status.c).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -72,7 +75,7 @@ listen_inherit(struct master *m)
 		int                  fd = LISTEN_FDS_START + (int)i;
 		struct config_listen addr;
 
-		if (listen_sock_text(fd, &addr) == -1 || m->ninherited == CONFIG_LISTEN_MAX) {
+		if (listen_sock_text(fd, &addr) == -1 || m->ninherited == MASTER_LISTENERS_MAX) {
 			log_warnx("socket activation: descriptor %d is not a TCP listener "
 			    "hftpd can use; ignored", fd);
 			continue;
@@ -163,15 +166,22 @@ listen_line(struct master *m, const struct config *c, const struct config_listen
 	return 0;
 }
 
+/* Line i of c's listen lines, then of its status_listen lines. */
+static const struct config_listen *
+listen_nth(const struct config *c, int i)
+{
+	return i < c->nlisten ? &c->listen[i] : &c->status_listen[i - c->nlisten];
+}
+
 int
 listen_open(struct master *m, const struct config *c, char *err, size_t errlen)
 {
-	struct listener next[CONFIG_LISTEN_MAX];
+	struct listener next[MASTER_LISTENERS_MAX];
 	int             n = 0;
 
 	/* config_load refuses duplicate addresses: each old one matches once */
-	for (int i = 0; i < c->nlisten; i++, n++) {
-		if (listen_line(m, c, &c->listen[i], &next[n], err, errlen) == -1)
+	for (int i = 0; i < c->nlisten + c->nstatus_listen; i++, n++) {
+		if (listen_line(m, c, listen_nth(c, i), &next[n], err, errlen) == -1)
 			goto fail;
 	}
 	for (int j = 0; j < m->nlisteners; j++) {
@@ -192,7 +202,8 @@ listen_open(struct master *m, const struct config *c, char *err, size_t errlen)
 	for (int i = 0; i < n; i++) {
 		if (!listen_is_open(m, next[i].fd))
 			log_info("listening on %s%s", next[i].addr.text,
-			    next[i].addr.proxy_protocol ? " (PROXY protocol)" : "");
+			    next[i].addr.proxy_protocol ? " (PROXY protocol)" :
+			    next[i].addr.status ? " (status)" : "");
 	}
 	memcpy(m->listeners, next, sizeof(next[0]) * (size_t)n);
 	m->nlisteners = n;
@@ -208,6 +219,20 @@ fail:
 			close(next[i].fd);
 	}
 	return -1;
+}
+
+void
+listen_close_hftp(struct master *m)
+{
+	int kept = 0;
+
+	for (int i = 0; i < m->nlisteners; i++) {
+		if (m->listeners[i].addr.status)
+			m->listeners[kept++] = m->listeners[i];
+		else
+			close(m->listeners[i].fd);
+	}
+	m->nlisteners = kept;
 }
 
 void

@@ -26,7 +26,6 @@
 #include "privsep.h"
 #include "proctitle.h"
 
-#define HFTPD_VERSION       "1.1.0"
 /* How the binary was built (the Makefile passes the real ones). */
 #ifndef HFTPD_BUILD_CC
 #define HFTPD_BUILD_CC      "cc"
@@ -40,6 +39,9 @@
 #define MAIN_TEST           1
 #define MAIN_TEST_PRINT     2
 
+/* --json: -s status prints the JSON as it came */
+static bool main_json;
+
 static void
 main_usage(FILE *fp)
 {
@@ -47,6 +49,7 @@ main_usage(FILE *fp)
 	    "usage: hftpd [-c FILE] [-d DIR] [-p PORT] [-a ADDR] [-w N] [-n N] [-u USER] [-g GROUP]\n"
 	    "             [-f] [-t | -T] [-h] [-V]\n"
 	    "       hftpd -s reload|quit|stop|reopen [-c FILE]\n"
+	    "       hftpd -s status [--json] [-c FILE]\n"
 	    "  -c FILE  configuration file (key = value lines; default: %s if it exists)\n"
 	    "  -d DIR   directory to serve (default: %s)\n"
 	    "  -p PORT  port to listen on (default: %d)\n"
@@ -61,6 +64,8 @@ main_usage(FILE *fp)
 	    "  -T       check it, then print the effective configuration\n"
 	    "  -s SIG   send reload, quit (graceful), stop (fast) or reopen (logs)\n"
 	    "           to the running master named by the pid file\n"
+	    "  -s status  the running master's workers and counters, as a table\n"
+	    "           (--json: as JSON), read from its status_listen\n"
 	    "  -h, --help     this help\n"
 	    "  -V, --version  version, build and compiled-in paths\n"
 	    "See hftpd(8) and hftpd.conf(5).\n",
@@ -154,12 +159,19 @@ main_signal(const struct config_overrides *o, const char *what)
 	long          pid;
 	int           sig = 0;
 
+	if (strcmp(what, "status") == 0) {
+		if (config_build(o, &c, err, sizeof(err)) == -1) {
+			fprintf(stderr, "hftpd: %s\n", err);
+			return 1;
+		}
+		return statusctl_run(&c, main_json);
+	}
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		if (strcmp(names[i].name, what) == 0)
 			sig = names[i].sig;
 	}
 	if (sig == 0) {
-		fprintf(stderr, "hftpd: -s %s: expected reload, quit, stop or reopen\n", what);
+		fprintf(stderr, "hftpd: -s %s: expected reload, quit, stop, reopen or status\n", what);
 		return 1;
 	}
 	/*
@@ -366,6 +378,7 @@ main_options(int argc, char **argv, struct config_overrides *o, int *test,
 	static const struct option longopts[] = {
 		{ "help",    no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
+		{ "json",    no_argument, NULL, 'J' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
@@ -398,8 +411,13 @@ main_options(int argc, char **argv, struct config_overrides *o, int *test,
 		case 's': *signal_name = optarg; break;
 		case 'h': main_usage(stdout); return 0;
 		case 'V': main_version(); return 0;
+		case 'J': main_json = true; break;
 		default: main_usage(stderr); return 1;
 		}
+	}
+	if (main_json && (*signal_name == NULL || strcmp(*signal_name, "status") != 0)) {
+		fprintf(stderr, "hftpd: --json goes with -s status\n");
+		return 1;
 	}
 	if (optind != argc) {
 		fprintf(stderr, "hftpd: unexpected argument '%s'\n", argv[optind]);
@@ -489,6 +507,8 @@ main_exit(struct master *m)
 		close(m->access_fd);
 	spawn_free_state(m);
 	admit_free(m);
+	status_free(m);
+	listen_close_all(m);
 	log_close();
 }
 
@@ -514,7 +534,7 @@ main(int argc, char **argv)
 	m.pidfile_fd = -1;
 	m.access_fd = -1;
 	m.options = &o;
-	if ((m.conf = malloc(sizeof(*m.conf))) == NULL) {
+	if ((m.conf = malloc(sizeof(*m.conf))) == NULL || status_init(&m) == -1) {
 		fprintf(stderr, "hftpd: out of memory\n");
 		return 1;
 	}
@@ -533,6 +553,7 @@ main(int argc, char **argv)
 		}
 		printf("hftpd: configuration %s is ok\n", o.config_file ? o.config_file : "(defaults)");
 		free(m.conf);
+		status_free(&m);
 		return 0;
 	}
 	main_title(argc, argv);

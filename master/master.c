@@ -29,17 +29,22 @@
 /* Accept failed (EMFILE and friends): stop accepting this long. */
 #define MASTER_ACCEPT_BACKOFF_MS 100
 
-#define MASTER_POLL_MAX         (1 + CONFIG_LISTEN_MAX + MASTER_SLOTS_MAX)
+/* status listeners and connections: a few dozen at most */
+#define MASTER_POLL_STATUS      64
+#define MASTER_POLL_MAX         (1 + MASTER_LISTENERS_MAX + MASTER_SLOTS_MAX + MASTER_POLL_STATUS)
 
 /*
- * One turn's poll set: [0] the signal pipe, then nl listeners (in the order
- * of m->listeners), then channels.
+ * One turn's poll set: [0] the signal pipe, then nl HFTP listeners (lidx:
+ * their places in m->listeners), then channels, then from status_at the
+ * status listener's descriptors (status.c's).
  */
 struct master_pollset {
 	struct pollfd       pfd[MASTER_POLL_MAX];
 	struct worker_slot *owner[MASTER_POLL_MAX];
+	int                 lidx[MASTER_LISTENERS_MAX];
 	int                 n;
 	int                 nl;
+	int                 status_at;
 };
 
 void
@@ -53,10 +58,11 @@ master_ready_report(struct master *m, const char *msg)
 	m->ready_fd = -1;
 }
 
+/* The HFTP listeners close; the status listener answers until the master exits. */
 static void
 master_stop_accepting(struct master *m)
 {
-	listen_close_all(m);
+	listen_close_hftp(m);
 	if (m->pending_fd != -1) {
 		close(m->pending_fd);
 		m->pending_fd = -1;
@@ -199,6 +205,9 @@ master_message(struct master *m, struct worker_slot *s, const struct channel_hdr
 	case CHANNEL_PEER:
 		master_peer_report(m, s, payload);
 		break;
+	case CHANNEL_STATS:
+		status_stats_report(m, s, payload);
+		break;
 	default:
 		log_warnx("worker %d (pid %ld): unexpected %s message dropped",
 		    s->index, (long)s->pid, channel_type_name(hdr->type));
@@ -299,8 +308,12 @@ master_pollset_fill(struct master *m, struct master_pollset *ps)
 	ps->nl = 0;
 	master_pollset_add(ps, signals_fd(), POLLIN, NULL);
 	if (master_accepting(m)) {
-		for (int i = 0; i < m->nlisteners; i++, ps->nl++)
+		for (int i = 0; i < m->nlisteners; i++) {
+			if (m->listeners[i].addr.status)
+				continue;
+			ps->lidx[ps->nl++] = i;
 			master_pollset_add(ps, m->listeners[i].fd, POLLIN, NULL);
+		}
 	}
 	for (int i = 0; i < m->nslots; i++) {
 		struct worker_slot *s = &m->slots[i];
@@ -308,13 +321,18 @@ master_pollset_fill(struct master *m, struct master_pollset *ps)
 			master_pollset_add(ps, s->chan,
 			    POLLIN | (slot_waiting(s) ? POLLOUT : 0), s);
 	}
+	ps->status_at = ps->n;
+	ps->n += status_poll_fill(m, ps->pfd + ps->n, MASTER_POLL_STATUS);
+	for (int i = ps->status_at; i < ps->n; i++)
+		ps->owner[i] = NULL;
 }
 
 static int
 master_poll_timeout(const struct master *m)
 {
 	if (m->pending_fd != -1 || m->phase != MASTER_RUNNING ||
-	    clock_now_ms() < m->accept_resume_ms || spawn_respawn_pending(m))
+	    clock_now_ms() < m->accept_resume_ms || spawn_respawn_pending(m) ||
+	    status_busy(m))
 		return MASTER_POLL_BUSY_MS;
 	return MASTER_POLL_IDLE_MS;
 }
@@ -325,8 +343,14 @@ master_signals(struct master *m, unsigned sigs)
 {
 	bool listeners_kept = true;
 
-	if (sigs & SIGNALS_BIT(SIGCHLD))
+	if (sigs & SIGNALS_BIT(SIGCHLD)) {
+		/* a dead worker's last reports (its final STATS) before it is reaped */
+		for (int i = 0; i < m->nslots; i++) {
+			if (m->slots[i].chan != -1)
+				master_channel(m, &m->slots[i]);
+		}
 		spawn_reap(m);
+	}
 	if (sigs & (SIGNALS_BIT(SIGTERM) | SIGNALS_BIT(SIGINT))) {
 		if (m->phase != MASTER_STOPPING)
 			master_stop_fast(m);
@@ -344,7 +368,7 @@ master_signals(struct master *m, unsigned sigs)
 static void
 master_on_channels(struct master *m, struct master_pollset *ps)
 {
-	for (int i = 1; i < ps->n; i++) {
+	for (int i = 1; i < ps->status_at; i++) {
 		struct worker_slot *s = ps->owner[i];
 		short               ev = ps->pfd[i].revents;
 
@@ -363,8 +387,11 @@ master_on_listeners(struct master *m, struct master_pollset *ps)
 {
 	handoff_flush_pending(m);
 	for (int i = 1; i <= ps->nl; i++) {
-		if ((ps->pfd[i].revents & POLLIN) && handoff_accept(m, &m->listeners[i - 1]) == -1)
+		if ((ps->pfd[i].revents & POLLIN) &&
+		    handoff_accept(m, &m->listeners[ps->lidx[i - 1]]) == -1) {
 			m->accept_resume_ms = clock_now_ms() + MASTER_ACCEPT_BACKOFF_MS;
+			status_count(m, STATUS_ACCEPT_PAUSE);
+		}
 	}
 }
 
@@ -386,8 +413,10 @@ master_run(struct master *m)
 		}
 		m->now_ms = clock_now_ms();
 		/* A handler always writes to the pipe: no byte, no signal. */
-		if (ps.pfd[0].revents && !master_signals(m, signals_take()))
+		if (ps.pfd[0].revents && !master_signals(m, signals_take())) {
 			ps.nl = 0;  /* listener descriptors may have changed under ps */
+			ps.n = ps.status_at;    /* the status listeners' too */
+		}
 		master_on_channels(m, &ps);
 		if (m->phase == MASTER_RUNNING) {
 			master_on_listeners(m, &ps);
@@ -395,6 +424,8 @@ master_run(struct master *m)
 			master_announce(m);
 		}
 		master_deadlines(m);
+		/* after the channels: a reload may have closed a status listener */
+		status_poll_events(m, ps.pfd + ps.status_at, ps.n - ps.status_at);
 		tally_flush(m->now_ms, 0);  /* refusals at accept, once per interval */
 	}
 	tally_flush(clock_now_ms(), 1);

@@ -6,19 +6,22 @@
  * layers`, fails on a circle):
  *
  *   main.c -> master.c, reload.c, spawn.c, listen.c, logfiles.c, privsep.c,
- *             signals.c, admit.c, slot.c
+ *             signals.c, admit.c, slot.c, status.c, statusctl.c
  *   master.c -> reload.c, spawn.c, handoff.c, admit.c, slot.c, listen.c,
- *               logfiles.c, signals.c, notify.c
- *   reload.c -> spawn.c, slot.c, listen.c, logfiles.c, notify.c, privsep.c
- *   handoff.c -> slot.c, admit.c
- *   spawn.c -> slot.c, admit.c, privsep.c, signals.c
+ *               logfiles.c, signals.c, notify.c, status.c
+ *   reload.c -> spawn.c, slot.c, listen.c, logfiles.c, notify.c, privsep.c, status.c
+ *   handoff.c -> slot.c, admit.c, status.c
+ *   spawn.c -> slot.c, admit.c, privsep.c, signals.c, status.c
  *   logfiles.c -> privsep.c
- *   slot.c, admit.c, listen.c, notify.c, signals.c, privsep.c call no
- *   other master file.  Only slot.c changes a struct worker_slot.
+ *   status.c -> slot.c, statushttp.c, statuspage.c
+ *   slot.c, admit.c, listen.c, notify.c, signals.c, privsep.c, statushttp.c,
+ *   statuspage.c, statusctl.c call no other master file.  Only slot.c
+ *   changes a struct worker_slot.
  */
 #ifndef HFTPD_MASTER_H
 #define HFTPD_MASTER_H
 
+#include <poll.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -29,7 +32,11 @@
 #include "config.h"
 #include "slot.h"
 
+#define HFTPD_VERSION       "1.1.0"
+
 #define MASTER_SLOTS_MAX    4096
+/* HFTP listeners and status listeners, in one list (each marked by addr.status). */
+#define MASTER_LISTENERS_MAX (CONFIG_LISTEN_MAX + CONFIG_STATUS_LISTEN_MAX)
 
 /* Installation paths, set by the Makefile from PREFIX and friends. */
 #ifndef HFTPD_CONF_PATH
@@ -38,6 +45,8 @@
 #ifndef HFTPD_ERROR_LOG_FALLBACK
 #define HFTPD_ERROR_LOG_FALLBACK    "/var/log/hftpd/error.log"
 #endif
+
+struct status_state;
 
 struct listener {
 	int                  fd;
@@ -58,9 +67,9 @@ struct master {
 	unsigned            gen;
 	enum master_phase   phase;
 	uint64_t            phase_deadline_ms;
-	struct listener     listeners[CONFIG_LISTEN_MAX];
+	struct listener     listeners[MASTER_LISTENERS_MAX]; /* HFTP and status (addr.status) */
 	int                 nlisteners;
-	struct listener     inherited[CONFIG_LISTEN_MAX]; /* passed, not in use */
+	struct listener     inherited[MASTER_LISTENERS_MAX]; /* passed, not in use */
 	int                 ninherited;
 	struct worker_slot  slots[MASTER_SLOTS_MAX];
 	int                 nslots;
@@ -80,6 +89,7 @@ struct master {
 	const struct config_overrides *options;
 	int                 pidfile_fd;     /* the master's alone: workers never hold it */
 	int                 access_fd;      /* the access log opened for the workers, or -1 */
+	struct status_state *status;        /* status.c's: its connections and counters */
 };
 
 /* master.c: the poll loop and the phases (running, draining, stopping) */
@@ -154,10 +164,42 @@ uint32_t admit_count(struct master *m, const struct sockaddr *sa);
 size_t admit_open_total(const struct master *m);
 void admit_free(struct master *m);
 
+/* status.c: the status listener (HTTP), the counters behind /metrics and /status */
+/* Its state (m->status); -1 when out of memory. */
+int  status_init(struct master *m);
+/* Frees it, closing its connections (also in a forked worker). */
+void status_free(struct master *m);
+enum status_event {
+	STATUS_ACCEPTED,        /* a connection accepted on an HFTP listener */
+	STATUS_ACCEPT_PAUSE,    /* accept failed (EMFILE...): accepting paused */
+	STATUS_RELOAD,          /* a new generation serves */
+	STATUS_WORKER_RESTART,  /* a worker died unasked and is replaced */
+	STATUS_EVENTS
+};
+void status_count(struct master *m, enum status_event ev);
+/* A worker's CHANNEL_STATS. */
+void status_stats_report(struct master *m, const struct worker_slot *s, const void *payload);
+/* Worker s is reaped: its last totals stay its pool index's. */
+void status_worker_gone(struct master *m, const struct worker_slot *s);
+/* The status descriptors to poll (listeners, connections) into pfd; how many. */
+int  status_poll_fill(struct master *m, struct pollfd *pfd, int max);
+/* Their events (pfd as filled), then the connections' deadline. */
+void status_poll_events(struct master *m, const struct pollfd *pfd, int n);
+/* True while a status connection is open (its deadline needs a short poll). */
+bool status_busy(const struct master *m);
+
+/* statusctl.c: hftpd -s status [--json]; the exit status */
+int  statusctl_run(const struct config *c, bool json);
+
 /* listen.c: the listening sockets */
-/* Opens c's listeners, reusing the descriptors of unchanged ones. */
+/*
+ * Opens c's listeners (listen and status_listen lines), reusing the
+ * descriptors of unchanged ones.
+ */
 int  listen_open(struct master *m, const struct config *c, char *err, size_t errlen);
 void listen_close_all(struct master *m);
+/* Closes the HFTP listeners; the status listeners stay (a stop in progress answers). */
+void listen_close_hftp(struct master *m);
 /* Takes the sockets systemd passed (LISTEN_PID/LISTEN_FDS); how many. */
 int  listen_inherit(struct master *m);
 

@@ -127,6 +127,7 @@ spawn_child(struct master *m, int chan)
 	if (m->pidfile_fd != -1)
 		close(m->pidfile_fd);     /* only the master may write or unlock it */
 	admit_free(m);          /* the master's books, not the worker's */
+	status_free(m);         /* its status connections and counters, too */
 	tally_reset();          /* the worker counts its own events */
 	proctitle_set("hftpd: worker process (gen %u)", m->gen);
 	was_root = geteuid() == 0;
@@ -217,6 +218,7 @@ spawn_reap(struct master *m)
 		if (s == NULL)
 			continue;
 		admit_worker_gone(m, pid);  /* its connections are closed */
+		status_worker_gone(m, s);   /* its totals stay its pool index's */
 		if (slot_leaving(s) || m->phase != MASTER_RUNNING || s->gen != m->gen) {
 			log_info("worker %d (pid %ld, gen %u) exited", s->index, (long)pid, s->gen);
 			slot_reaped(s);
@@ -228,6 +230,7 @@ spawn_reap(struct master *m)
 		else
 			log_warnx("worker %d (pid %ld) exited with status %d; replacing it",
 			    s->index, (long)pid, WEXITSTATUS(status));
+		status_count(m, STATUS_WORKER_RESTART);
 		spawn_schedule(m, s);
 		slot_reaped(s);
 	}

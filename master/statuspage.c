@@ -1,5 +1,5 @@
 /*
- * statuspage.c - the status page the status listener serves at GET /.
+ * statuspage.c — the status page the status listener serves at GET /.
  *
  * One self-contained HTML page (no external assets): a few lines of
  * script fetch /status every second and draw the master's line, a table
@@ -7,8 +7,6 @@
  * open connections against its capacity.  Built from /status only, so the
  * page shows nothing a scraper could not already read.
  */
-#include <stddef.h>
-
 #include "statuspage.h"
 
 const char statuspage_html[] =
@@ -97,4 +95,3 @@ const char statuspage_html[] =
     "</body>\n"
     "</html>\n";
 
-const size_t statuspage_html_len = sizeof(statuspage_html) - 1;

@@ -1,12 +1,10 @@
 /*
- * statuspage.h - the status page (GET / on the status listener).
+ * statuspage.h — the status page served at GET / on the status listener:
+ * one self-contained HTML document (no external assets).
  */
-#ifndef STATUSPAGE_H
-#define STATUSPAGE_H
+#ifndef HFTPD_STATUSPAGE_H
+#define HFTPD_STATUSPAGE_H
 
-#include <stddef.h>
-
-extern const char	statuspage_html[];
-extern const size_t	statuspage_html_len;
+extern const char statuspage_html[];
 
 #endif

@@ -18,6 +18,7 @@
 #include "channel.h"
 
 _Static_assert(sizeof(struct channel_closed) <= CHANNEL_PAYLOAD_MAX, "CLOSED too big");
+_Static_assert(sizeof(struct channel_stats) <= CHANNEL_PAYLOAD_MAX, "STATS too big");
 
 struct channel_rule {
 	const char *name;
@@ -35,7 +36,69 @@ static const struct channel_rule channel_rules[CHANNEL_TYPE_MAX] = {
 	[CHANNEL_CLOSED] = { "CLOSED", sizeof(struct channel_closed), 0 },
 	[CHANNEL_PEER]   = { "PEER",   sizeof(struct channel_peer), 0 },
 	[CHANNEL_DROP]   = { "DROP",   sizeof(struct channel_drop), 0 },
+	[CHANNEL_STATS]  = { "STATS",  sizeof(struct channel_stats), 0 },
 };
+
+/* The rows of struct channel_stats, as /metrics labels them. */
+static const char *const channel_stats_commands[CHANNEL_STATS_COMMANDS] = {
+	"get_file_listing", "get_metadata", "get_slice", "help", "quit", "other",
+};
+static const int channel_stats_statuses[CHANNEL_STATS_STATUSES] = {
+	0, 100, 101, 199, 200, 201, 202, 203,
+};
+static const char *const channel_stats_framings[CHANNEL_STATS_FRAMINGS] = {
+	"base64", "raw", "other",
+};
+/* In the order of enum tally_kind (worker/stats.c asserts the count). */
+static const char *const channel_stats_closes[CHANNEL_STATS_CLOSES] = {
+	"client_timeout", "request_timeout", "send_timeout", "proxy_timeout",
+	"proxy_bad", "room", "denied", "over_cap", "untrusted",
+};
+
+const char *
+channel_stats_command_name(unsigned i)
+{
+	return i < CHANNEL_STATS_COMMANDS ? channel_stats_commands[i] : NULL;
+}
+
+int
+channel_stats_status_code(unsigned i)
+{
+	return i < CHANNEL_STATS_STATUSES ? channel_stats_statuses[i] : -1;
+}
+
+const char *
+channel_stats_framing_name(unsigned i)
+{
+	return i < CHANNEL_STATS_FRAMINGS ? channel_stats_framings[i] : NULL;
+}
+
+const char *
+channel_stats_close_name(unsigned i)
+{
+	return i < CHANNEL_STATS_CLOSES ? channel_stats_closes[i] : NULL;
+}
+
+unsigned
+channel_stats_command_row(const char *name, size_t len)
+{
+	for (unsigned i = 0; i + 1 < CHANNEL_STATS_COMMANDS; i++) {
+		if (strlen(channel_stats_commands[i]) == len &&
+		    memcmp(channel_stats_commands[i], name, len) == 0)
+			return i;
+	}
+	return CHANNEL_STATS_COMMANDS - 1;
+}
+
+unsigned
+channel_stats_status_row(int code)
+{
+	for (unsigned i = 0; i < CHANNEL_STATS_STATUSES; i++) {
+		if (channel_stats_statuses[i] == code)
+			return i;
+	}
+	return 0;
+}
 
 const char *
 channel_type_name(uint32_t type)

@@ -19,6 +19,7 @@ enum channel_type {
 	CHANNEL_CLOSED,     /* worker -> master: struct channel_closed */
 	CHANNEL_PEER,       /* worker -> master: struct channel_peer */
 	CHANNEL_DROP,       /* master -> worker: struct channel_drop */
+	CHANNEL_STATS,      /* worker -> master: struct channel_stats */
 	CHANNEL_TYPE_MAX
 };
 
@@ -77,7 +78,26 @@ struct channel_drop {
 	uint64_t id;
 };
 
-#define CHANNEL_PAYLOAD_MAX 64
+/*
+ * A worker's counters since it started (totals, not deltas: a lost
+ * message loses nothing), sent at most once a second when they changed,
+ * and at drain and exit.  The master keeps, per pool index and generation,
+ * the totals of the workers that died before (status.c).  The names of
+ * the rows are channel_stats_*_name().
+ */
+#define CHANNEL_STATS_COMMANDS  6   /* get_file_listing get_metadata get_slice help quit other */
+#define CHANNEL_STATS_STATUSES  8   /* 0 100 101 199 200 201 202 203 */
+#define CHANNEL_STATS_FRAMINGS  3   /* base64 (and fragments), raw, other */
+#define CHANNEL_STATS_CLOSES    9   /* the worker's tally kinds (tally.h) */
+struct channel_stats {
+	uint64_t requests[CHANNEL_STATS_COMMANDS][CHANNEL_STATS_STATUSES];
+	uint64_t sent[CHANNEL_STATS_FRAMINGS];  /* bytes written to client sockets */
+	uint64_t received;                      /* connections from the master */
+	uint64_t closed[CHANNEL_STATS_CLOSES];  /* closed by a deadline, for room, refused */
+	uint64_t log_lost;                      /* access-log lines dropped */
+};
+
+#define CHANNEL_PAYLOAD_MAX 512
 
 /* Creates a SOCK_SEQPACKET pair, close-on-exec; 0 / -1. */
 int  channel_pair(int sv[2]);
@@ -103,6 +123,16 @@ int  channel_recv(int sock, struct channel_hdr *hdr, void *payload,
 	    size_t payload_max, int *fd);
 
 const char *channel_type_name(uint32_t type);
+
+/* Row names of struct channel_stats (NULL past the end). */
+const char *channel_stats_command_name(unsigned i);
+int         channel_stats_status_code(unsigned i);     /* -1 past the end */
+const char *channel_stats_framing_name(unsigned i);
+const char *channel_stats_close_name(unsigned i);
+/* The command row of a command's name (len bytes); the last row for any other. */
+unsigned    channel_stats_command_row(const char *name, size_t len);
+/* The status row of a status code; 0 (OK's) for a code it does not know. */
+unsigned    channel_stats_status_row(int code);
 
 /*
  * An outgoing queue for messages that must not be lost when the peer's

@@ -5,7 +5,7 @@
  *
  * Format: one "key = value" per line; '#' starts a comment at the start of
  * a line or after white space; blank lines are ignored.  Single-valued keys
- * may appear once; "listen", "allow", "deny" and "proxy_trusted" may
+ * may appear once; "listen", "status_listen", "allow", "deny" and "proxy_trusted" may
  * repeat, and keep the order of the file (allow and deny lines make one
  * list: the first entry that matches a client decides).  Relative paths resolve against the
  * folder of the config file.
@@ -25,6 +25,7 @@
 
 enum config_type {
 	CONFIG_LISTEN,      /* repeatable listen address */
+	CONFIG_STATUS_LISTEN, /* repeatable status listener address */
 	CONFIG_PATH,        /* a path; relative resolves against the file's folder */
 	CONFIG_LOGPATH,     /* "stderr" | "syslog" | path */
 	CONFIG_OFFPATH,     /* "off" | path */
@@ -53,6 +54,7 @@ struct config_key {
 
 static const struct config_key config_keys[] = {
 	KEY("listen",             CONFIG_LISTEN,   listen,             0, 0),
+	KEY("status_listen",      CONFIG_STATUS_LISTEN, status_listen, 0, 0),
 	KEY("directory",          CONFIG_PATH,     directory,          0, 0),
 	KEY("workers",            CONFIG_WORKERS,  workers,            1, CONFIG_WORKERS_MAX),
 	KEY("clients_per_worker", CONFIG_INT,      clients_per_worker, 1, CONFIG_CLIENTS_MAX),
@@ -318,6 +320,30 @@ config_set_listen(struct config *c, const char *value, char *err, size_t errlen)
 	return 0;
 }
 
+/* "ADDR:PORT" of a status listener (HTTP: /metrics, /status, /health, /). */
+static int
+config_set_status_listen(struct config *c, const char *value, char *err, size_t errlen)
+{
+	struct config_listen *l = &c->status_listen[c->nstatus_listen];
+
+	if (c->nstatus_listen == CONFIG_STATUS_LISTEN_MAX) {
+		config_error(err, errlen, "too many status_listen lines (at most %d)",
+		    CONFIG_STATUS_LISTEN_MAX);
+		return -1;
+	}
+	if (config_parse_listen(value, l, err, errlen) == -1)
+		return -1;
+	l->status = true;
+	for (int i = 0; i < c->nstatus_listen; i++) {
+		if (strcmp(c->status_listen[i].text, l->text) == 0) {
+			config_error(err, errlen, "status_listen '%s' given twice", value);
+			return -1;
+		}
+	}
+	c->nstatus_listen++;
+	return 0;
+}
+
 /* PATH, LOGPATH ("stderr" | "syslog" | path), OFFPATH ("off" | path). */
 static int
 config_set_path(const struct config_key *k, char *field, const char *value,
@@ -454,6 +480,8 @@ config_set(struct config *c, const struct config_key *k, const char *value,
 	}
 	case CONFIG_LISTEN:
 		return config_set_listen(c, value, err, errlen);
+	case CONFIG_STATUS_LISTEN:
+		return config_set_status_listen(c, value, err, errlen);
 	case CONFIG_PATH:
 	case CONFIG_LOGPATH:
 	case CONFIG_OFFPATH:
@@ -515,6 +543,7 @@ struct config_reader {
 	unsigned    lineno;
 	unsigned    seen[CONFIG_NKEYS];     /* line that set each key, 0 = not yet */
 	int         nlisten;                /* listen lines of this file so far */
+	int         nstatus;                /* status_listen lines of this file so far */
 };
 
 /* Applies one line to c; 0 / -1 with msg (the caller adds FILE:LINE). */
@@ -555,7 +584,8 @@ config_line(struct config *c, struct config_reader *r, char *line,
 		config_error(msg, msglen, "%s: missing value", key);
 		return -1;
 	}
-	if (k->type != CONFIG_LISTEN && k->type != CONFIG_ACL && r->seen[k - config_keys]) {
+	if (k->type != CONFIG_LISTEN && k->type != CONFIG_STATUS_LISTEN && k->type != CONFIG_ACL &&
+	    r->seen[k - config_keys]) {
 		config_error(msg, msglen, "%s: duplicate key (first set on line %u)",
 		    key, r->seen[k - config_keys]);
 		return -1;
@@ -566,6 +596,10 @@ config_line(struct config *c, struct config_reader *r, char *line,
 		c->nlisten = 0;     /* the file's listen lines replace earlier ones */
 	if (k->type == CONFIG_LISTEN && c->nlisten < CONFIG_LISTEN_MAX)
 		c->listen_line[c->nlisten] = r->lineno;
+	if (k->type == CONFIG_STATUS_LISTEN && r->nstatus++ == 0)
+		c->nstatus_listen = 0;
+	if (k->type == CONFIG_STATUS_LISTEN && c->nstatus_listen < CONFIG_STATUS_LISTEN_MAX)
+		c->status_listen_line[c->nstatus_listen] = r->lineno;
 	return config_set(c, k, value, r->base, r->lineno, msg, msglen);
 }
 
@@ -646,6 +680,7 @@ config_format(const struct config_key *k, const struct config *c, char *out, siz
 		snprintf(out, outlen, "%s", *(const bool *)field ? "yes" : "no");
 		break;
 	case CONFIG_LISTEN:
+	case CONFIG_STATUS_LISTEN:
 	case CONFIG_ACL:
 		snprintf(out, outlen, "(none)");
 		break;
@@ -713,6 +748,22 @@ config_print_acl(const struct config *c, const struct config_key *k, FILE *fp)
 	return true;
 }
 
+/* status_listen lines; none: a comment, so that -T's output stays a valid file. */
+static void
+config_print_status_listen(const struct config *c, size_t i, FILE *fp)
+{
+	char origin[PATH_MAX + 32];
+
+	if (c->nstatus_listen == 0)
+		fprintf(fp, "#%-17s = %-30s # default\n", config_keys[i].name, "(none)");
+	for (int j = 0; j < c->nstatus_listen; j++) {
+		config_origin(c, i, c->key_line[i] != 0 ? c->status_listen_line[j] : 0,
+		    origin, sizeof(origin));
+		fprintf(fp, "%-18s = %-30s # %s\n", config_keys[i].name, c->status_listen[j].text,
+		    origin);
+	}
+}
+
 void
 config_print(const struct config *c, const struct config_ids *ids, FILE *fp)
 {
@@ -731,6 +782,10 @@ config_print(const struct config *c, const struct config_ids *ids, FILE *fp)
 				    c->listen[j].proxy_protocol ? " " CONFIG_LISTEN_PROXY : "");
 				fprintf(fp, "%-18s = %-30s # %s\n", k->name, value, origin);
 			}
+			continue;
+		}
+		if (k->type == CONFIG_STATUS_LISTEN) {
+			config_print_status_listen(c, i, fp);
 			continue;
 		}
 		if (k->type == CONFIG_ACL && config_print_acl(c, k, fp))
@@ -771,6 +826,15 @@ config_finish(struct config *c, char *err, size_t errlen)
 		if (config_parse_listen(text, &c->listen[0], err, errlen) == -1)
 			return -1;
 		c->nlisten = 1;
+	}
+	for (int i = 0; i < c->nstatus_listen; i++) {
+		for (int j = 0; j < c->nlisten; j++) {
+			if (strcmp(c->status_listen[i].text, c->listen[j].text) == 0) {
+				config_error(err, errlen, "status_listen %s: also a listen address "
+				    "(the status listener is never the HFTP port)", c->listen[j].text);
+				return -1;
+			}
+		}
 	}
 	if (c->workers == 0) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);

@@ -15,6 +15,8 @@
 #include "acl.h"
 
 #define CONFIG_LISTEN_MAX   16
+/* status_listen lines: the status listener (HTTP: /metrics, /status, /health). */
+#define CONFIG_STATUS_LISTEN_MAX 4
 /* Room for the keys' table (config_keys in config.c has fewer). */
 #define CONFIG_KEYS_MAX     32
 #define CONFIG_ERR_MAX      (PATH_MAX + 256)
@@ -66,6 +68,7 @@ struct config_listen {
 	socklen_t               addrlen;
 	char                    text[80];     /* "127.0.0.1:19500", "[::1]:19500" */
 	bool                    proxy_protocol; /* each connection starts with a PROXY header */
+	bool                    status;       /* a status_listen line: HTTP status, never HFTP */
 };
 /* The word after a listen address that sets proxy_protocol. */
 #define CONFIG_LISTEN_PROXY "proxy_protocol"
@@ -77,6 +80,9 @@ struct config {
 	unsigned             listen_line[CONFIG_LISTEN_MAX];
 	struct config_listen listen[CONFIG_LISTEN_MAX];
 	int                  nlisten;
+	unsigned             status_listen_line[CONFIG_STATUS_LISTEN_MAX];
+	struct config_listen status_listen[CONFIG_STATUS_LISTEN_MAX]; /* .status set */
+	int                  nstatus_listen;
 	char                 directory[PATH_MAX];   /* absolute */
 	int                  workers;               /* 0 = auto (online CPUs) */
 	int                  clients_per_worker;

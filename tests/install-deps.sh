@@ -3,7 +3,8 @@
 # system python3), valgrind, clang and its sanitizer / libFuzzer runtimes,
 # haproxy and iproute2 (the namespace suite), openssl (test certificates),
 # the Debian packaging tools (dpkg-dev, debhelper, dh-python, lintian),
-# mandoc, systemd's tools and logrotate, gcovr (make coverage).  Debian packages only; runs apt-get
+# mandoc, systemd's tools and logrotate, gcovr (make coverage), prometheus
+# (promtool).  Debian packages only; runs apt-get
 # as root, or through sudo when not root.  Safe to run again: it installs
 # nothing present, and needs no privilege when nothing is missing.
 set -eu
@@ -37,6 +38,8 @@ have lintian || missing="$missing lintian"
 have mandoc || missing="$missing mandoc"
 have systemd-socket-activate || missing="$missing systemd"
 have logrotate || missing="$missing logrotate"
+# promtool (Debian's prometheus package) checks the status listener's /metrics.
+have promtool || missing="$missing prometheus"
 have git || missing="$missing git"
 have valgrind || missing="$missing valgrind"
 # make coverage: gcov comes with gcc, gcovr sums it up.

@@ -35,6 +35,7 @@ static char     access_buf[ACCESS_BUF];
 static size_t   access_len;
 static uint64_t access_last_flush_s;
 static uint64_t access_lost;        /* lines dropped in this failing episode */
+static uint64_t access_lost_all;    /* lines dropped since the worker started */
 static bool     access_failing;     /* warned once; info when it writes again */
 
 void
@@ -166,12 +167,19 @@ access_lost_lines(void)
 	return access_lost;
 }
 
+uint64_t
+access_lost_total(void)
+{
+	return access_lost_all;
+}
+
 void
 access_close(void)
 {
 	access_flush(true);
 	if (access_fd != -1 && access_len > 0) {
 		access_lost += access_lines(access_buf, access_len);
+		access_lost_all += access_lines(access_buf, access_len);
 		log_warnx("access_log %s: %" PRIu64 " lines were lost", access_path, access_lost);
 	}
 	if (access_fd != -1)
@@ -268,6 +276,7 @@ access_end(struct access_pending *a, enum status status)
 		access_flush(true);
 	if (access_len + (size_t)n > sizeof(access_buf)) {
 		access_lost++;      /* the file takes nothing: this line is lost whole */
+		access_lost_all++;
 		goto done;
 	}
 	memcpy(access_buf + access_len, line, (size_t)n);

@@ -40,6 +40,8 @@ void access_flush(bool force);
 void access_close(void);
 /* Lines dropped in the current failing episode (0 when it writes). */
 uint64_t access_lost_lines(void);
+/* Lines dropped since the worker started (for its counters). */
+uint64_t access_lost_total(void);
 
 /*
  * Begins the record of the response to the request p holds, from the

@@ -262,6 +262,7 @@ client_answer_line(struct client *c, enum request_result res)
 		client_apply(c, &reply);
 	} else
 		client_status(c, c->parser.status);
+	stats_request(&c->parser, c->status);
 	access_count(c->access, buffer_len(&c->out) - before);
 	if (c->state != CLIENT_STREAMING)
 		client_response_end(c);
@@ -412,6 +413,8 @@ client_fill_queue(struct client *c)
 		before = buffer_len(&c->out);
 		r = stream_fill(&c->stream, &c->out, c->ctx->now_ms);
 		access_count(c->access, buffer_len(&c->out) - before);
+		stats_out_body(&c->stats_out, c->stream.kind, c->sent + before,
+		    c->sent + buffer_len(&c->out));
 		if (r == STREAM_MORE)
 			return;         /* body still coming: wait for room */
 		if (r != STREAM_DONE) {
@@ -490,6 +493,7 @@ client_send(struct client *c)
 	n = send(c->fd, buffer_head(&c->out), len, MSG_NOSIGNAL);
 	if (n >= 0) {
 		buffer_consume(&c->out, (size_t)n);
+		stats_out_sent(&c->stats_out, c->sent, (uint64_t)n);
 		c->sent += (uint64_t)n;
 		c->kernel_unsent = true;
 		c->last_active = c->send_progress = now;

@@ -29,6 +29,7 @@
 #include "files.h"
 #include "protocol.h"
 #include "request.h"
+#include "stats.h"
 #include "stream.h"
 #include "tally.h"
 
@@ -127,6 +128,7 @@ struct client {
 	struct buffer          in;          /* a pool block while holding bytes */
 	struct buffer          out;
 	struct stream          stream;      /* while STREAMING */
+	struct stats_out       stats_out;   /* framing of the body bytes queued */
 	struct access_pending *access;      /* the response under way, when logging */
 	struct request_parser  parser;
 	struct client_ctx     *ctx;

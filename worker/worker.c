@@ -34,6 +34,7 @@
 #include "net.h"
 #include "proctitle.h"
 #include "room.h"
+#include "stats.h"
 #include "tally.h"
 #include "worker.h"
 
@@ -243,6 +244,7 @@ static void
 worker_add_client(struct worker *w, int fd, uint64_t id, bool proxy)
 {
 	w->received++;
+	stats_received();
 	if (fd == -1) {
 		/* The kernel dropped the descriptor: our limit.  Counted, not served. */
 		if (!w->fd_lost)
@@ -496,6 +498,7 @@ worker_channel_read(struct worker *w)
 			log_info("draining: %d clients left", w->nclients);
 			proctitle_set("hftpd: worker process (gen %u, draining)", w->ctx.gen);
 			w->draining = true;
+			stats_report(w->ctx.chan, w->ctx.gen, true);
 			break;
 		case CHANNEL_STOP:
 			w->stopping = true;
@@ -518,6 +521,7 @@ worker_setup(struct worker *w, const struct config *conf, unsigned gen, int chan
 {
 	memset(w, 0, sizeof(*w));
 	tally_reset();      /* the master's counts are not this worker's */
+	stats_reset();
 	w->ctx.files.dirfd = -1;
 	w->ctx.conf = conf;
 	w->ctx.gen = gen;
@@ -593,7 +597,8 @@ worker_test_hook(void)
 
 /*
  * Once a second: clients past a deadline closed, quiet ones cooled, old
- * mappings dropped, the tally of closes logged when its interval is over.
+ * mappings dropped, the tally of closes logged when its interval is over,
+ * the counters sent to the master when they changed.
  */
 static void
 worker_sweep(struct worker *w)
@@ -608,6 +613,7 @@ worker_sweep(struct worker *w)
 	worker_admit_waiting(w, true);
 	filemap_sweep(w->ctx.now_ms);
 	tally_flush(w->ctx.now_ms, 0);
+	stats_report(w->ctx.chan, w->ctx.gen, false);
 }
 
 /* One poll turn: the clients with events, then the channel; 0, 1 when the master is gone, -1 on error. */
@@ -702,6 +708,8 @@ worker_main(const struct config *conf, unsigned gen, int chan, int access_fd)
 	rc = 0;
 done:
 	worker_exit_report();
+	access_flush(true);     /* lines it could not write count as lost */
+	stats_report(w.ctx.chan, w.ctx.gen, true);
 	worker_teardown(&w);
 	log_close();
 	return rc;
