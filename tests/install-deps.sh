@@ -4,7 +4,8 @@
 # haproxy and iproute2 (the namespace suite), openssl (test certificates),
 # the Debian packaging tools (dpkg-dev, debhelper, dh-python, lintian),
 # mandoc, systemd's tools and logrotate, gcovr (make coverage), prometheus
-# (promtool).  Debian packages only; runs apt-get
+# (promtool, and a real Prometheus scraping /metrics), chromium (the status
+# page in a headless browser).  Debian packages only; runs apt-get
 # as root, or through sudo when not root.  Safe to run again: it installs
 # nothing present, and needs no privilege when nothing is missing.
 set -eu
@@ -42,6 +43,9 @@ have logrotate || missing="$missing logrotate"
 have promtool || missing="$missing prometheus"
 have git || missing="$missing git"
 have valgrind || missing="$missing valgrind"
+# The status page in a real browser, headless (test_status_page.py); the
+# prometheus package above also runs test_prometheus.py's real scrape.
+have chromium || missing="$missing chromium"
 # make coverage: gcov comes with gcc, gcovr sums it up.
 have gcovr || missing="$missing gcovr"
 have cc || missing="$missing gcc"
