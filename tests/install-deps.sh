@@ -5,7 +5,8 @@
 # the Debian packaging tools (dpkg-dev, debhelper, dh-python, lintian),
 # mandoc, systemd's tools and logrotate, gcovr (make coverage), prometheus
 # (promtool, and a real Prometheus scraping /metrics), chromium (the status
-# page in a headless browser).  Debian packages only; runs apt-get
+# page in a headless browser), gnuplot (bench/plot-metrics).  Debian
+# packages only; runs apt-get
 # as root, or through sudo when not root.  Safe to run again: it installs
 # nothing present, and needs no privilege when nothing is missing.
 set -eu
@@ -46,6 +47,8 @@ have valgrind || missing="$missing valgrind"
 # The status page in a real browser, headless (test_status_page.py); the
 # prometheus package above also runs test_prometheus.py's real scrape.
 have chromium || missing="$missing chromium"
+# bench/plot-metrics draws with gnuplot (test_plot_metrics.py).
+have gnuplot || missing="$missing gnuplot-nox"
 # make coverage: gcov comes with gcc, gcovr sums it up.
 have gcovr || missing="$missing gcovr"
 have cc || missing="$missing gcc"
