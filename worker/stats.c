@@ -113,8 +113,10 @@ stats_report(int chan, unsigned gen, bool force)
 		stats_told = msg;
 		return;
 	}
-	/* the channel is full: the totals go with the next report */
-	if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS)
+	/* the channel is full: the totals go with the next report; the master
+	 * gone (the worker exits on its own then): nobody to tell */
+	if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS && errno != EPIPE &&
+	    errno != ECONNRESET)
 		log_warn("channel: send STATS");
 }
 

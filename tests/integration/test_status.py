@@ -18,7 +18,10 @@ import time
 
 import pytest
 
-from conftest import SCALE, free_port, request, wait_for
+from conftest import (
+    SCALE, TCP_ESTABLISHED, free_port, listener_inode, request,
+    socket_inodes_of, tcp_sockets, wait_for,
+)
 
 import hftp  # noqa: E402  (conftest put <repo>/client on sys.path)
 
@@ -237,8 +240,16 @@ def test_health_says_draining_during_graceful_stop(daemon):
 
 
 def test_status_listener_kept_across_reload(daemon):
+    """The same socket before and after (no gap), and never a worker's:
+    not even a worker forked while a status connection is open holds it."""
     d = status_daemon(daemon)
     old = d.workers()
+    inode = listener_inode(d.status_port)
+    assert inode is not None
+    held = socket.create_connection(("127.0.0.1", d.status_port))
+    conns = wait_for(lambda: tcp_sockets(d.status_port, TCP_ESTABLISHED),
+                     5 * SCALE, 0.01)
+    assert conns, "the master did not accept the status connection"
     assert d.ctl("reload").returncode == 0
     assert d.wait_log(r"configuration reloaded: generation 2")
 
@@ -252,3 +263,34 @@ def test_status_listener_kept_across_reload(daemon):
     assert sorted(w["pid"] for w in json.loads(
         get(d.status_port, "/status")[1])["workers"]
         if w["generation"] == 2) == new
+    assert listener_inode(d.status_port) == inode
+    for pid in new:
+        assert inode not in socket_inodes_of(pid), pid
+        assert not {i for _, i in conns} & socket_inodes_of(pid), pid
+    held.close()
+
+
+def test_totals_survive_a_worker_killed(daemon):
+    """A worker's series keeps counting across its respawn: the dead one's
+    last report stays in the slot's total (a SIGKILLed worker's last second
+    is all that can be lost; here it had reported)."""
+    d = status_daemon(daemon, workers=1)
+    (worker,) = d.workers()
+    with hftp.Client("127.0.0.1", d.port) as c:
+        for _ in range(50):
+            c.metadata("secret.txt")
+
+    def requests_of_slot0():
+        reqs = samples(metrics(d.status_port), "hftpd_requests_total")
+        return sum(v for k, v in reqs.items() if 'worker="0"' in k)
+    assert wait_for(lambda: requests_of_slot0() >= 50, 5 * SCALE, 0.1)
+    before = requests_of_slot0()
+    d.kill(worker)
+    (new,) = d.wait_workers(1, exclude=[worker])
+    assert new != worker
+    assert request(d.port, b"get_metadata secret.txt\r\n").startswith(b"0 OK")
+    assert wait_for(lambda: requests_of_slot0() >= before + 2, 5 * SCALE, 0.1), \
+        requests_of_slot0()
+    text = metrics(d.status_port)
+    assert re.search(r"^hftpd_worker_restarts_total 1$", text, re.M)
+    assert 'hftpd_worker_info{worker="0",generation="1",pid="%d"} 1' % new in text

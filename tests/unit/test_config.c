@@ -866,6 +866,62 @@ static void test_print_effective_user(void **state)
 	free(out);
 }
 
+/* A temporary config file holding text; its path in path. */
+static void write_temp_conf(char *path, size_t len, const char *text)
+{
+	int fd;
+
+	snprintf(path, len, "/tmp/hftpd-test-config-XXXXXX");
+	assert_true((fd = mkstemp(path)) != -1);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+}
+
+/* status_listen: repeatable, marked, printed by -T; never a listen address. */
+static void test_status_listen(void **state)
+{
+	struct config_overrides o = { .foreground = true };
+	struct config c;
+	char file[PATH_MAX], err[CONFIG_ERR_MAX] = "", *out = NULL;
+	size_t outlen = 0;
+	FILE *fp;
+
+	(void)state;
+	assert_int_equal(config_build(&o, &c, err, sizeof(err)), 0);
+	assert_int_equal(c.nstatus_listen, 0);
+	assert_non_null(fp = open_memstream(&out, &outlen));
+	config_print(&c, NULL, fp);
+	fclose(fp);
+	assert_non_null(strstr(out, "#status_listen     = (none)"));
+	free(out);
+	write_temp_conf(file, sizeof(file), "listen = 127.0.0.1:19500\n"
+	    "status_listen = 127.0.0.1:19501\nstatus_listen = [::1]:19501\n");
+	o.config_file = file;
+	assert_int_equal(config_build(&o, &c, err, sizeof(err)), 0);
+	assert_int_equal(c.nlisten, 1);
+	assert_int_equal(c.nstatus_listen, 2);
+	assert_true(c.status_listen[0].status && c.status_listen[1].status);
+	assert_false(c.listen[0].status);
+	assert_string_equal(c.status_listen[1].text, "[::1]:19501");
+	assert_non_null(fp = open_memstream(&out, &outlen));
+	config_print(&c, NULL, fp);
+	fclose(fp);
+	assert_non_null(strstr(out, "status_listen      = 127.0.0.1:19501"));
+	assert_non_null(strstr(out, ":3\n"));
+	free(out);
+	unlink(file);
+	write_temp_conf(file, sizeof(file), "status_listen = 127.0.0.1:19501\n"
+	    "status_listen = 127.0.0.1:19501\n");
+	assert_int_equal(config_build(&o, &c, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, ":2: status_listen '127.0.0.1:19501' given twice"));
+	unlink(file);
+	write_temp_conf(file, sizeof(file), "listen = 127.0.0.1:19501\n"
+	    "status_listen = 127.0.0.1:19501\n");
+	assert_int_equal(config_build(&o, &c, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "status_listen 127.0.0.1:19501: also a listen address"));
+	unlink(file);
+}
+
 /* Capacity, the one definition: clients_per_worker, or what the open-file limit holds. */
 static void test_capacity(void **state)
 {
@@ -905,6 +961,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_status_listen),
 		cmocka_unit_test(test_load_good),
 		cmocka_unit_test(test_load_good_crlf),
 		cmocka_unit_test(test_load_relative_file_names),
