@@ -4,7 +4,9 @@
 # haproxy and iproute2 (the namespace suite), openssl (test certificates),
 # the Debian packaging tools (dpkg-dev, debhelper, dh-python, lintian),
 # mandoc, systemd's tools and logrotate, gcovr (make coverage), strace (the
-# metadata cache's system-call count), prometheus (promtool).  Debian
+# metadata cache's system-call count), prometheus (promtool, and a real
+# Prometheus scraping /metrics), chromium (the status page in a headless
+# browser), gnuplot (bench/plot-metrics).  Debian
 # packages only; runs apt-get
 # as root, or through sudo when not root.  Safe to run again: it installs
 # nothing present, and needs no privilege when nothing is missing.
@@ -45,6 +47,11 @@ have git || missing="$missing git"
 have valgrind || missing="$missing valgrind"
 # test_metadata_cache.py counts a worker's stat and open calls.
 have strace || missing="$missing strace"
+# The status page in a real browser, headless (test_status_page.py); the
+# prometheus package above also runs test_prometheus.py's real scrape.
+have chromium || missing="$missing chromium"
+# bench/plot-metrics draws with gnuplot (test_plot_metrics.py).
+have gnuplot || missing="$missing gnuplot-nox"
 # make coverage: gcov comes with gcc, gcovr sums it up.
 have gcovr || missing="$missing gcovr"
 have cc || missing="$missing gcc"

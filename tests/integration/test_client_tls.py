@@ -237,14 +237,17 @@ def test_bad_cafile(tmp_path, certs):
 
 # -- HAProxy: conf/haproxy-tls.cfg as shipped, on one machine -------------------
 
-def documented_hftpd_lines(port):
+def documented_hftpd_lines(port, status):
     """The hftpd.conf lines conf/haproxy-tls.cfg's comment gives for HAProxy
-    on the same machine, with the test's port for 19500."""
+    on the same machine, with the test's ports for 19500 and the status
+    listener's 19502."""
     text = (REPO / "conf" / "haproxy-tls.cfg").read_text()
-    lines = re.findall(r"(?m)^#\s+((?:listen|proxy_trusted) = .*)$", text)
-    lines = lines[:2]
-    assert [ln.split()[0] for ln in lines] == ["listen", "proxy_trusted"], lines
-    return [ln.replace(":19500", ":%d" % port) for ln in lines]
+    lines = re.findall(r"(?m)^#\s+((?:listen|proxy_trusted|status_listen) = .*)$", text)
+    lines = lines[:3]
+    assert [ln.split()[0] for ln in lines] == ["listen", "proxy_trusted",
+                                              "status_listen"], lines
+    return [ln.replace(":19500", ":%d" % port).replace(":19502", ":%d" % status)
+            for ln in lines]
 
 
 @pytest.fixture
@@ -252,17 +255,17 @@ def haproxy_tls(hftpd, certs, body, tmp_path):
     """hftpd as the comment says, conf/haproxy-tls.cfg in front: (srv, addr)."""
     if shutil.which("haproxy") is None:
         pytest.skip("needs haproxy (tests/install-deps.sh installs it)")
-    port = free_port()
+    port, status = free_port(), free_port()
     log = tmp_path / "access.log"
     srv = hftpd(files={"big.bin": body}, port=port,
-                config=documented_hftpd_lines(port) + ["access_log = %s" % log])
+                config=documented_hftpd_lines(port, status) + ["access_log = %s" % log])
     srv.access_log = log
     front = free_port()
     sock = tmp_path / "admin.sock"
     cfg = tmp_path / "haproxy-tls.cfg"
     text = adapt_haproxy_cfg(
         "haproxy-tls.cfg", front, sock, "\tserver local 127.0.0.1:%d\n" % port,
-        crt=certs.pem)
+        crt=certs.pem, check_port=status)
     # the per-address cap, small enough to fill here
     text, n = re.subn(r"sc0_conn_cur gt \d+", "sc0_conn_cur gt %d" % HAPROXY_CAP, text)
     assert n == 1, text

@@ -22,6 +22,11 @@ interval, the client's retry finishes every download elsewhere); `hftpd -s
 quit` mid-load (zero failed downloads, without retries); `-s reload` of every
 host in turn mid-load (zero failed downloads, without retries).
 
+Health checks: HAProxy asks each host's status listener for GET /health
+(conf/haproxy.cfg): seconds of checks add no access-log line; during a
+graceful stop /health answers 503 "draining" and HAProxy marks the host
+down on that answer (L7STS/503) while it still runs and serves a download.
+
 Encryption: a second HAProxy runs conf/haproxy-tls.cfg (bind, crt, servers
 and socket adapted) in front of the same hosts, with a CA and a server
 certificate the module makes with openssl.  `hftp --tls --cafile` mirrors
@@ -50,7 +55,8 @@ import pytest
 
 from client_util import hftp_run
 from conftest import HFTPD_BIN, REPO, SUITE_USER, free_port, wait_for
-from tls_util import STAT_SCUR, STAT_STATUS, adapt_haproxy_cfg, haproxy_stat_rows, make_certs
+from tls_util import (STAT_CHECK_CODE, STAT_CHECK_STATUS, STAT_SCUR, STAT_STATUS,
+                      adapt_haproxy_cfg, haproxy_stat_rows, make_certs)
 
 import hftp.progress
 import hftp.transfer
@@ -60,8 +66,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.netns]
 HOSTS = 3
 SUBNET = "10.199.%d.%d"         # 10.199.K.1 in NS-lb, 10.199.K.2 in host K
 HFTP_PORT = 19500
+STATUS_PORT = 19501             # each host's status_listen, checked by HAProxy
 CHECK_INTER_S = 1.0             # conf/haproxy.cfg: inter 1s fall 2
 CHECK_FALL = 2
+CHECKS_WINDOW_S = 5
 MiB = 1 << 20
 # Sizes of the served files (the 200 downloads cycle through them).
 SIZES = [0, 1, 1000, 65536, 300_000, MiB + 7, 3 * MiB]
@@ -115,6 +123,7 @@ class Net:
         self.sums = {}
         self.tls_haproxy = None     # started by the tls fixture
         self.tls_port = free_port()
+        self.holders = []           # idle connections (hold_idle)
 
     # -- building ----------------------------------------------------------
 
@@ -148,6 +157,7 @@ class Net:
             (d / "hftpd.conf").write_text(
                 "listen = %s:%d proxy_protocol\n" % (SUBNET % (k, 2), HFTP_PORT) +
                 "proxy_trusted = %s/32\n" % (SUBNET % (k, 1)) +
+                "status_listen = %s:%d\n" % (SUBNET % (k, 2), STATUS_PORT) +
                 "directory = %s\n" % (d / "data") +
                 "workers = 2\n"
                 "user = %s\n" % SUITE_USER +
@@ -181,7 +191,7 @@ class Net:
     def haproxy_cfg(self):
         """conf/haproxy.cfg, with this topology's bind, servers and socket."""
         return adapt_haproxy_cfg("haproxy.cfg", self.port, self.tmp / "admin.sock",
-                                 self.servers())
+                                 self.servers(), check_port=STATUS_PORT)
 
     def run_haproxy(self, name, text):
         cfg = self.tmp / (name + ".cfg")
@@ -201,7 +211,7 @@ class Net:
         certificate the test made."""
         text = adapt_haproxy_cfg("haproxy-tls.cfg", self.tls_port,
                                  self.tmp / "admin-tls.sock", self.servers(),
-                                 crt=certs.pem)
+                                 crt=certs.pem, check_port=STATUS_PORT)
         self.tls_haproxy = self.run_haproxy("haproxy-tls", text)
 
     # -- observing ---------------------------------------------------------
@@ -233,6 +243,49 @@ class Net:
             return []
         return [ln for ln in log.read_text().splitlines() if " 127.0.0.1:" in ln]
 
+    def lb_lines(self, k):
+        """Access-log lines of host k from HAProxy's own address."""
+        log = self.tmp / ("h%d" % k) / "access.log"
+        if not log.exists():
+            return []
+        return [ln for ln in log.read_text().splitlines()
+                if " %s:" % (SUBNET % (k, 1)) in ln]
+
+    def check_result(self, k):
+        """HAProxy's last check of host k: (check_status, check_code)."""
+        row = self.stat_rows()[k - 1]
+        return row[STAT_CHECK_STATUS], row[STAT_CHECK_CODE]
+
+    def health(self, k):
+        """GET /health on host k's status listener, from NS-lb (where
+        HAProxy's checks come from): (status code, body)."""
+        r = run("ip", "netns", "exec", self.lb, "curl", "-s", "-m", "5", "-w",
+                "\n%{http_code}", "http://%s:%d/health" % (SUBNET % (k, 2), STATUS_PORT),
+                check=False)
+        body, _, code = r.stdout.decode().rpartition("\n")
+        return int(code or 0), body
+
+    def hold_idle(self, k):
+        """A client connection to host k that stays open, idle, until its
+        stdin closes: from NS-lb, with the PROXY v2 LOCAL header HAProxy's
+        own connections would carry.  Keeps a draining host draining."""
+        script = ("import socket,sys\n"
+                  "s=socket.create_connection((%r,%d),timeout=10)\n"
+                  "s.sendall(b'\\r\\n\\r\\n\\x00\\r\\nQUIT\\n\\x20\\x00\\x00\\x00help\\r\\n')\n"
+                  "b=b''\n"
+                  "while not b.endswith(b'\\r\\n\\r\\n'):\n"
+                  "    d=s.recv(4096)\n"
+                  "    assert d, b\n"
+                  "    b+=d\n"
+                  "print('ready',flush=True)\n"
+                  "sys.stdin.read()\n" % (SUBNET % (k, 2), HFTP_PORT))
+        p = subprocess.Popen(["ip", "netns", "exec", self.lb, "/usr/bin/python3", "-c", script],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             start_new_session=True)
+        self.holders.append(p)
+        assert p.stdout.readline() == b"ready\n"
+        return p
+
     # -- undoing -----------------------------------------------------------
 
     def restore(self):
@@ -244,6 +297,7 @@ class Net:
 
     def teardown(self):
         procs = list(self.procs.values()) + [p for p in (self.haproxy, self.tls_haproxy) if p]
+        procs += self.holders
         for p in procs:
             try:
                 os.killpg(p.pid, signal.SIGKILL)
@@ -351,10 +405,9 @@ def test_downloads_spread_with_real_client_address(net, tmp_path):
         lines = net.client_lines(k)[before[k - 1]:]
         # one connection per download: count the client's distinct ports
         per_host.append(len({ln.split()[1] for ln in lines}))
-        # HAProxy's side of the link (10.199.K.1) appears only for checks
-        log = (net.tmp / ("h%d" % k) / "access.log").read_text()
-        via = [ln for ln in log.splitlines() if (SUBNET % (k, 1)) + ":" in ln]
-        assert all('"help"' in ln for ln in via), via[:3]
+        # HAProxy's side of the link (10.199.K.1) never appears: its
+        # checks go to the status listener, which writes no access log
+        assert net.lb_lines(k) == [], net.lb_lines(k)[:3]
     assert sum(per_host) == DOWNLOADS, per_host
     assert all(n > 0 for n in per_host), per_host
 
@@ -404,6 +457,47 @@ def test_quit_one_host_mid_load(net, tmp_path):
         net.procs[victim].wait(30)
         assert net.procs[victim].returncode == 0
     finally:
+        net.restore()
+
+
+def test_health_checks_cost_no_access_log_line(net):
+    assert net.wait_status(["UP"] * HOSTS, 15), net.status()
+    time.sleep(1.5)                     # access logs are written once a second
+    logs = [net.tmp / ("h%d" % k) / "access.log" for k in range(1, HOSTS + 1)]
+    sizes = [p.stat().st_size if p.exists() else 0 for p in logs]
+    time.sleep(CHECKS_WINDOW_S)         # about CHECKS_WINDOW_S checks per host
+    for k in range(1, HOSTS + 1):
+        assert net.check_result(k) == ("L7OK", "200"), net.stat_rows()[k - 1]
+    time.sleep(1.5)
+    assert [p.stat().st_size if p.exists() else 0 for p in logs] == sizes
+    assert all(net.lb_lines(k) == [] for k in range(1, HOSTS + 1))
+
+
+def test_graceful_stop_says_draining_and_is_marked_down(net):
+    victim = 3
+    holder = net.hold_idle(victim)      # keeps the host draining
+    try:
+        assert net.health(victim) == (200, "ok\n")
+        net.ctl(victim, "quit")
+        t0 = time.monotonic()
+        assert net.health(victim) == (503, "draining\n")
+        want = ["UP"] * HOSTS
+        want[victim - 1] = "DOWN"
+        assert net.wait_status(want, 10), net.status()
+        took = time.monotonic() - t0
+        # marked down on /health's answer (not a refused connection), while
+        # the host still runs and holds its client
+        assert net.check_result(victim) == ("L7STS", "503"), net.stat_rows()[victim - 1]
+        assert net.procs[victim].poll() is None
+        assert took <= CHECK_FALL * CHECK_INTER_S + 2.5, took
+        holder.stdin.close()
+        holder.wait(10)
+        # its last client gone, the master exits
+        net.procs[victim].wait(30)
+        assert net.procs[victim].returncode == 0
+    finally:
+        if holder.poll() is None:
+            holder.kill()
         net.restore()
 
 

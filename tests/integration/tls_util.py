@@ -20,6 +20,8 @@ from conftest import REPO
 # Columns of HAProxy's "show stat" CSV.
 STAT_SCUR = 4
 STAT_STATUS = 17
+STAT_CHECK_STATUS = 36          # L7OK, L7STS (wrong HTTP status), L4CON, ...
+STAT_CHECK_CODE = 37            # the HTTP status of an HTTP check
 
 LEAF_EXTENSIONS = """\
 basicConstraints = critical, CA:FALSE
@@ -176,10 +178,11 @@ class TLSTerminator:
             sel.close()
 
 
-def adapt_haproxy_cfg(name, port, sock, servers, crt=None):
+def adapt_haproxy_cfg(name, port, sock, servers, crt=None, check_port=None):
     """conf/NAME with the test's bind port (on 127.0.0.1), stats socket,
-    servers (`server` lines replacing the file's) and, for a TLS bind, crt;
-    no syslog, and a maxconn this machine's descriptor limit allows."""
+    servers (`server` lines replacing the file's), for a TLS bind, crt, and
+    the hosts' status port its health checks ask (check_port); no syslog,
+    and a maxconn this machine's descriptor limit allows."""
     text = (REPO / "conf" / name).read_text()
     text = re.sub(r"(?m)^\s*log /dev/log.*\n", "", text)
     # two descriptors per connection: stay under this machine's limit
@@ -189,6 +192,10 @@ def adapt_haproxy_cfg(name, port, sock, servers, crt=None):
     if crt is not None:
         text, n = re.subn(r"(?m)^(\s*bind .* crt) \S+", r"\1 %s" % crt, text)
         assert n == 1, "no `bind ... crt FILE` line in conf/%s" % name
+    if check_port is not None:
+        text, n = re.subn(r"(?m)^(\s*default-server .*\bcheck port) \d+",
+                          r"\g<1> %d" % check_port, text)
+        assert n == 1, "no `default-server check port N` line in conf/%s" % name
     text = re.sub(r"(?m)^\s*server .*\n", "", text)
     return text.rstrip("\n") + "\n" + servers
 
