@@ -124,6 +124,8 @@ spawn_child(struct master *m, int chan)
 		close(m->pending_fd);
 	if (m->ready_fd != -1)
 		close(m->ready_fd);
+	if (upgrade_fd(m) != -1)
+		close(upgrade_fd(m));     /* an upgrade's ready pipe */
 	if (m->pidfile_fd != -1)
 		close(m->pidfile_fd);     /* only the master may write or unlock it */
 	admit_free(m);          /* the master's books, not the worker's */
@@ -214,8 +216,10 @@ spawn_reap(struct master *m)
 				break;
 			}
 		}
-		if (s == NULL)
+		if (s == NULL) {
+			upgrade_reaped(m, pid, status);  /* the new master of an upgrade */
 			continue;
+		}
 		admit_worker_gone(m, pid);  /* its connections are closed */
 		if (slot_leaving(s) || m->phase != MASTER_RUNNING || s->gen != m->gen) {
 			log_info("worker %d (pid %ld, gen %u) exited", s->index, (long)pid, s->gen);
