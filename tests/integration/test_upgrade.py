@@ -10,6 +10,7 @@ import hashlib
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -17,8 +18,9 @@ import time
 
 import pytest
 
-from conftest import (HFTPD_BIN, MiB, SCALE, Daemon, Load, process_alive,
-                      wait_for, wrap_command)
+from conftest import (HFTPD_BIN, MiB, SCALE, Daemon, Load, free_port,
+                      listener_inode, process_alive, request, wait_for,
+                      wrap_command)
 
 
 class CopiedDaemon(Daemon):
@@ -303,3 +305,77 @@ def test_twenty_upgrades_under_load_leak_nothing(copied):
     assert not d.oldbin.exists()
     assert d.read_pid() == final
     assert load.requests > 100
+
+
+def socket_owners(inode):
+    """Pids holding the socket of that inode."""
+    pids = []
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            fds = os.listdir("/proc/%s/fd" % p)
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink("/proc/%s/fd/%s" % (p, fd)) == "socket:[%d]" % inode:
+                    pids.append(int(p))
+                    break
+            except OSError:
+                pass
+    return pids
+
+
+@pytest.mark.skipif(shutil.which("systemd-socket-activate") is None,
+                    reason="systemd-socket-activate missing (Debian package systemd)")
+def test_activated_proxy_and_plain_listeners_survive(copied):
+    """A socket systemd passed, a PROXY listener and a plain one: the same
+    sockets serve after two upgrades, each as it did; a line no longer in
+    the config is closed by the new master, systemd's is kept."""
+    d = copied(files={"hello.txt": b"hello, world\n"}, workers=1)
+    proxied, plain = free_port(), free_port()
+    d.write_config(extra_lines=["listen = 127.0.0.1:%d proxy_protocol" % proxied,
+                                "listen = 127.0.0.1:%d" % plain])
+    argv, env = d.command("-f", "-c", str(d.conf))
+    p = subprocess.Popen(["systemd-socket-activate", "-l", "127.0.0.1:%d" % d.port]
+                         + argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+    try:
+        assert wait_for(lambda: listener_inode(d.port), 5 * SCALE)
+        assert request(d.port, b"get_metadata hello.txt\r\n") == b"0 OK\r\n13\r\n0 OK\r\n"
+        d.masters.add(p.pid)
+        d.master = p.pid
+        assert wait_for(lambda: d.read_pid() == p.pid, 10 * SCALE)
+        inodes = [listener_inode(x) for x in (d.port, proxied, plain)]
+        header = b"PROXY TCP4 192.0.2.7 127.0.0.1 5555 %d\r\n" % proxied
+        masters = [p.pid]
+        for i in range(2):
+            if i == 1:   # the plain line goes: the new master closes it
+                d.write_config(extra_lines=[
+                    "listen = 127.0.0.1:%d proxy_protocol" % proxied])
+            d.replace_binary()
+            r, pid = d.upgrade()
+            assert r.returncode == 0, (r.err, d.log()[-3000:])
+            masters.append(pid)
+            d.master = pid
+            assert wait_for(lambda: not process_alive(masters[-2]), 10 * SCALE)
+            assert listener_inode(d.port) == inodes[0]
+            assert socket_owners(inodes[0]) == [pid]
+            assert listener_inode(proxied) == inodes[1]
+            assert request(d.port, b"get_metadata hello.txt\r\n") == \
+                b"0 OK\r\n13\r\n0 OK\r\n"
+            assert request(proxied, header + b"get_metadata hello.txt\r\n") == \
+                b"0 OK\r\n13\r\n0 OK\r\n"
+            # a PROXY listener still wants its header: reset unanswered
+            try:
+                out = request(proxied, b"get_metadata hello.txt\r\n")
+            except ConnectionResetError:
+                out = b""
+            assert not out.startswith(b"0 OK"), out
+        assert listener_inode(plain) is None
+        assert d.wait_log(r"inherited listener 127\.0\.0\.1:%d no longer named: closed" % plain)
+    finally:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+        p.wait(10 * SCALE)
