@@ -212,8 +212,11 @@ def test_upgrade_under_downloads_drops_nothing(copied):
 
     d.replace_binary()
     r, new = d.upgrade()
+    in_flight = [t.received < t.size for t in downloads]
     assert r.returncode == 0, (r.err, d.log()[-3000:])
     assert new is not None and new != old, (new, old)
+    # the downloads were still running when the new master took over
+    assert all(in_flight), [t.received for t in downloads]
     assert "new master pid %d" % new in r.out
     assert process_alive(new)
     # the old master drains its downloads: still there, named by .oldbin
