@@ -358,9 +358,11 @@ master_upgrade(struct master *m)
 	struct config *c;
 	char           err[CONFIG_ERR_MAX];
 
-	log_info("upgrade requested%s", m->upgrade_pid != 0 ? " (one is in progress)" : "");
-	if (m->upgrade_pid != 0)
+	log_info("upgrade requested");
+	if (m->upgrade_pid != 0) {
+		upgrade_start(m, signals_usr2_sender());    /* answers: one is in progress */
 		return;
+	}
 	if ((c = malloc(sizeof(*c))) == NULL) {
 		m->upgrade_requester = signals_usr2_sender();
 		upgrade_fail(m, "out of memory");

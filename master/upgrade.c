@@ -148,19 +148,19 @@ upgrade_adopt(struct master *m)
 	return 1;
 }
 
-/* Answers the requester in PIDFILE.upgrade (atomically: tmp + rename). */
+/* Answers requester in PIDFILE.upgrade (atomically: tmp + rename). */
 static void
-upgrade_answer(struct master *m, const char *verdict, const char *text)
+upgrade_answer(const struct master *m, pid_t requester, const char *verdict, const char *text)
 {
 	char path[PATH_MAX + 16], tmp[PATH_MAX + 40], line[CONFIG_ERR_MAX + 64];
 	int  fd, n;
 
-	if (m->upgrade_requester <= 0 || m->conf->pid_file[0] == '\0')
+	if (requester <= 0 || m->conf->pid_file[0] == '\0')
 		return;
 	pidfile_sibling(m->conf->pid_file, UPGRADE_RESULT, path, sizeof(path));
 	snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", path, (long)getpid());
 	n = snprintf(line, sizeof(line), "%s %ld %s %s\n", UPGRADE_RESULT_TAG,
-	    (long)m->upgrade_requester, verdict, text);
+	    (long)requester, verdict, text);
 	if (n < 0 || (size_t)n >= sizeof(line))
 		n = (int)strlen(line);
 	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) == -1 ||
@@ -170,7 +170,6 @@ upgrade_answer(struct master *m, const char *verdict, const char *text)
 	}
 	if (fd != -1)
 		close(fd);
-	m->upgrade_requester = 0;
 }
 
 /* HFTPD_INHERIT for the child: every listening socket this master holds. */
@@ -229,6 +228,7 @@ upgrade_start(struct master *m, pid_t requester)
 	if (m->upgrade_pid != 0) {
 		log_warnx("upgrade: one is already in progress (new master pid %ld); ignored",
 		    (long)m->upgrade_pid);
+		upgrade_answer(m, requester, "fail", "an upgrade is already in progress");
 		return;
 	}
 	m->upgrade_requester = requester;
@@ -306,7 +306,8 @@ upgrade_fail(struct master *m, const char *fmt, ...)
 	}
 	pidfile_restore(m);
 	log_warnx("upgrade failed, the running master goes on: %s", reason);
-	upgrade_answer(m, "fail", reason);
+	upgrade_answer(m, m->upgrade_requester, "fail", reason);
+	m->upgrade_requester = 0;
 }
 
 /* The ready pipe of the upgrade in progress, or -1 (none: upgrade_pid 0). */
@@ -356,7 +357,8 @@ upgrade_read(struct master *m)
 	m->upgrade_fd = -1;
 	snprintf(pid, sizeof(pid), "%ld", (long)m->upgrade_pid);
 	log_info("upgrade: new master pid %s is serving; this one stops accepting and drains", pid);
-	upgrade_answer(m, "ok", pid);
+	upgrade_answer(m, m->upgrade_requester, "ok", pid);
+	m->upgrade_requester = 0;
 	m->upgrade_pid = 0;         /* no longer ours to kill: it is the master now */
 	m->upgraded = true;
 	return UPGRADE_DONE;

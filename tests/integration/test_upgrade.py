@@ -54,11 +54,14 @@ class CopiedDaemon(Daemon):
     def oldbin(self):
         return self.pid_file.with_name(self.pid_file.name + ".oldbin")
 
+    def upgrade_command(self):
+        return wrap_command([HFTPD_BIN, "-s", "upgrade", "-c", str(self.conf)],
+                            str(self.toollogs), dict(os.environ))
+
     def upgrade(self):
         """`-s upgrade` run by $HFTPD_BIN (the copy may be a broken
         binary); returns (CompletedProcess with .out/.err, pid file's pid)."""
-        argv, env = wrap_command([HFTPD_BIN, "-s", "upgrade", "-c", str(self.conf)],
-                                 str(self.toollogs), dict(os.environ))
+        argv, env = self.upgrade_command()
         r = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, env=env, timeout=60 * SCALE)
         r.out = r.stdout.decode(errors="replace")
@@ -383,3 +386,42 @@ def test_activated_proxy_and_plain_listeners_survive(copied):
         if p.poll() is None:
             p.send_signal(signal.SIGTERM)
         p.wait(10 * SCALE)
+
+
+@pytest.mark.slow
+def test_binary_never_ready_is_killed_with_its_children(copied):
+    """A new program that never reports ready: after the bound it is killed
+    with everything it started; a second request meanwhile is refused at
+    once; the old master never stopped serving."""
+    d = copied(files={"hello.txt": b"hello, world\n"})
+    d.start()
+    old = d.master
+    workers = d.wait_workers(2)
+    child_pid = d.root / "child.pid"
+    d.replace_binary("#!/bin/sh\nsleep 301 &\necho $! > %s\nwait\n" % child_pid)
+    argv, env = d.upgrade_command()
+    t0 = time.monotonic()
+    first = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, env=env)
+    try:
+        assert wait_for(lambda: child_pid.exists() and child_pid.read_text().strip(),
+                        10 * SCALE)
+        sleeper = int(child_pid.read_text())
+        assert process_alive(sleeper)
+        r, pid = d.upgrade()
+        assert r.returncode == 1 and "already in progress" in r.err, r.err
+        assert request(d.port, b"get_metadata hello.txt\r\n") == b"0 OK\r\n13\r\n0 OK\r\n"
+        out, err = first.communicate(timeout=60 * SCALE)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    took = time.monotonic() - t0
+    assert first.returncode == 1, out
+    assert b"not ready within 15 s" in err, err
+    assert 14 < took < 15 + 10 * SCALE, took
+    assert wait_for(lambda: not process_alive(sleeper), 5 * SCALE), \
+        "the new program's child outlived it"
+    assert d.read_pid() == old and not d.oldbin.exists()
+    assert d.workers() == workers
+    assert request(d.port, b"get_metadata hello.txt\r\n") == b"0 OK\r\n13\r\n0 OK\r\n"
