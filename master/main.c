@@ -377,7 +377,8 @@ main_prepare(struct master *m, const struct config_overrides *o)
 	m->gen = 1;
 	log_set_role("master", m->gen);
 	/* started by an upgrade: the old master holds the pid file until we are ready */
-	upgrading = upgrade_adopt(m);
+	if ((upgrading = upgrade_adopt(m, err, sizeof(err))) == -1)
+		main_fail(m, err);
 	if (!upgrading && m->conf->pid_file[0] != '\0' &&
 	    (holder = pidfile_holder(m->conf->pid_file)) > 0) {
 		fprintf(stderr, "hftpd: already running as pid %ld (pid file %s)\n",

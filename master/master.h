@@ -187,8 +187,12 @@ enum upgrade_outcome { UPGRADE_PENDING, UPGRADE_DONE, UPGRADE_FAILED };
 void upgrade_save_command(char **argv);
 /* True when fd was passed by the old master (kept at start). */
 bool upgrade_keeps_fd(int fd);
-/* Started by an upgrade: adopts its sockets and ready pipe; 1, else 0. */
-int  upgrade_adopt(struct master *m);
+/*
+ * Started by an upgrade: the ready pipe becomes m->ready_fd and the sockets
+ * are adopted; 1, 0 when not started so, -1 with err (another format
+ * version: to be reported through the pipe).
+ */
+int  upgrade_adopt(struct master *m, char *err, size_t errlen);
 /* USR2 from requester (0: unknown), config checked: fork + exec the binary. */
 void upgrade_start(struct master *m, pid_t requester);
 /* The upgrade in progress failed: child killed and reaped, requester told. */

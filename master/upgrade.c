@@ -52,7 +52,9 @@ static char   upgrade_cwd[PATH_MAX];
 
 /* HFTPD_INHERIT as this process found it. */
 static struct {
-	bool present;
+	bool present;               /* a ready pipe named */
+	bool garbled;
+	int  version;
 	int  ready;
 	int  n;
 	int  fd[UPGRADE_FDS_MAX];
@@ -88,9 +90,10 @@ upgrade_env_fds(const char *list, bool sd)
 }
 
 /*
- * "VERSION;key=value;...": ready=FD, sd=FD,FD (systemd's), fd=FD,FD (the
- * master's own).  Unknown keys are skipped (later versions may add some);
- * another version is refused whole: the listen lines are bound anew.
+ * "VERSION;key=value;...": ready=FD (in every version, so that any new
+ * master can say why it cannot go on), sd=FD,FD (systemd's), fd=FD,FD
+ * (the master's own).  Unknown keys are skipped (a later version may add
+ * some); another version's sockets are not taken: upgrade_adopt fails.
  */
 static void
 upgrade_env_parse(void)
@@ -103,17 +106,20 @@ upgrade_env_parse(void)
 		return;
 	parsed = true;
 	snprintf(copy, sizeof(copy), "%s", text);
-	if ((tok = strtok_r(copy, ";", &save)) == NULL || atoi(tok) != UPGRADE_ENV_VERSION)
+	if ((tok = strtok_r(copy, ";", &save)) == NULL)
 		return;
+	upgrade_env.version = atoi(tok);
 	while ((tok = strtok_r(NULL, ";", &save)) != NULL) {
+		bool ours = upgrade_env.version == UPGRADE_ENV_VERSION;
+
 		if (strncmp(tok, "ready=", 6) == 0)
 			upgrade_env.ready = atoi(tok + 6);
-		else if ((strncmp(tok, "sd=", 3) == 0 && upgrade_env_fds(tok + 3, true) == -1) ||
-		    (strncmp(tok, "fd=", 3) == 0 && upgrade_env_fds(tok + 3, false) == -1)) {
-			upgrade_env.n = 0;
-			return;
-		}
+		else if (ours && ((strncmp(tok, "sd=", 3) == 0 && upgrade_env_fds(tok + 3, true) == -1) ||
+		    (strncmp(tok, "fd=", 3) == 0 && upgrade_env_fds(tok + 3, false) == -1)))
+			upgrade_env.garbled = true;
 	}
+	if (upgrade_env.garbled || upgrade_env.version != UPGRADE_ENV_VERSION)
+		upgrade_env.n = 0;
 	upgrade_env.present = upgrade_env.ready > STDERR_FILENO;
 }
 
@@ -133,18 +139,23 @@ upgrade_keeps_fd(int fd)
 }
 
 int
-upgrade_adopt(struct master *m)
+upgrade_adopt(struct master *m, char *err, size_t errlen)
 {
 	upgrade_env_parse();
 	unsetenv(UPGRADE_ENV);
 	if (!upgrade_env.present)
 		return 0;
-	for (int i = 0; i < upgrade_env.n; i++)
-		listen_adopt(m, upgrade_env.fd[i], upgrade_env.sd[i], "upgrade");
 	fcntl(upgrade_env.ready, F_SETFD, FD_CLOEXEC);
 	m->ready_fd = upgrade_env.ready;
 	m->upgrade_incoming = true;
-	log_info("started by an upgrade: %d listening sockets inherited", upgrade_env.n);
+	if (upgrade_env.version != UPGRADE_ENV_VERSION || upgrade_env.garbled) {
+		snprintf(err, errlen, "%s format version %d%s: this binary takes version %d; "
+		    "the listening sockets cannot be taken over", UPGRADE_ENV, upgrade_env.version,
+		    upgrade_env.garbled ? " (unreadable)" : "", UPGRADE_ENV_VERSION);
+		return -1;
+	}
+	for (int i = 0; i < upgrade_env.n; i++)
+		listen_adopt(m, upgrade_env.fd[i], upgrade_env.sd[i], "upgrade");
 	return 1;
 }
 

@@ -274,6 +274,18 @@ def test_broken_binary_leaves_the_master_serving(copied):
     assert pid == old and not d.oldbin.exists()
     assert d.workers() == workers
 
+    # a binary that speaks another HFTPD_INHERIT version: it says so through
+    # the ready pipe (ready= is in every version) and takes nothing over
+    real = d.bindir / "hftpd.real"
+    shutil.copy2(HFTPD_BIN, real)
+    d.replace_binary('#!/bin/sh\nHFTPD_INHERIT="9;${HFTPD_INHERIT#1;}" exec %s "$@"\n'
+                     % real)
+    r, pid = d.upgrade()
+    assert r.returncode == 1, r.out
+    assert "HFTPD_INHERIT format version 9" in r.err, r.err
+    assert pid == old and not d.oldbin.exists()
+    assert d.workers() == workers
+
     # a good binary again: the same master upgrades fine afterwards
     d.replace_binary()
     r, pid = d.upgrade()
