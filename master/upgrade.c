@@ -45,6 +45,8 @@
 #define UPGRADE_RESULT          ".upgrade"
 #define UPGRADE_RESULT_TAG      "hftpd-upgrade 1"
 #define UPGRADE_FDS_MAX         (2 * CONFIG_LISTEN_MAX)
+/* HFTPD_INHERIT's longest text: every descriptor, 11 characters each. */
+#define UPGRADE_ENV_MAX         (64 + UPGRADE_FDS_MAX * 12)
 
 /* The command line and folder this master was started with. */
 static char **upgrade_argv;
@@ -100,12 +102,13 @@ upgrade_env_parse(void)
 {
 	static bool parsed;
 	const char *text = getenv(UPGRADE_ENV);
-	char        copy[1024], *save = NULL, *tok;
+	char        copy[UPGRADE_ENV_MAX], *save = NULL, *tok;
 
 	if (parsed || text == NULL)
 		return;
 	parsed = true;
-	snprintf(copy, sizeof(copy), "%s", text);
+	if (snprintf(copy, sizeof(copy), "%s", text) >= (int)sizeof(copy))
+		upgrade_env.garbled = true;
 	if ((tok = strtok_r(copy, ";", &save)) == NULL)
 		return;
 	upgrade_env.version = atoi(tok);
@@ -190,7 +193,7 @@ upgrade_env_text(const struct master *m, int ready, char *out, size_t outlen)
 	const struct listener *sets[2] = { m->listeners, m->inherited };
 	int                    counts[2] = { m->nlisteners, m->ninherited };
 	size_t                 used;
-	char                   sd[512] = "", fd[512] = "";
+	char                   sd[UPGRADE_ENV_MAX] = "", fd[UPGRADE_ENV_MAX] = "";
 
 	for (int k = 0; k < 2; k++) {
 		for (int i = 0; i < counts[k]; i++) {
@@ -232,7 +235,7 @@ upgrade_child(struct master *m, int ready, const char *env)
 void
 upgrade_start(struct master *m, pid_t requester)
 {
-	char  env[1200];
+	char  env[UPGRADE_ENV_MAX * 2];
 	int   pfd[2];
 	pid_t pid;
 
