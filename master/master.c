@@ -79,7 +79,7 @@ master_workers_alive(const struct master *m)
 static void
 master_upgrade_cancel(struct master *m)
 {
-	if (upgrade_fd(m) != -1)
+	if (m->upgrade_pid != 0)
 		upgrade_fail(m, "the master is stopping");
 }
 

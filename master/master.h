@@ -83,8 +83,8 @@ struct master {
 	int                 access_fd;      /* the access log opened for the workers, or -1 */
 	/* upgrade.c's: the old master's side of an upgrade in progress */
 	pid_t               upgrade_pid;    /* the new master starting, or 0 */
-	int                 upgrade_fd;     /* its ready pipe, or -1 */
-	uint64_t            upgrade_deadline_ms;
+	int                 upgrade_fd;     /* its ready pipe, or -1 once it failed */
+	uint64_t            upgrade_deadline_ms; /* ready by, or (failed) gone by */
 	pid_t               upgrade_requester; /* who sent USR2 (-s upgrade), or 0 */
 	char                upgrade_msg[CONFIG_ERR_MAX]; /* what the pipe said */
 	size_t              upgrade_got;

@@ -38,6 +38,9 @@
 
 /* The new master must be ready (workers up) within this. */
 #define UPGRADE_READY_MS        15000
+/* One that reported a failure (or closed its pipe) exits by itself within
+ * this, or is killed: its exit (a tool's report, under valgrind) is its own. */
+#define UPGRADE_EXIT_GRACE_MS   5000
 /* How long `-s upgrade` waits for the outcome. */
 #define UPGRADE_WAIT_MS         30000
 #define UPGRADE_ENV             "HFTPD_INHERIT"
@@ -269,6 +272,8 @@ upgrade_start(struct master *m, pid_t requester)
 	log_info("upgrade: starting %s as pid %ld", upgrade_argv[0], (long)pid);
 }
 
+static void upgrade_end(struct master *m);
+
 bool
 upgrade_reaped(struct master *m, pid_t pid, int status)
 {
@@ -276,6 +281,8 @@ upgrade_reaped(struct master *m, pid_t pid, int status)
 		return false;
 	m->upgrade_reaped = true;
 	m->upgrade_status = status;
+	if (m->upgrade_fd == -1)
+		upgrade_end(m);         /* it had failed already: now it is gone */
 	return true;
 }
 
@@ -312,7 +319,8 @@ upgrade_fail(struct master *m, const char *fmt, ...)
 	vsnprintf(reason, sizeof(reason), fmt, ap);
 	va_end(ap);
 	if (m->upgrade_pid != 0) {
-		close(m->upgrade_fd);
+		if (m->upgrade_fd != -1)
+			close(m->upgrade_fd);
 		m->upgrade_fd = -1;
 		upgrade_kill(m, how, sizeof(how));
 		log_info("upgrade: new master pid %ld %s", (long)m->upgrade_pid, how);
@@ -331,18 +339,21 @@ upgrade_fd(const struct master *m)
 	return m->upgrade_pid != 0 ? m->upgrade_fd : -1;
 }
 
-/* The child closed its pipe without "OK": why, as far as we can tell. */
+/*
+ * The child closed its pipe without "OK" and is gone (reaped, or killed
+ * now that its grace is over): the failure is told, with what it wrote or
+ * how it ended.
+ */
 static void
-upgrade_fail_closed(struct master *m)
+upgrade_end(struct master *m)
 {
 	char how[64];
 
-	if (m->upgrade_got > 0) {
-		upgrade_fail(m, "new binary: %s", m->upgrade_msg);
-		return;
-	}
 	upgrade_kill(m, how, sizeof(how));
-	upgrade_fail(m, "the new binary %s before it was ready (see the error log)", how);
+	if (m->upgrade_got > 0)
+		upgrade_fail(m, "new binary: %s", m->upgrade_msg);
+	else
+		upgrade_fail(m, "the new binary %s before it was ready (see the error log)", how);
 }
 
 enum upgrade_outcome
@@ -363,12 +374,15 @@ upgrade_read(struct master *m)
 		return UPGRADE_PENDING;
 	m->upgrade_msg[m->upgrade_got] = '\0';
 	m->upgrade_msg[strcspn(m->upgrade_msg, "\n")] = '\0';
-	if (strcmp(m->upgrade_msg, "OK") != 0) {
-		upgrade_fail_closed(m);
-		return UPGRADE_FAILED;
-	}
 	close(m->upgrade_fd);
 	m->upgrade_fd = -1;
+	if (strcmp(m->upgrade_msg, "OK") != 0) {
+		/* it exits by itself (main_fail); told once reaped, or killed */
+		m->upgrade_deadline_ms = clock_now_ms() + UPGRADE_EXIT_GRACE_MS;
+		if (m->upgrade_reaped)
+			upgrade_end(m);
+		return UPGRADE_FAILED;
+	}
 	snprintf(pid, sizeof(pid), "%ld", (long)m->upgrade_pid);
 	log_info("upgrade: new master pid %s is serving; this one stops accepting and drains", pid);
 	upgrade_answer(m, m->upgrade_requester, "ok", pid);
@@ -378,11 +392,16 @@ upgrade_read(struct master *m)
 	return UPGRADE_DONE;
 }
 
+/* The deadlines: ready within UPGRADE_READY_MS; gone within the grace. */
 void
 upgrade_tick(struct master *m)
 {
-	if (upgrade_fd(m) != -1 && m->now_ms >= m->upgrade_deadline_ms)
+	if (m->upgrade_pid == 0 || m->now_ms < m->upgrade_deadline_ms)
+		return;
+	if (m->upgrade_fd != -1)
 		upgrade_fail(m, "the new master was not ready within %d s", UPGRADE_READY_MS / 1000);
+	else
+		upgrade_end(m);
 }
 
 /* `-s upgrade`: our answer in PIDFILE.upgrade, or -1 while there is none. */
