@@ -12,6 +12,10 @@
  *
  * status_listen lines live in the same list, marked addr.status: kept,
  * passed and inherited alike; the master polls them apart (status.c).
+ *
+ * Upgrade: the old master's sockets are adopted the same way (upgrade.c
+ * reads which); those systemd passed stay never closed, the others are
+ * the new master's own, and one no line names is closed at start.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -63,6 +67,38 @@ listen_sock_text(int fd, struct config_listen *out)
 }
 
 int
+listen_adopt(struct master *m, int fd, bool never_close, const char *how)
+{
+	struct config_listen addr;
+
+	if (listen_sock_text(fd, &addr) == -1 || m->ninherited == MASTER_LISTENERS_MAX) {
+		log_warnx("%s: descriptor %d is not a TCP listener hftpd can use; ignored",
+		    how, fd);
+		return -1;
+	}
+	fcntl(fd, F_SETFD, FD_CLOEXEC);
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	m->inherited[m->ninherited].fd = fd;
+	m->inherited[m->ninherited].addr = addr;
+	m->inherited[m->ninherited].inherited = never_close;
+	m->ninherited++;
+	log_info("%s: %s passed as descriptor %d", how, addr.text, fd);
+	return 0;
+}
+
+void
+listen_drop_unnamed(struct master *m)
+{
+	for (int j = 0; j < m->ninherited; j++) {
+		if (m->inherited[j].inherited)
+			continue;
+		log_info("inherited listener %s no longer named: closed", m->inherited[j].addr.text);
+		close(m->inherited[j].fd);
+		m->inherited[j--] = m->inherited[--m->ninherited];
+	}
+}
+
+int
 listen_inherit(struct master *m)
 {
 	const char *pid_text = getenv("LISTEN_PID"), *fds_text = getenv("LISTEN_FDS");
@@ -71,22 +107,8 @@ listen_inherit(struct master *m)
 	if (pid_text == NULL || fds_text == NULL || atol(pid_text) != (long)getpid())
 		goto done;
 	n = atol(fds_text);
-	for (long i = 0; i < n; i++) {
-		int                  fd = LISTEN_FDS_START + (int)i;
-		struct config_listen addr;
-
-		if (listen_sock_text(fd, &addr) == -1 || m->ninherited == MASTER_LISTENERS_MAX) {
-			log_warnx("socket activation: descriptor %d is not a TCP listener "
-			    "hftpd can use; ignored", fd);
-			continue;
-		}
-		fcntl(fd, F_SETFD, FD_CLOEXEC);
-		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-		m->inherited[m->ninherited].fd = fd;
-		m->inherited[m->ninherited].addr = addr;
-		m->ninherited++;
-		log_info("socket activation: %s passed as descriptor %d", addr.text, fd);
-	}
+	for (long i = 0; i < n; i++)
+		listen_adopt(m, LISTEN_FDS_START + (int)i, true, "socket activation");
 done:
 	/* the workers and anything they start must not take them for theirs */
 	unsetenv("LISTEN_PID");
@@ -95,14 +117,16 @@ done:
 	return m->ninherited;
 }
 
-/* A passed socket bound to addr_text, taken out of the pool; or -1. */
+/* A passed socket bound to addr_text, taken out of the pool (*never_close:
+ * systemd's); or -1. */
 static int
-listen_take_inherited(struct master *m, const char *addr_text)
+listen_take_inherited(struct master *m, const char *addr_text, bool *never_close)
 {
 	for (int j = 0; j < m->ninherited; j++) {
 		int fd = m->inherited[j].fd;
 		if (strcmp(m->inherited[j].addr.text, addr_text) != 0)
 			continue;
+		*never_close = m->inherited[j].inherited;
 		m->inherited[j] = m->inherited[--m->ninherited];
 		return fd;
 	}
@@ -140,12 +164,13 @@ static int
 listen_line(struct master *m, const struct config *c, const struct config_listen *l,
     struct listener *out, char *err, size_t errlen)
 {
-	int j = listen_find(m, l->text);
-	int fd = j == -1 ? -1 : m->listeners[j].fd;
+	int  j = listen_find(m, l->text);
+	int  fd = j == -1 ? -1 : m->listeners[j].fd;
+	bool from_pool = false;
 
 	out->inherited = j != -1 && m->listeners[j].inherited;
-	if (fd == -1 && (fd = listen_take_inherited(m, l->text)) != -1)
-		out->inherited = true;
+	if (fd == -1 && (fd = listen_take_inherited(m, l->text, &out->inherited)) != -1)
+		from_pool = true;
 	if (fd == -1 && (fd = net_listen(l, LISTEN_BACKLOG)) == -1) {
 		snprintf(err, errlen, "listen %s: %s", l->text, strerror(errno));
 		return -1;
@@ -154,9 +179,9 @@ listen_line(struct master *m, const struct config *c, const struct config_listen
 	if (net_send_buffer(fd, c->send_buffer) == -1) {
 		snprintf(err, errlen, "listen %s: send_buffer: %s", l->text, strerror(errno));
 		/* a socket systemd passed goes back to the pool, never closed */
-		if (j == -1 && out->inherited)
+		if (from_pool)
 			m->inherited[m->ninherited++] = (struct listener){
-			    .fd = fd, .addr = *l, .inherited = true };
+			    .fd = fd, .addr = *l, .inherited = out->inherited };
 		else if (j == -1)
 			close(fd);
 		return -1;

@@ -48,7 +48,7 @@ main_usage(FILE *fp)
 	fprintf(fp,
 	    "usage: hftpd [-c FILE] [-d DIR] [-p PORT] [-a ADDR] [-w N] [-n N] [-u USER] [-g GROUP]\n"
 	    "             [-f] [-t | -T] [-h] [-V]\n"
-	    "       hftpd -s reload|quit|stop|reopen [-c FILE]\n"
+	    "       hftpd -s reload|quit|stop|reopen|upgrade [-c FILE]\n"
 	    "       hftpd -s status [--json] [-c FILE]\n"
 	    "  -c FILE  configuration file (key = value lines; default: %s if it exists)\n"
 	    "  -d DIR   directory to serve (default: %s)\n"
@@ -62,7 +62,8 @@ main_usage(FILE *fp)
 	    "  -f       stay in the foreground, log to stderr\n"
 	    "  -t       check the configuration and exit 0 (good) or 1 (bad)\n"
 	    "  -T       check it, then print the effective configuration\n"
-	    "  -s SIG   send reload, quit (graceful), stop (fast) or reopen (logs)\n"
+	    "  -s SIG   send reload, quit (graceful), stop (fast), reopen (logs) or\n"
+	    "           upgrade (run the binary now on disk, waits for the outcome)\n"
 	    "           to the running master named by the pid file\n"
 	    "  -s status  the running master's workers and counters, as a table\n"
 	    "           (--json: as JSON), read from its status_listen\n"
@@ -99,60 +100,12 @@ main_positive(const char *s, int max, int *out)
 	return 0;
 }
 
-/* Who holds the pid file's lock: its pid, 0 when nobody, -1 on error. */
-static long
-main_pidfile_holder(const char *path)
-{
-	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
-	int          fd;
-
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
-		return errno == ENOENT ? 0 : -1;
-	if (fcntl(fd, F_GETLK, &fl) == -1) {
-		close(fd);
-		return -1;
-	}
-	close(fd);
-	return fl.l_type == F_UNLCK ? 0 : (long)fl.l_pid;
-}
-
-/* Writes the pid file atomically and keeps it locked; 0 / -1 with err. */
-static int
-main_pidfile_write(struct master *m, char *err, size_t errlen)
-{
-	char         tmp[PATH_MAX + 16], text[32];
-	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
-	int          fd, n;
-	long         holder;
-
-	if (m->conf->pid_file[0] == '\0')
-		return 0;
-	if ((holder = main_pidfile_holder(m->conf->pid_file)) > 0) {
-		snprintf(err, errlen, "already running as pid %ld (pid file %s)", holder, m->conf->pid_file);
-		return -1;
-	}
-	snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", m->conf->pid_file, (long)getpid());
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) == -1) {
-		snprintf(err, errlen, "pid file %s: %s", tmp, strerror(errno));
-		return -1;
-	}
-	n = snprintf(text, sizeof(text), "%ld\n", (long)getpid());
-	if (fcntl(fd, F_SETLK, &fl) == -1 || write(fd, text, (size_t)n) != n ||
-	    rename(tmp, m->conf->pid_file) == -1) {
-		snprintf(err, errlen, "pid file %s: %s", m->conf->pid_file, strerror(errno));
-		close(fd);
-		unlink(tmp);
-		return -1;
-	}
-	m->pidfile_fd = fd;
-	return 0;
-}
-
 static int
 main_signal(const struct config_overrides *o, const char *what)
 {
 	static const struct { const char *name; int sig; } names[] = {
 		{ "reload", SIGHUP }, { "quit", SIGQUIT }, { "stop", SIGTERM }, { "reopen", SIGUSR1 },
+		{ "upgrade", SIGUSR2 },
 	};
 	struct config c;
 	char          err[CONFIG_ERR_MAX];
@@ -171,18 +124,18 @@ main_signal(const struct config_overrides *o, const char *what)
 			sig = names[i].sig;
 	}
 	if (sig == 0) {
-		fprintf(stderr, "hftpd: -s %s: expected reload, quit, stop, reopen or status\n", what);
+		fprintf(stderr, "hftpd: -s %s: expected reload, quit, stop, reopen, upgrade or status\n", what);
 		return 1;
 	}
 	/*
-	 * reload: the check the master will make, so that a bad config fails
+	 * reload and upgrade: the check the master will make, so that a bad config fails
 	 * here, visibly, and nothing is sent.  Without a file there is nothing
 	 * to check: the master rebuilds from its own command line, which this
 	 * one does not know (checking the defaults would judge a directory the
 	 * master does not serve).
 	 */
 	if (config_build(o, &c, err, sizeof(err)) == -1 ||
-	    (sig == SIGHUP && o->config_file != NULL &&
+	    ((sig == SIGHUP || sig == SIGUSR2) && o->config_file != NULL &&
 	    reload_config_check(&c, o->foreground, err, sizeof(err)) == -1)) {
 		fprintf(stderr, "hftpd: %s\n", err);
 		return 1;
@@ -190,10 +143,12 @@ main_signal(const struct config_overrides *o, const char *what)
 	if (sig == SIGHUP && o->config_file == NULL)
 		fprintf(stderr, "hftpd: no config file: nothing to check before the "
 		    "reload; the master rebuilds its config from its own command line\n");
-	if ((pid = main_pidfile_holder(c.pid_file)) <= 0) {
+	if ((pid = pidfile_holder(c.pid_file)) <= 0) {
 		fprintf(stderr, "hftpd: no running hftpd holds the pid file %s\n", c.pid_file);
 		return 1;
 	}
+	if (sig == SIGUSR2)
+		return upgrade_request(c.pid_file, (pid_t)pid);
 	if (kill((pid_t)pid, sig) == -1) {
 		fprintf(stderr, "hftpd: signal pid %ld: %s\n", pid, strerror(errno));
 		return 1;
@@ -317,7 +272,8 @@ main_title(int argc, char **argv)
  * Descriptors the launcher left open (a shell's, a CI runner's pipe) are
  * not the daemon's: closed at start, so that no worker inherits them.
  * Sockets systemd passes for this process (LISTEN_FDS from 3) stay, and so
- * does anything at or above the soft open-file limit (where a tool such as
+ * do the sockets and ready pipe an upgrading master passes (HFTPD_INHERIT,
+ * upgrade.c), and anything at or above the soft open-file limit (where a tool such as
  * valgrind keeps its own).  /dev/fd lists what is open.
  */
 static void
@@ -337,7 +293,7 @@ main_close_inherited(void)
 		long fd = atol(e->d_name);
 
 		if (fd <= STDERR_FILENO || fd == dirfd(d) || (rlim_t)fd >= rl.rlim_cur ||
-		    fd < STDERR_FILENO + 1 + passed)
+		    fd < STDERR_FILENO + 1 + passed || upgrade_keeps_fd((int)fd))
 			continue;
 		close((int)fd);
 	}
@@ -433,11 +389,16 @@ main_prepare(struct master *m, const struct config_overrides *o)
 {
 	char err[CONFIG_ERR_MAX];
 	long holder;
+	int  upgrading;
 
 	log_init("master", (enum log_level)m->conf->log_level);
 	m->gen = 1;
 	log_set_role("master", m->gen);
-	if (m->conf->pid_file[0] != '\0' && (holder = main_pidfile_holder(m->conf->pid_file)) > 0) {
+	/* started by an upgrade: the old master holds the pid file until we are ready */
+	if ((upgrading = upgrade_adopt(m, err, sizeof(err))) == -1)
+		main_fail(m, err);
+	if (!upgrading && m->conf->pid_file[0] != '\0' &&
+	    (holder = pidfile_holder(m->conf->pid_file)) > 0) {
 		fprintf(stderr, "hftpd: already running as pid %ld (pid file %s)\n",
 		    holder, m->conf->pid_file);
 		return 1;
@@ -447,11 +408,11 @@ main_prepare(struct master *m, const struct config_overrides *o)
 		return 1;
 	}
 	listen_inherit(m);
-	if (listen_open(m, m->conf, err, sizeof(err)) == -1) {
-		fprintf(stderr, "hftpd: %s\n", err);
-		return 1;
-	}
-	if (!o->foreground && main_daemonize(m) == -1) {
+	if (listen_open(m, m->conf, err, sizeof(err)) == -1)
+		main_fail(m, err);
+	listen_drop_unnamed(m);
+	/* an upgrade's new master is detached already; its launcher is the old one */
+	if (!o->foreground && !upgrading && main_daemonize(m) == -1) {
 		fprintf(stderr, "hftpd: daemonize: %s\n", strerror(errno));
 		return 1;
 	}
@@ -472,7 +433,7 @@ main_start(struct master *m)
 {
 	char err[CONFIG_ERR_MAX];
 
-	if (main_pidfile_write(m, err, sizeof(err)) == -1)
+	if (!m->upgrade_incoming && pidfile_write(m, err, sizeof(err)) == -1)
 		main_fail(m, err);
 	main_raise_nofile(m->conf);
 	if ((m->backoff = spawn_backoff_new(m->conf->workers)) == NULL)
@@ -487,6 +448,8 @@ main_start(struct master *m)
 		    HFTPD_ERROR_LOG_FALLBACK);
 	log_info("hftpd %s starting: %d workers x %d clients, directory %s",
 	    HFTPD_VERSION, m->conf->workers, m->conf->clients_per_worker, m->conf->directory);
+	if (m->upgrade_incoming)
+		log_info("started by an upgrade from master pid %ld", (long)getppid());
 	privsep_announce(m->conf);
 	if (config_warnings(m->conf, err, sizeof(err)) > 0)
 		log_warnx("%s", err);
@@ -497,10 +460,7 @@ main_start(struct master *m)
 static void
 main_exit(struct master *m)
 {
-	if (m->pidfile_fd != -1) {
-		unlink(m->conf->pid_file);
-		close(m->pidfile_fd);
-	}
+	pidfile_remove(m);
 	for (int i = 0; i < m->nslots; i++)
 		slot_channel_closed(&m->slots[i]);
 	if (m->access_fd != -1)
@@ -523,6 +483,7 @@ main(int argc, char **argv)
 
 	/* argv's strings move to the heap: the title overwrites their area */
 	proctitle_init(argc, argv);
+	upgrade_save_command(argv);
 	if ((rc = main_options(argc, argv, &o, &test, &signal_name)) != MAIN_CONTINUE)
 		return rc;
 	if (signal_name != NULL)
@@ -532,6 +493,7 @@ main(int argc, char **argv)
 	m.ready_fd = -1;
 	m.pidfile_fd = -1;
 	m.access_fd = -1;
+	m.upgrade_fd = -1;
 	m.options = &o;
 	if ((m.conf = malloc(sizeof(*m.conf))) == NULL || status_init(&m) == -1) {
 		fprintf(stderr, "hftpd: out of memory\n");

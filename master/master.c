@@ -7,12 +7,13 @@
  * closes and PROXY peers to admit.c.  It also owns the phases of the
  * master's life: readiness, running, graceful stop (draining) and fast
  * stop, and the phase's deadline; each slot keeps its own (slot_tick).
- * Reload is reload.c's.
+ * Reload is reload.c's; an upgrade (USR2) is upgrade.c's, polled here.
  */
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -39,12 +40,13 @@
  * status listener's descriptors (status.c's).
  */
 struct master_pollset {
-	struct pollfd       pfd[MASTER_POLL_MAX];
-	struct worker_slot *owner[MASTER_POLL_MAX];
+	struct pollfd       pfd[MASTER_POLL_MAX + 1];
+	struct worker_slot *owner[MASTER_POLL_MAX + 1];
 	int                 lidx[MASTER_LISTENERS_MAX];
 	int                 n;
 	int                 nl;
 	int                 status_at;
+	int                 upgrade;    /* index of an upgrade's ready pipe, or -1 */
 };
 
 void
@@ -76,9 +78,18 @@ master_workers_alive(const struct master *m)
 	return n;
 }
 
+/* A stop while a new binary starts: it is not to outlive this master. */
+static void
+master_upgrade_cancel(struct master *m)
+{
+	if (m->upgrade_pid != 0)
+		upgrade_fail(m, "the master is stopping");
+}
+
 static void
 master_stop_fast(struct master *m)
 {
+	master_upgrade_cancel(m);
 	log_info("fast stop");
 	notify_send("STOPPING=1");
 	m->phase = MASTER_STOPPING;
@@ -91,8 +102,11 @@ master_stop_fast(struct master *m)
 static void
 master_stop_graceful(struct master *m)
 {
+	master_upgrade_cancel(m);
 	log_info("graceful stop: finishing open connections (up to %ds)", m->conf->shutdown_timeout);
-	notify_send("STOPPING=1");
+	/* after an upgrade, the new master is the service: systemd is not told */
+	if (!m->upgraded)
+		notify_send("STOPPING=1");
 	m->phase = MASTER_DRAINING;
 	m->phase_deadline_ms = m->now_ms +
 	    (uint64_t)m->conf->shutdown_timeout * CLOCK_MS_PER_SEC;
@@ -253,6 +267,7 @@ master_deadlines(struct master *m)
 {
 	for (int i = 0; i < m->nslots; i++)
 		slot_tick(&m->slots[i], m->now_ms);
+	upgrade_tick(m);
 	if (m->phase == MASTER_DRAINING && m->now_ms >= m->phase_deadline_ms &&
 	    master_workers_alive(m) > 0) {
 		log_info("shutdown_timeout reached; stopping the remaining workers");
@@ -263,14 +278,23 @@ master_deadlines(struct master *m)
 static void
 master_announce(struct master *m)
 {
+	char err[CONFIG_ERR_MAX];
+
 	if (m->announced || m->phase != MASTER_RUNNING ||
 	    spawn_count(m, true) < m->conf->workers)
 		return;
 	m->announced = true;
+	/* started by an upgrade: the pid file is ours only now, workers ready */
+	if (m->upgrade_incoming && pidfile_takeover(m, err, sizeof(err)) == -1) {
+		log_error("%s", err);
+		master_ready_report(m, err);
+		exit(1);
+	}
 	log_info("serving %s with %d workers, generation %u", m->conf->directory,
 	    m->conf->workers, m->gen);
-	master_ready_report(m, "OK\n");
+	/* systemd learns the main pid before an old master may exit */
 	notify_send("READY=1\nSTATUS=serving, generation %u\nMAINPID=%ld", m->gen, (long)getpid());
+	master_ready_report(m, "OK\n");
 }
 
 /* Listeners are polled only while a worker has room (else clients wait in the backlog). */
@@ -303,6 +327,7 @@ master_pollset_fill(struct master *m, struct master_pollset *ps)
 {
 	ps->n = 0;
 	ps->nl = 0;
+	ps->upgrade = -1;
 	master_pollset_add(ps, signals_fd(), POLLIN, NULL);
 	if (master_accepting(m)) {
 		for (int i = 0; i < m->nlisteners; i++) {
@@ -318,6 +343,10 @@ master_pollset_fill(struct master *m, struct master_pollset *ps)
 			master_pollset_add(ps, s->chan,
 			    POLLIN | (slot_waiting(s) ? POLLOUT : 0), s);
 	}
+	if (upgrade_fd(m) != -1) {
+		ps->upgrade = ps->n;
+		master_pollset_add(ps, upgrade_fd(m), POLLIN, NULL);
+	}
 	ps->status_at = ps->n;
 	ps->n += status_poll_fill(m, ps->pfd + ps->n, MASTER_POLL_STATUS);
 	for (int i = ps->status_at; i < ps->n; i++)
@@ -332,6 +361,48 @@ master_poll_timeout(const struct master *m)
 	    status_busy(m))
 		return MASTER_POLL_BUSY_MS;
 	return MASTER_POLL_IDLE_MS;
+}
+
+/*
+ * USR2: the config is checked as for a reload (the new master reads the
+ * same file), then upgrade.c starts the binary on disk.
+ */
+static void
+master_upgrade(struct master *m)
+{
+	struct config *c;
+	char           err[CONFIG_ERR_MAX];
+
+	log_info("upgrade requested");
+	if (m->upgrade_pid != 0) {
+		upgrade_start(m, signals_usr2_sender());    /* answers: one is in progress */
+		return;
+	}
+	if ((c = malloc(sizeof(*c))) == NULL) {
+		m->upgrade_requester = signals_usr2_sender();
+		upgrade_fail(m, "out of memory");
+		return;
+	}
+	if (config_build(m->options, c, err, sizeof(err)) == -1 ||
+	    reload_config_check(c, m->options->foreground, err, sizeof(err)) == -1) {
+		free(c);
+		m->upgrade_requester = signals_usr2_sender();
+		upgrade_fail(m, "%s", err);
+		return;
+	}
+	free(c);
+	upgrade_start(m, signals_usr2_sender());
+}
+
+/* The new master answered on the ready pipe (or closed it). */
+static void
+master_on_upgrade(struct master *m, const struct master_pollset *ps)
+{
+	if (ps->upgrade == -1 || ps->pfd[ps->upgrade].revents == 0 ||
+	    ps->pfd[ps->upgrade].fd != upgrade_fd(m))
+		return;
+	if (upgrade_read(m) == UPGRADE_DONE && m->phase == MASTER_RUNNING)
+		master_stop_graceful(m);
 }
 
 /* Acts on the signals seen; false when the listener descriptors in ps may be stale. */
@@ -359,6 +430,8 @@ master_signals(struct master *m, unsigned sigs)
 	}
 	if (sigs & SIGNALS_BIT(SIGUSR1))
 		master_reopen_logs(m);
+	if ((sigs & SIGNALS_BIT(SIGUSR2)) && m->phase == MASTER_RUNNING)
+		master_upgrade(m);
 	return listeners_kept;
 }
 
@@ -415,6 +488,7 @@ master_run(struct master *m)
 			ps.n = ps.status_at;    /* the status listeners' too */
 		}
 		master_on_channels(m, &ps);
+		master_on_upgrade(m, &ps);
 		if (m->phase == MASTER_RUNNING) {
 			master_on_listeners(m, &ps);
 			spawn_respawn_due(m);

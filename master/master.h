@@ -6,17 +6,19 @@
  * layers`, fails on a circle):
  *
  *   main.c -> master.c, reload.c, spawn.c, listen.c, logfiles.c, privsep.c,
- *             signals.c, admit.c, slot.c, status.c, statusctl.c
+ *             signals.c, admit.c, slot.c, status.c, statusctl.c, upgrade.c,
+ *             pidfile.c
  *   master.c -> reload.c, spawn.c, handoff.c, admit.c, slot.c, listen.c,
- *               logfiles.c, signals.c, notify.c, status.c
+ *               logfiles.c, signals.c, notify.c, status.c, upgrade.c, pidfile.c
  *   reload.c -> spawn.c, slot.c, listen.c, logfiles.c, notify.c, privsep.c, status.c
  *   handoff.c -> slot.c, admit.c, status.c
- *   spawn.c -> slot.c, admit.c, handoff.c, privsep.c, signals.c, status.c
+ *   spawn.c -> slot.c, admit.c, handoff.c, privsep.c, signals.c, status.c, upgrade.c
+ *   upgrade.c -> listen.c, pidfile.c
  *   logfiles.c -> privsep.c
  *   status.c -> slot.c, statushttp.c, statuspage.c
- *   slot.c, admit.c, listen.c, notify.c, signals.c, privsep.c, statushttp.c,
- *   statuspage.c, statusctl.c call no other master file.  Only slot.c
- *   changes a struct worker_slot.
+ *   slot.c, admit.c, listen.c, notify.c, signals.c, privsep.c, pidfile.c,
+ *   statushttp.c, statuspage.c, statusctl.c call no other master file.
+ *   Only slot.c changes a struct worker_slot.
  */
 #ifndef HFTPD_MASTER_H
 #define HFTPD_MASTER_H
@@ -101,6 +103,17 @@ struct master {
 	int                 pidfile_fd;     /* the master's alone: workers never hold it */
 	int                 access_fd;      /* the access log opened for the workers, or -1 */
 	struct status_state *status;        /* status.c's: its connections and counters */
+	/* upgrade.c's: the old master's side of an upgrade in progress */
+	pid_t               upgrade_pid;    /* the new master starting, or 0 */
+	int                 upgrade_fd;     /* its ready pipe, or -1 once it failed */
+	uint64_t            upgrade_deadline_ms; /* ready by, or (failed) gone by */
+	pid_t               upgrade_requester; /* who sent USR2 (-s upgrade), or 0 */
+	char                upgrade_msg[CONFIG_ERR_MAX]; /* what the pipe said */
+	size_t              upgrade_got;
+	int                 upgrade_status; /* its wait status once reaped */
+	bool                upgrade_reaped;
+	bool                upgraded;       /* handed over: drains, then exits */
+	bool                upgrade_incoming; /* started by an upgrade: pid file at readiness */
 };
 
 /* master.c: the poll loop and the phases (running, draining, stopping) */
@@ -225,6 +238,55 @@ void listen_close_hftp(struct master *m);
 /* Takes the sockets systemd passed (LISTEN_PID/LISTEN_FDS); how many. */
 int  listen_inherit(struct master *m);
 
+/*
+ * Adopts fd, a listening socket passed by how ("socket activation",
+ * "upgrade"), into the pool listen_open takes from; never_close: systemd's.
+ */
+int  listen_adopt(struct master *m, int fd, bool never_close, const char *how);
+/* Closes the adopted sockets no listen line took (at start, after listen_open). */
+void listen_drop_unnamed(struct master *m);
+
+/* upgrade.c: a new binary without dropping a connection (USR2) */
+enum upgrade_outcome { UPGRADE_PENDING, UPGRADE_DONE, UPGRADE_FAILED };
+/* At start: the command line (argv as proctitle_init left it) and folder. */
+void upgrade_save_command(char **argv);
+/* True when fd was passed by the old master (kept at start). */
+bool upgrade_keeps_fd(int fd);
+/*
+ * Started by an upgrade: the ready pipe becomes m->ready_fd and the sockets
+ * are adopted; 1, 0 when not started so, -1 with err (another format
+ * version: to be reported through the pipe).
+ */
+int  upgrade_adopt(struct master *m, char *err, size_t errlen);
+/* USR2 from requester (0: unknown), config checked: fork + exec the binary. */
+void upgrade_start(struct master *m, pid_t requester);
+/* The upgrade in progress failed: child killed and reaped, requester told. */
+void upgrade_fail(struct master *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int  upgrade_fd(const struct master *m);
+/* The ready pipe is readable: pending, or the outcome. */
+enum upgrade_outcome upgrade_read(struct master *m);
+/* The new master's readiness deadline. */
+void upgrade_tick(struct master *m);
+/* spawn_reap's: true when pid was the new master being started. */
+bool upgrade_reaped(struct master *m, pid_t pid, int status);
+/* `-s upgrade`: signals pid and waits for the outcome; the exit status. */
+int  upgrade_request(const char *pid_file, pid_t pid);
+
+/* pidfile.c: the pid file, locked by the master it names */
+#define PIDFILE_OLDBIN  ".oldbin"
+/* Who holds path's lock: its pid, 0 when nobody, -1 on error. */
+long pidfile_holder(const char *path);
+/* path + suffix into out. */
+void pidfile_sibling(const char *path, const char *suffix, char *out, size_t outlen);
+/* Writes m's pid file atomically and keeps it locked; 0 / -1 with err. */
+int  pidfile_write(struct master *m, char *err, size_t errlen);
+/* The new master of an upgrade: PIDFILE -> PIDFILE.oldbin, ours -> PIDFILE. */
+int  pidfile_takeover(struct master *m, char *err, size_t errlen);
+/* A failed upgrade: PIDFILE.oldbin, if ours, back to PIDFILE. */
+void pidfile_restore(struct master *m);
+/* At exit: removes PIDFILE or PIDFILE.oldbin, whichever is ours. */
+void pidfile_remove(struct master *m);
+
 /* logfiles.c: error and access log files, created by the master */
 enum logfiles_kind { LOGFILES_STDERR, LOGFILES_SYSLOG, LOGFILES_OFF, LOGFILES_FILE };
 /* What an error_log / access_log value names. */
@@ -250,6 +312,8 @@ int  signals_init(void);
 int  signals_fd(void);
 /* Returns and clears the set of signals seen since the last call. */
 unsigned signals_take(void);
+/* The pid that sent the last SIGUSR2 (0 when unknown). */
+pid_t signals_usr2_sender(void);
 void signals_close(void);
 #define SIGNALS_BIT(sig) (1u << (sig))
 

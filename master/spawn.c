@@ -123,6 +123,8 @@ spawn_child(struct master *m, int chan)
 	handoff_pending_close(m);
 	if (m->ready_fd != -1)
 		close(m->ready_fd);
+	if (upgrade_fd(m) != -1)
+		close(upgrade_fd(m));     /* an upgrade's ready pipe */
 	if (m->pidfile_fd != -1)
 		close(m->pidfile_fd);     /* only the master may write or unlock it */
 	admit_free(m);          /* the master's books, not the worker's */
@@ -214,8 +216,10 @@ spawn_reap(struct master *m)
 				break;
 			}
 		}
-		if (s == NULL)
+		if (s == NULL) {
+			upgrade_reaped(m, pid, status);  /* the new master of an upgrade */
 			continue;
+		}
 		admit_worker_gone(m, pid);  /* its connections are closed */
 		status_worker_gone(m, s);   /* its totals stay its pool index's */
 		if (slot_leaving(s) || m->phase != MASTER_RUNNING || s->gen != m->gen) {

@@ -8,7 +8,8 @@ nothing enabled), the split between hftpd and python3-hftp (dpkg -L, the
 server without python3), the log folder owned by the service user, the
 installed daemon serving with the man page's access_log and the installed
 client fetching as root, the units checked by systemd-analyze; the operator
-enables the service; the upgrade restarts it (never stops it first) and
+enables the service; the upgrade tries the in-place upgrade (SIGUSR2), then
+restarts it (never stops it first) and
 keeps it enabled; dpkg -r stops it; dpkg --purge leaves nothing: no file
 or folder of either package, no state of deb-systemd-helper, no
 .wants link, no user, no bytecode.
@@ -376,6 +377,10 @@ def upgrade(host, debs, version):
     """A running service is restarted after the new files are in place and
     never stopped before; an enabled one stays enabled, and only it."""
     _, calls = host.dpkg("-i", str(debs["hftpd"]), str(debs["python3-hftp"]))
+    # the postinst first tries the upgrade in place (SIGUSR2, then the main
+    # pid); the fake systemctl names no main pid, so it falls back
+    assert "show -p MainPID --value hftpd.service" in calls, calls
+    assert not [c for c in calls if c.startswith("kill")], calls
     assert "try-restart hftpd.service" in calls, calls
     assert not [c for c in calls if re.search(r"(^|\s)(stop|start)\s", c)], \
         calls

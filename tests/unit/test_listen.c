@@ -6,7 +6,8 @@
  * fails the whole set and leaves what was open as it was; socket
  * activation takes the TCP listeners of LISTEN_FDS for this pid (others
  * ignored), keeps one no line names for a later reload, and clears the
- * variables.  This file
+ * variables; an upgrade's sockets are taken by their lines, the others
+ * closed at start unless systemd passed them.  This file
  * defines setsockopt() for the test program (it takes the place of libc's)
  * so that SO_SNDBUF can be made to fail; every other option goes through.
  */
@@ -245,6 +246,49 @@ static void test_socket_activation(void **state)
 	assert_int_equal(m.ninherited, 0);
 }
 
+/*
+ * An upgrade's sockets: one named by a line is taken (and stays the
+ * master's own, closed when a later reload drops it); one no line names
+ * is closed at start, unless systemd passed it.
+ */
+static void test_upgrade_adoption(void **state)
+{
+	static struct config c;
+	char                 named[64], unnamed[64], sd[64], err[256];
+	int                  fd_named, fd_unnamed, fd_sd;
+
+	(void)state;
+	memset(&m, 0, sizeof(m));
+	memset(&c, 0, sizeof(c));
+	fd_named = passed_listener(named, sizeof(named));
+	fd_unnamed = passed_listener(unnamed, sizeof(unnamed));
+	fd_sd = passed_listener(sd, sizeof(sd));
+	assert_int_equal(listen_adopt(&m, fd_named, false, "upgrade"), 0);
+	assert_int_equal(listen_adopt(&m, fd_unnamed, false, "upgrade"), 0);
+	assert_int_equal(listen_adopt(&m, fd_sd, true, "upgrade"), 0);
+	assert_int_equal(listen_adopt(&m, STDIN_FILENO, false, "upgrade"), -1);
+	assert_int_equal(m.ninherited, 3);
+	assert_int_equal(config_parse_listen(named, &c.listen[0], err, sizeof(err)), 0);
+	c.nlisten = 1;
+	c.send_buffer = 65536;
+	assert_int_equal(listen_open(&m, &c, err, sizeof(err)), 0);
+	listen_drop_unnamed(&m);
+	assert_int_equal(m.nlisteners, 1);
+	assert_int_equal(m.listeners[0].fd, fd_named);
+	assert_false(m.listeners[0].inherited);
+	assert_false(is_open(fd_unnamed));
+	assert_true(is_open(fd_sd));
+	assert_int_equal(m.ninherited, 1);
+	assert_int_equal(m.inherited[0].fd, fd_sd);
+	/* a reload without the line closes the adopted socket, keeps systemd's */
+	c.nlisten = 0;
+	assert_int_equal(listen_open(&m, &c, err, sizeof(err)), 0);
+	assert_false(is_open(fd_named));
+	assert_true(is_open(fd_sd));
+	listen_close_all(&m);
+	assert_false(is_open(fd_sd));
+}
+
 static void test_activation_for_another_pid(void **state)
 {
 	(void)state;
@@ -265,6 +309,7 @@ int main(void)
 		cmocka_unit_test(test_taken_port_changes_nothing),
 		cmocka_unit_test(test_socket_activation),
 		cmocka_unit_test(test_activation_for_another_pid),
+		cmocka_unit_test(test_upgrade_adoption),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
