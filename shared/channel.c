@@ -123,7 +123,8 @@ static int
 channel_sendv(int sock, uint32_t type, uint32_t gen, const void *payload, size_t len,
     const int *fds, int nfds)
 {
-	struct channel_hdr hdr = { .type = type, .len = (uint32_t)len, .gen = gen };
+	struct channel_hdr hdr = { .type = type, .len = (uint32_t)len, .gen = gen,
+		.version = CHANNEL_VERSION };
 	struct iovec       iov[2];
 	struct msghdr      msg;
 	union {
@@ -257,7 +258,7 @@ channel_well_formed(const struct msghdr *msg, ssize_t n, int nfds, const unsigne
 	if ((msg->msg_flags & MSG_TRUNC) || (size_t)n < sizeof(*hdr))
 		return false;
 	memcpy(hdr, data, sizeof(*hdr));
-	if (hdr->type == 0 || hdr->type >= CHANNEL_TYPE_MAX)
+	if (hdr->version != CHANNEL_VERSION || hdr->type == 0 || hdr->type >= CHANNEL_TYPE_MAX)
 		return false;
 	if (hdr->len != (size_t)n - sizeof(*hdr) || hdr->len > payload_max)
 		return false;

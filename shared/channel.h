@@ -24,11 +24,23 @@ enum channel_type {
 	CHANNEL_TYPE_MAX
 };
 
+/*
+ * The messages' format.  Master and workers are one binary (workers are
+ * forked, never exec'd), so both ends always agree; the version is sent and
+ * checked all the same, so a message from another build (a stray process,
+ * a future format) is dropped and logged instead of misread.  A binary
+ * upgrade passes only listening sockets: the new master starts its own
+ * workers, and no message crosses versions.
+ */
+#ifndef CHANNEL_VERSION
+#define CHANNEL_VERSION 1
+#endif
+
 struct channel_hdr {
 	uint32_t type;
 	uint32_t len;       /* payload bytes after the header */
 	uint32_t gen;       /* configuration generation of the sender/target */
-	uint32_t pad;
+	uint32_t version;   /* CHANNEL_VERSION of the sender */
 };
 
 struct channel_conn {

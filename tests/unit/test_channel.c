@@ -433,7 +433,7 @@ static void test_bad_unknown_type(void **state)
 	struct pair *p = *state;
 
 	for (size_t i = 0; i < sizeof(bad_types) / sizeof(bad_types[0]); i++) {
-		struct channel_hdr hdr = { .type = bad_types[i], .len = 0, .gen = 1 };
+		struct channel_hdr hdr = { .type = bad_types[i], .len = 0, .gen = 1, .version = CHANNEL_VERSION };
 		assert_int_equal(raw_send(p->sv[1], &hdr, sizeof(hdr), NULL, 0), (ssize_t)sizeof(hdr));
 		assert_badmsg(p);
 	}
@@ -448,6 +448,7 @@ static void test_bad_length_for_type(void **state)
 
 	/* LOAD with 8 payload bytes, header saying 8: wrong size for LOAD. */
 	hdr.type = CHANNEL_LOAD;
+	hdr.version = CHANNEL_VERSION;
 	hdr.len = 8;
 	memcpy(msg, &hdr, sizeof(hdr));
 	assert_int_equal(raw_send(p->sv[1], msg, sizeof(hdr) + 8, NULL, 0), (ssize_t)(sizeof(hdr) + 8));
@@ -476,6 +477,7 @@ static void test_bad_length_for_type(void **state)
 
 	/* Longer than the largest message: truncated on receipt. */
 	hdr.type = CHANNEL_READY;
+	hdr.version = CHANNEL_VERSION;
 	hdr.len = CHANNEL_PAYLOAD_MAX + 100;
 	{
 		unsigned char huge[sizeof(struct channel_hdr) + CHANNEL_PAYLOAD_MAX + 100] = { 0 };
@@ -545,6 +547,29 @@ static void test_bad_ready_with_fd_closes_it(void **state)
 	assert_channel_works(p);
 }
 
+/* A well-formed CONN from another format version: dropped, its fd closed. */
+static void test_other_version_dropped_fd_closed(void **state)
+{
+	struct pair *p = *state;
+	struct { struct channel_hdr hdr; struct channel_conn conn; } m;
+	int a[2], before;
+
+	make_pipe(a);
+	memset(&m, 0, sizeof(m));
+	m.hdr.type = CHANNEL_CONN;
+	m.hdr.version = CHANNEL_VERSION + 1;
+	m.hdr.len = sizeof(struct channel_conn);
+	before = count_fds();
+	assert_int_equal(raw_send(p->sv[1], &m, sizeof(m), &a[1], 1), (ssize_t)sizeof(m));
+	close(a[1]);
+	assert_badmsg(p);
+	assert_int_equal(count_fds(), before - 1);
+	assert_reader_sees_eof(a[0]);
+	close(a[0]);
+	/* the same message with this version is taken */
+	assert_channel_works(p);
+}
+
 static void test_bad_conn_two_fds_closes_both(void **state)
 {
 	struct pair *p = *state;
@@ -555,6 +580,7 @@ static void test_bad_conn_two_fds_closes_both(void **state)
 	make_pipe(b);
 	memset(&m, 0, sizeof(m));
 	m.hdr.type = CHANNEL_CONN;
+	m.hdr.version = CHANNEL_VERSION;
 	m.hdr.len = sizeof(struct channel_conn);
 	fds[0] = a[1];
 	fds[1] = b[1];
@@ -581,6 +607,7 @@ static void test_bad_conn_many_fds_closes_all(void **state)
 	 * (MSG_CTRUNC); none may survive. */
 	memset(&m, 0, sizeof(m));
 	m.hdr.type = CHANNEL_CONN;
+	m.hdr.version = CHANNEL_VERSION;
 	m.hdr.len = sizeof(struct channel_conn);
 	for (int i = 0; i < 8; i++) {
 		make_pipe(pp[i]);
@@ -637,6 +664,7 @@ static void test_bad_unknown_type_with_fd_closes_it(void **state)
 
 	memset(&m, 0, sizeof(m));
 	m.hdr.type = 42;
+	m.hdr.version = CHANNEL_VERSION;
 	m.hdr.len = sizeof(struct channel_conn);
 	make_pipe(pp);
 	assert_int_equal(raw_send(p->sv[1], &m, sizeof(m), &pp[1], 1), (ssize_t)sizeof(m));
@@ -1042,7 +1070,7 @@ static void test_conns_round_trip(void **state)
 /* A CONNS and its raw bytes: n named, the payload for k entries. */
 static size_t conns_raw(unsigned char *buf, uint32_t n, uint32_t k)
 {
-	struct channel_hdr   hdr = { .type = CHANNEL_CONNS, .len = (uint32_t)CHANNEL_CONNS_LEN(k) };
+	struct channel_hdr   hdr = { .type = CHANNEL_CONNS, .len = (uint32_t)CHANNEL_CONNS_LEN(k), .version = CHANNEL_VERSION };
 	struct channel_conns cs;
 
 	memset(&cs, 0, sizeof(cs));
@@ -1207,6 +1235,7 @@ int main(void)
 		PT(test_bad_conn_without_fd),
 		PT(test_bad_load_with_fd_closes_it),
 		PT(test_bad_ready_with_fd_closes_it),
+		PT(test_other_version_dropped_fd_closed),
 		PT(test_bad_conn_two_fds_closes_both),
 		PT(test_bad_conn_many_fds_closes_all),
 		PT(test_bad_short_header_with_fd_closes_it),

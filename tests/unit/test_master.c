@@ -106,7 +106,7 @@ static int next_message(int i, void *payload, size_t len)
 
 static void deliver(int i, enum channel_type type, unsigned gen, const void *payload, int fd)
 {
-	struct channel_hdr hdr = { .type = type, .gen = gen };
+	struct channel_hdr hdr = { .type = type, .gen = gen, .version = CHANNEL_VERSION };
 
 	master_message(&m, &m.slots[i], &hdr, payload, fd);
 }

@@ -139,7 +139,7 @@ static void
 report(int slot, uint64_t metadata_ok, uint64_t base64_bytes)
 {
 	struct channel_stats s;
-	struct channel_hdr   hdr = { .type = CHANNEL_STATS, .len = sizeof(s) };
+	struct channel_hdr   hdr = { .type = CHANNEL_STATS, .len = sizeof(s), .version = CHANNEL_VERSION };
 
 	memset(&s, 0, sizeof(s));
 	s.requests[1][0] = metadata_ok;
