@@ -65,6 +65,7 @@ static void
 worker_clock(struct worker *w)
 {
 	w->now_ns = clock_now_ns();
+	w->ctx.now_ns = w->now_ns;
 	w->ctx.now_ms = w->now_ns / CLOCK_NS_PER_MS;
 }
 
@@ -566,7 +567,7 @@ worker_setup(struct worker *w, const struct config *conf, unsigned gen, int chan
 	    buffer_pool_init(&w->ctx.in_pool, CLIENT_IN_CAP, WORKER_POOL_MAX) == -1 ||
 	    buffer_pool_init(&w->ctx.out_pool, CLIENT_OUT_CAP, WORKER_POOL_MAX) == -1)
 		return -1;
-	access_open(access_fd, conf->access_log);
+	access_open(access_fd, conf->access_log, conf->access_log_format);
 	w->pfd[0].fd = chan;
 	w->pfd[0].events = POLLIN;
 	files_init(&w->ctx.files, conf->directory);
