@@ -1,8 +1,11 @@
 /*
  * request.c — the streaming HFTP request-line parser (see request.h).
  *
- * A byte at a time, so a line may arrive in any number of pieces; what it
- * keeps per element is bounded, so a 5 MiB FILENAME costs no memory.  Each
+ * A line may arrive in any number of pieces; each run of ordinary bytes is
+ * looked at once (kept, classified and valued in one pass, one NUL after
+ * it); what it keeps per element is bounded, so a 5 MiB FILENAME costs no
+ * memory.  The command's shape is looked up once per line and kept
+ * (p->shape), so the command table need not look the command up again.  Each
  * element's text is carved from the arena when the element starts, as wide
  * as its kind needs; an element the arena cannot hold keeps no text (its
  * length and properties are still counted).
@@ -10,6 +13,25 @@
 #include <string.h>
 
 #include "request.h"
+
+/* Byte classes, from the one definition of the FILENAME set (protocol.c). */
+#define REQUEST_NAME    0x01    /* a FILENAME byte */
+#define REQUEST_DIGIT   0x02    /* [0-9] */
+#define REQUEST_DELIM   0x04    /* ends a run: SP, CR, LF */
+static uint8_t request_class[256];
+
+static void
+request_classes(void)
+{
+	if (request_class[' '] != 0)
+		return;
+	for (unsigned c = 0; c < 256; c++) {
+		request_class[c] = protocol_name_char((unsigned char)c) ? REQUEST_NAME : 0;
+		if (c >= '0' && c <= '9')
+			request_class[c] |= REQUEST_DIGIT;
+	}
+	request_class[' '] = request_class['\r'] = request_class['\n'] = REQUEST_DELIM;
+}
 
 uint32_t
 request_arg_cap(enum request_arg kind)
@@ -72,6 +94,22 @@ request_arg_cap_at(const struct request_parser *p, int i)
 	return request_arg_cap(p->shape->arg[i - 1]);
 }
 
+/*
+ * The line's command is complete: its shape, looked up once per line (at
+ * the first space, or at the line's end), kept for the command table.
+ */
+static void
+request_find_shape(struct request_parser *p)
+{
+	const struct request_elem *cmd = &p->elem[0];
+
+	if (p->shape_of == NULL || p->shape_known)
+		return;
+	p->shape_known = true;
+	if (!cmd->truncated && cmd->len > 0)
+		p->shape = p->shape_of(cmd->text, (size_t)cmd->len);
+}
+
 static void
 request_line_reset(struct request_parser *p)
 {
@@ -82,6 +120,7 @@ request_line_reset(struct request_parser *p)
 	p->only_spaces = true;
 	p->status = STATUS_OK;
 	p->shape = NULL;
+	p->shape_known = false;
 	p->arena_used = 0;
 	request_elem_start(p, 0, REQUEST_CAP_COMMAND);
 }
@@ -92,29 +131,52 @@ request_init(struct request_parser *p, uint64_t line_max, request_shape_fn shape
 	memset(p, 0, sizeof(*p));
 	p->line_max = line_max;
 	p->shape_of = shape_of;
+	request_classes();
 	request_line_reset(p);
 }
 
+/* A digit onto e's value: more than 64 bits is an overflow, not a wrap. */
 static void
-request_elem_add(struct request_elem *e, unsigned char c)
+request_elem_digit(struct request_elem *e, unsigned digit)
 {
-	if (e->len + 1 < e->cap) {
-		e->text[e->len] = (char)c;
-		e->text[e->len + 1] = '\0';
-	} else
+	if (e->overflow)
+		return;
+	if (e->value > (UINT64_MAX - digit) / 10)
+		e->overflow = true;
+	else
+		e->value = e->value * 10 + digit;
+}
+
+/*
+ * Bytes data[0..n) of element e: kept while its text has room (one NUL
+ * after them), judged (FILENAME, digits, value) in the same pass.
+ */
+static void
+request_elem_add(struct request_elem *e, const unsigned char *data, size_t n)
+{
+	uint64_t keep = e->len + 1 < e->cap ? e->cap - 1 - e->len : 0;
+	/* what every byte so far is; the value only while all are digits */
+	uint8_t  all = e->digits_ok ? REQUEST_NAME | REQUEST_DIGIT : REQUEST_NAME;
+
+	if (keep > n)
+		keep = n;
+	for (size_t i = 0; i < n; i++) {
+		uint8_t cls = request_class[data[i]];
+
+		all &= cls;
+		if (i < keep)
+			e->text[e->len + i] = (char)data[i];
+		if (all & REQUEST_DIGIT)
+			request_elem_digit(e, data[i] - '0');
+	}
+	if (keep > 0)
+		e->text[e->len + keep] = '\0';
+	if (keep < n)
 		e->truncated = true;
-	e->len++;
-	if (!protocol_name_char(c))
+	e->len += n;
+	if (!(all & REQUEST_NAME))
 		e->name_ok = false;
-	if (c >= '0' && c <= '9') {
-		unsigned digit = c - '0';
-		if (!e->overflow) {
-			if (e->value > (UINT64_MAX - digit) / 10)
-				e->overflow = true;
-			else
-				e->value = e->value * 10 + digit;
-		}
-	} else
+	if (!(all & REQUEST_DIGIT))
 		e->digits_ok = false;
 }
 
@@ -122,29 +184,44 @@ request_elem_add(struct request_elem *e, unsigned char c)
 static void
 request_next_elem(struct request_parser *p)
 {
-	const struct request_elem *cmd = &p->elem[0];
-
-	if (p->argc == 1 && p->shape_of != NULL && !cmd->truncated && cmd->len > 0)
-		p->shape = p->shape_of(cmd->text, (size_t)cmd->len);
+	if (p->argc == 1)
+		request_find_shape(p);
 	if (++p->argc <= REQUEST_ELEMS_MAX)
 		request_elem_start(p, p->argc - 1, request_arg_cap_at(p, p->argc - 1));
 }
 
-/* One byte of the line proper (not part of the CR LF); false when fatal. */
+/*
+ * Ordinary bytes of the line (no SP, CR LF): as many of the n as line_max
+ * allows, *used of them; false when that is fewer than n (the next byte is
+ * one too many: fatal).
+ */
 static bool
-request_add_byte(struct request_parser *p, unsigned char c)
+request_add_bytes(struct request_parser *p, const unsigned char *data, size_t n, size_t *used)
+{
+	bool fits = p->line_len + n <= p->line_max;
+
+	if (!fits) {
+		n = (size_t)(p->line_max - p->line_len);
+		p->status = STATUS_BAD_REQUEST;
+	}
+	*used = n;
+	p->line_len += n;
+	if (n > 0)
+		p->only_spaces = false;
+	if (p->argc <= REQUEST_ELEMS_MAX)
+		request_elem_add(&p->elem[p->argc - 1], data, n);
+	return fits;
+}
+
+/* A space of the line; false when it is past line_max (fatal). */
+static bool
+request_add_space(struct request_parser *p)
 {
 	if (++p->line_len > p->line_max) {
 		p->status = STATUS_BAD_REQUEST;
 		return false;
 	}
-	if (c == ' ') {
-		request_next_elem(p);
-		return true;
-	}
-	p->only_spaces = false;
-	if (p->argc <= REQUEST_ELEMS_MAX)
-		request_elem_add(&p->elem[p->argc - 1], c);
+	request_next_elem(p);
 	return true;
 }
 
@@ -154,6 +231,8 @@ request_line_end(struct request_parser *p)
 	int kept = p->argc < REQUEST_ELEMS_MAX ? p->argc : REQUEST_ELEMS_MAX;
 
 	p->line_done = true;
+	if (p->argc == 1)
+		request_find_shape(p);
 	if (p->only_spaces) {
 		p->status = STATUS_BAD_REQUEST;
 		return REQUEST_FATAL;
@@ -173,37 +252,59 @@ request_partial(const struct request_parser *p)
 	return !p->line_done && (p->line_len > 0 || p->pending_cr);
 }
 
+/* The ordinary bytes from data[0] up to the next SP, CR or LF. */
+static size_t
+request_run(const unsigned char *data, size_t len)
+{
+	size_t n = 0;
+
+	while (n < len && !(request_class[data[n]] & REQUEST_DELIM))
+		n++;
+	return n;
+}
+
 size_t
 request_feed(struct request_parser *p, const char *data, size_t len,
     enum request_result *res)
 {
-	size_t i;
+	const unsigned char *d = (const unsigned char *)data;
+	size_t               i = 0, n, used;
 
 	if (p->line_done)
 		request_line_reset(p);
-	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)data[i];
-
+	while (i < len) {
 		if (p->pending_cr) {
 			p->pending_cr = false;
-			if (c == '\n') {
+			if (d[i] == '\n') {
 				*res = request_line_end(p);
 				return i + 1;
 			}
 			/* A CR not followed by LF is an ordinary byte. */
-			if (!request_add_byte(p, '\r'))
+			if (!request_add_bytes(p, (const unsigned char *)"\r", 1, &used))
 				goto fatal;
 		}
-		if (c == '\r') {
+		if (d[i] == '\r') {
 			p->pending_cr = true;
+			i++;
 			continue;
 		}
-		if (c == '\n') {
+		if (d[i] == '\n') {
 			p->status = STATUS_BAD_EOL;
 			goto fatal;
 		}
-		if (!request_add_byte(p, c))
+		if (d[i] == ' ') {
+			if (!request_add_space(p))
+				goto fatal;
+			i++;
+			continue;
+		}
+		/* a run of ordinary bytes, each looked at once */
+		n = request_run(d + i, len - i);
+		if (!request_add_bytes(p, d + i, n, &used)) {
+			i += used;      /* the byte past line_max */
 			goto fatal;
+		}
+		i += n;
 	}
 	*res = REQUEST_MORE;
 	return len;
