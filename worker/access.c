@@ -279,27 +279,41 @@ access_request_text(const struct request_parser *p, char *buf, size_t len)
 	return used;
 }
 
+/* Whether a byte goes into a JSON string as it is. */
+static bool
+access_json_plain(unsigned char ch)
+{
+	return ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\';
+}
+
 /* A JSON string (RFC 8259): quotes, backslashes and bytes outside printable ASCII escaped. */
 static void
 access_put_json(struct access_line *l, const char *s, size_t n)
 {
-	char esc[6] = { '\\', 'u', '0', '0', 0, 0 };
+	char   esc[6] = { '\\', 'u', '0', '0', 0, 0 };
+	size_t run;
 
 	access_put(l, "\"", 1);
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n; i += run) {
 		unsigned char ch = (unsigned char)s[i];
-		if (ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\') {
-			access_put(l, s + i, 1);
+
+		/* runs of plain bytes in one copy */
+		for (run = 0; i + run < n && access_json_plain((unsigned char)s[i + run]); run++)
+			;
+		if (run > 0) {
+			access_put(l, s + i, run);
 			continue;
 		}
-		esc[4] = access_hex[ch >> 4];
-		esc[5] = access_hex[ch & 15];
+		run = 1;
 		if (ch == '"' || ch == '\\') {
 			esc[1] = (char)ch;
 			access_put(l, esc, 2);
 			esc[1] = 'u';
-		} else
-			access_put(l, esc, sizeof(esc));
+			continue;
+		}
+		esc[4] = access_hex[ch >> 4];
+		esc[5] = access_hex[ch & 15];
+		access_put(l, esc, sizeof(esc));
 	}
 	access_put(l, "\"", 1);
 }

@@ -2,6 +2,8 @@
  * protocol.c — status texts and lines, decimal numbers, and the FILENAME
  * character set (see protocol.h).
  */
+#include <string.h>
+
 #include "protocol.h"
 
 /* Each status with its text and its whole line, made once (a memcpy each answer). */
@@ -61,16 +63,16 @@ protocol_status_fatal(enum status status)
 size_t
 protocol_decimal(char *dst, uint64_t v)
 {
-	char   digits[PROTOCOL_DECIMAL_MAX];
-	size_t n = 0;
+	char  digits[PROTOCOL_DECIMAL_MAX];
+	char *q = digits + sizeof(digits);
 
+	/* from the last digit back, then one copy */
 	do {
-		digits[n++] = (char)('0' + v % 10);
+		*--q = (char)('0' + v % 10);
 		v /= 10;
 	} while (v != 0);
-	for (size_t i = 0; i < n; i++)
-		dst[i] = digits[n - 1 - i];
-	return n;
+	memcpy(dst, q, (size_t)(digits + sizeof(digits) - q));
+	return (size_t)(digits + sizeof(digits) - q);
 }
 
 bool

@@ -135,49 +135,63 @@ request_init(struct request_parser *p, uint64_t line_max, request_shape_fn shape
 	request_line_reset(p);
 }
 
-/* A digit onto e's value: more than 64 bits is an overflow, not a wrap. */
+/* A digit onto a value: more than 64 bits is an overflow, not a wrap. */
 static void
-request_elem_digit(struct request_elem *e, unsigned digit)
+request_digit(uint64_t *value, bool *overflow, unsigned digit)
 {
-	if (e->overflow)
+	if (*overflow)
 		return;
-	if (e->value > (UINT64_MAX - digit) / 10)
-		e->overflow = true;
+	if (*value > (UINT64_MAX - digit) / 10)
+		*overflow = true;
 	else
-		e->value = e->value * 10 + digit;
+		*value = *value * 10 + digit;
 }
 
 /*
- * Bytes data[0..n) of element e: kept while its text has room (one NUL
- * after them), judged (FILENAME, digits, value) in the same pass.
+ * The ordinary bytes at data (up to the next SP, CR or LF, at most max) of
+ * element e, each looked at once: kept while its text has room (one NUL
+ * after them), judged (FILENAME, digits) and valued in the same pass.
+ * Returns how many.
  */
-static void
-request_elem_add(struct request_elem *e, const unsigned char *data, size_t n)
+static size_t
+request_elem_scan(struct request_elem *e, const unsigned char *data, size_t max)
 {
-	uint64_t keep = e->len + 1 < e->cap ? e->cap - 1 - e->len : 0;
+	size_t   keep = e->len + 1 < e->cap ? (size_t)(e->cap - 1 - e->len) : 0, i;
+	char    *dst = e->text + e->len;
+	uint64_t value = e->value;
+	bool     overflow = e->overflow;
 	/* what every byte so far is; the value only while all are digits */
-	uint8_t  all = e->digits_ok ? REQUEST_NAME | REQUEST_DIGIT : REQUEST_NAME;
+	uint8_t  all = e->digits_ok ? REQUEST_NAME | REQUEST_DIGIT : REQUEST_NAME, cls;
 
-	if (keep > n)
-		keep = n;
-	for (size_t i = 0; i < n; i++) {
-		uint8_t cls = request_class[data[i]];
-
+	for (i = 0; i < max && !((cls = request_class[data[i]]) & REQUEST_DELIM); i++) {
 		all &= cls;
 		if (i < keep)
-			e->text[e->len + i] = (char)data[i];
+			dst[i] = (char)data[i];
 		if (all & REQUEST_DIGIT)
-			request_elem_digit(e, data[i] - '0');
+			request_digit(&value, &overflow, data[i] - '0');
 	}
-	if (keep > 0)
-		e->text[e->len + keep] = '\0';
-	if (keep < n)
-		e->truncated = true;
-	e->len += n;
+	if (i > 0 && keep > 0)
+		dst[i < keep ? i : keep] = '\0';
+	e->truncated |= i > keep;
+	e->len += i;
+	e->value = value;
+	e->overflow = overflow;
 	if (!(all & REQUEST_NAME))
 		e->name_ok = false;
 	if (!(all & REQUEST_DIGIT))
 		e->digits_ok = false;
+	return i;
+}
+
+/* The same for bytes past the elements kept: only counted. */
+static size_t
+request_skip(const unsigned char *data, size_t max)
+{
+	size_t i = 0;
+
+	while (i < max && !(request_class[data[i]] & REQUEST_DELIM))
+		i++;
+	return i;
 }
 
 /* A space ends an element: the first one names the command, and so the shape. */
@@ -191,26 +205,48 @@ request_next_elem(struct request_parser *p)
 }
 
 /*
- * Ordinary bytes of the line (no SP, CR LF): as many of the n as line_max
- * allows, *used of them; false when that is fewer than n (the next byte is
- * one too many: fatal).
+ * Ordinary bytes of the line from data[0] (up to the next SP, CR or LF):
+ * as many as line_max allows.  Returns how many; *over when the byte
+ * after them is an ordinary one past line_max (fatal).
  */
-static bool
-request_add_bytes(struct request_parser *p, const unsigned char *data, size_t n, size_t *used)
+static size_t
+request_add_run(struct request_parser *p, const unsigned char *data, size_t len, bool *over)
 {
-	bool fits = p->line_len + n <= p->line_max;
+	uint64_t room = p->line_max - p->line_len;
+	size_t   max = len < room ? len : (size_t)room, n;
 
-	if (!fits) {
-		n = (size_t)(p->line_max - p->line_len);
-		p->status = STATUS_BAD_REQUEST;
-	}
-	*used = n;
+	if (p->argc <= REQUEST_ELEMS_MAX)
+		n = request_elem_scan(&p->elem[p->argc - 1], data, max);
+	else
+		n = request_skip(data, max);
 	p->line_len += n;
 	if (n > 0)
 		p->only_spaces = false;
-	if (p->argc <= REQUEST_ELEMS_MAX)
-		request_elem_add(&p->elem[p->argc - 1], data, n);
-	return fits;
+	*over = n == max && n < len && !(request_class[data[n]] & REQUEST_DELIM);
+	if (*over)
+		p->status = STATUS_BAD_REQUEST;
+	return n;
+}
+
+/* A CR not followed by LF: an ordinary byte of the line (line_max checked). */
+static void
+request_add_cr(struct request_parser *p)
+{
+	struct request_elem *e;
+
+	p->line_len++;
+	p->only_spaces = false;
+	if (p->argc > REQUEST_ELEMS_MAX)
+		return;
+	e = &p->elem[p->argc - 1];
+	if (e->len + 1 < e->cap) {
+		e->text[e->len] = '\r';
+		e->text[e->len + 1] = '\0';
+	} else
+		e->truncated = true;
+	e->len++;
+	e->name_ok = false;     /* neither a FILENAME byte nor a digit */
+	e->digits_ok = false;
 }
 
 /* A space of the line; false when it is past line_max (fatal). */
@@ -252,23 +288,13 @@ request_partial(const struct request_parser *p)
 	return !p->line_done && (p->line_len > 0 || p->pending_cr);
 }
 
-/* The ordinary bytes from data[0] up to the next SP, CR or LF. */
-static size_t
-request_run(const unsigned char *data, size_t len)
-{
-	size_t n = 0;
-
-	while (n < len && !(request_class[data[n]] & REQUEST_DELIM))
-		n++;
-	return n;
-}
-
 size_t
 request_feed(struct request_parser *p, const char *data, size_t len,
     enum request_result *res)
 {
 	const unsigned char *d = (const unsigned char *)data;
-	size_t               i = 0, n, used;
+	size_t               i = 0;
+	bool                 over;
 
 	if (p->line_done)
 		request_line_reset(p);
@@ -280,8 +306,11 @@ request_feed(struct request_parser *p, const char *data, size_t len,
 				return i + 1;
 			}
 			/* A CR not followed by LF is an ordinary byte. */
-			if (!request_add_bytes(p, (const unsigned char *)"\r", 1, &used))
+			if (p->line_len == p->line_max) {
+				p->status = STATUS_BAD_REQUEST;
 				goto fatal;
+			}
+			request_add_cr(p);
 		}
 		if (d[i] == '\r') {
 			p->pending_cr = true;
@@ -299,12 +328,9 @@ request_feed(struct request_parser *p, const char *data, size_t len,
 			continue;
 		}
 		/* a run of ordinary bytes, each looked at once */
-		n = request_run(d + i, len - i);
-		if (!request_add_bytes(p, d + i, n, &used)) {
-			i += used;      /* the byte past line_max */
-			goto fatal;
-		}
-		i += n;
+		i += request_add_run(p, d + i, len - i, &over);
+		if (over)
+			goto fatal;     /* at the byte past line_max */
 	}
 	*res = REQUEST_MORE;
 	return len;
