@@ -35,6 +35,7 @@ enum config_type {
 	CONFIG_DURATION,    /* seconds with s/m/h suffix, in [min, max] */
 	CONFIG_ENCODING,    /* "base64" | "fragments" */
 	CONFIG_CACHE,       /* "inotify" | "off" */
+	CONFIG_LOGFORMAT,   /* "text" | "json" */
 	CONFIG_LOGLEVEL,    /* "error" | "warn" | "info" | "debug" */
 	CONFIG_NAME,        /* a user or group name */
 	CONFIG_BOOL,        /* "yes" | "no" */
@@ -76,6 +77,7 @@ static const struct config_key config_keys[] = {
 	KEY("pid_file",           CONFIG_PATH,     pid_file,           0, 0),
 	KEY("error_log",          CONFIG_LOGPATH,  error_log,          0, 0),
 	KEY("access_log",         CONFIG_OFFPATH,  access_log,         0, 0),
+	KEY("access_log_format",  CONFIG_LOGFORMAT, access_log_format, 0, 0),
 	KEY("log_level",          CONFIG_LOGLEVEL, log_level,          0, 0),
 	KEY("user",               CONFIG_NAME,     user,               0, 0),
 	KEY("group",              CONFIG_NAME,     group,              0, 0),
@@ -106,6 +108,7 @@ config_defaults(struct config *c)
 	c->max_clients_per_address = CONFIG_DEFAULT_MAX_CLIENTS_PER_ADDR;
 	snprintf(c->error_log, sizeof(c->error_log), "stderr");
 	snprintf(c->access_log, sizeof(c->access_log), "off");
+	c->access_log_format = ACCESS_LOG_TEXT;
 	c->log_level = LOG_LEVEL_INFO;
 }
 
@@ -430,23 +433,37 @@ config_set_cache(const struct config_key *k, char *field, const char *value,
 	return 0;
 }
 
-/* ENCODING, LOGLEVEL, NAME: one word from a list or of a given shape. */
+/* Which of two words value is: 0 or 1, else -1 with the error. */
+static int
+config_either(const struct config_key *k, const char *value, const char *first,
+    const char *second, char *err, size_t errlen)
+{
+	if (strcmp(value, first) == 0)
+		return 0;
+	if (strcmp(value, second) == 0)
+		return 1;
+	config_error(err, errlen, "%s: '%s' is not '%s' or '%s'", k->name, value, first, second);
+	return -1;
+}
+
+/* ENCODING, LOGFORMAT, LOGLEVEL, NAME, BOOL: one word from a list or of a given shape. */
 static int
 config_set_word(const struct config_key *k, char *field, const char *value,
     char *err, size_t errlen)
 {
 	enum log_level level;
+	int            v;
 
 	switch (k->type) {
 	case CONFIG_ENCODING:
-		if (strcmp(value, "base64") == 0)
-			*(enum slice_encoding *)field = SLICE_BASE64;
-		else if (strcmp(value, "fragments") == 0)
-			*(enum slice_encoding *)field = SLICE_FRAGMENTS;
-		else {
-			config_error(err, errlen, "%s: '%s' is not 'base64' or 'fragments'", k->name, value);
+		if ((v = config_either(k, value, "base64", "fragments", err, errlen)) == -1)
 			return -1;
-		}
+		*(enum slice_encoding *)field = v == 0 ? SLICE_BASE64 : SLICE_FRAGMENTS;
+		return 0;
+	case CONFIG_LOGFORMAT:
+		if ((v = config_either(k, value, "text", "json", err, errlen)) == -1)
+			return -1;
+		*(enum access_log_format *)field = v == 0 ? ACCESS_LOG_TEXT : ACCESS_LOG_JSON;
 		return 0;
 	case CONFIG_LOGLEVEL:
 		if (log_level_parse(value, &level) == -1) {
@@ -511,6 +528,7 @@ config_set(struct config *c, const struct config_key *k, const char *value,
 	case CONFIG_DURATION:
 		return config_set_number(k, field, value, err, errlen);
 	case CONFIG_ENCODING:
+	case CONFIG_LOGFORMAT:
 	case CONFIG_LOGLEVEL:
 	case CONFIG_NAME:
 	case CONFIG_BOOL:
@@ -696,6 +714,10 @@ config_format(const struct config_key *k, const struct config *c, char *out, siz
 	case CONFIG_CACHE:
 		snprintf(out, outlen, "%s", *(const enum metadata_cache *)field ==
 		    METADATA_CACHE_INOTIFY ? "inotify" : "off");
+		break;
+	case CONFIG_LOGFORMAT:
+		snprintf(out, outlen, "%s", *(const enum access_log_format *)field == ACCESS_LOG_JSON ?
+		    "json" : "text");
 		break;
 	case CONFIG_LOGLEVEL:
 		level = *(const int *)field;

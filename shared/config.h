@@ -64,6 +64,8 @@
 enum slice_encoding { SLICE_BASE64, SLICE_FRAGMENTS };
 /* metadata_cache: each request stats (off), or a worker's cache kept exact by inotify */
 enum metadata_cache { METADATA_CACHE_OFF, METADATA_CACHE_INOTIFY };
+/* access_log_format: TIME CLIENT "REQUEST" STATUS BYTES USEC, or JSON lines */
+enum access_log_format { ACCESS_LOG_TEXT, ACCESS_LOG_JSON };
 
 struct config_listen {
 	struct sockaddr_storage addr;
@@ -107,6 +109,7 @@ struct config {
 	char                 pid_file[PATH_MAX];
 	char                 error_log[PATH_MAX];   /* "stderr", "syslog" or a path */
 	char                 access_log[PATH_MAX];  /* "off" or a path */
+	enum access_log_format access_log_format;
 	int                  log_level;             /* enum log_level */
 	char                 user[64];
 	char                 group[64];

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config.h"
 #include "protocol.h"
 
 struct request_parser;
@@ -19,19 +20,27 @@ struct request_parser;
 #define ACCESS_REQUEST_MAX  200     /* request text kept, escaped */
 #define ACCESS_PEER_MAX     80      /* "[v6addr]:port" */
 
-/* The record of one response, from its request to its last byte. */
+/*
+ * The record of one response, from its request to its last byte; the
+ * client holds it (no memory per response).  The peer text and the
+ * parser are the connection's: they stay as they are until the response
+ * ends (the parser reads no next line while a response is under way), so
+ * the line is formatted from them once, when it ends.
+ */
 struct access_pending {
-	uint64_t start_ns;      /* monotonic, at the end of the request line */
-	uint64_t bytes;         /* response bytes produced so far */
-	char     peer[ACCESS_PEER_MAX];
-	char     request[ACCESS_REQUEST_MAX + 1];
+	bool                         on;        /* begun and not yet ended */
+	uint64_t                     start_ns;  /* monotonic: the turn that read the request */
+	uint64_t                     bytes;     /* response bytes produced so far */
+	const char                  *peer;
+	const struct request_parser *p;
 };
 
 /*
  * Writes to fd, the access log the master opened (path names it in
- * warnings); fd -1: off.  The worker never opens the file itself.
+ * warnings), lines of the given format; fd -1: off.  The worker never
+ * opens the file itself.
  */
-void access_open(int fd, const char *path);
+void access_open(int fd, const char *path, enum access_log_format format);
 /* fd replaces the file (after a rotation); the buffer is flushed first. */
 void access_reopen(int fd);
 bool access_enabled(void);
@@ -44,14 +53,15 @@ uint64_t access_lost_lines(void);
 uint64_t access_lost_total(void);
 
 /*
- * Begins the record of the response to the request p holds, from the
+ * Begins the record a of the response to the request p holds, from the
  * client whose address text is peer (the connection's, or the one a PROXY
- * header carried): NULL when the log is off (or memory is short: the line
- * is then not written).  The other calls accept NULL and do nothing.
+ * header carried), started at start_ns (the turn's clock: no clock read).
+ * When the log is off a stays off and the other calls do nothing with it.
  */
-struct access_pending *access_begin(const char *peer, const struct request_parser *p);
+void access_begin(struct access_pending *a, const char *peer, const struct request_parser *p,
+    uint64_t start_ns);
 void access_count(struct access_pending *a, uint64_t bytes);
-/* Writes the line with the response's status, and frees the record. */
+/* Writes the line with the response's status (one clock read); a is then off. */
 void access_end(struct access_pending *a, enum status status);
 
 #endif

@@ -93,8 +93,7 @@ client_new(struct client_ctx *ctx, int fd, uint64_t id, bool proxy)
 static void
 client_response_end(struct client *c)
 {
-	access_end(c->access, c->status);
-	c->access = NULL;
+	access_end(&c->access, c->status);
 }
 
 void
@@ -134,8 +133,12 @@ client_set_state(struct client *c, enum client_state state)
 void
 client_status(struct client *c, enum status status)
 {
+	const char *line;
+	size_t      len;
+
 	c->status = status;
-	if (buffer_printf(&c->out, "%d %s\r\n", (int)status, protocol_status_text(status)) == -1)
+	line = protocol_status_line(status, &len);
+	if (buffer_append(&c->out, line, len) == -1)
 		log_warnx("client %" PRIu64 ": output queue full", c->id);
 	if (protocol_status_fatal(status)) {
 		/* The rest of the line may still be on its way. */
@@ -256,14 +259,15 @@ client_answer_line(struct client *c, enum request_result res)
 	size_t                before = buffer_len(&c->out);
 
 	client_owing_starts(c);
-	c->access = access_enabled() ? access_begin(client_peer(c), &c->parser) : NULL;
+	if (access_enabled())
+		access_begin(&c->access, client_peer(c), &c->parser, c->ctx->now_ns);
 	if (res == REQUEST_LINE) {
 		commands_run(&c->parser, &ctx, &reply);
 		client_apply(c, &reply);
 	} else
 		client_status(c, c->parser.status);
 	stats_request(&c->parser, c->status);
-	access_count(c->access, buffer_len(&c->out) - before);
+	access_count(&c->access, buffer_len(&c->out) - before);
 	if (c->state != CLIENT_STREAMING)
 		client_response_end(c);
 }
@@ -412,7 +416,7 @@ client_fill_queue(struct client *c)
 			return;
 		before = buffer_len(&c->out);
 		r = stream_fill(&c->stream, &c->out, c->ctx->now_ms);
-		access_count(c->access, buffer_len(&c->out) - before);
+		access_count(&c->access, buffer_len(&c->out) - before);
 		stats_out_body(&c->stats_out, c->stream.kind, c->sent + before,
 		    c->sent + buffer_len(&c->out));
 		if (r == STREAM_MORE)

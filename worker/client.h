@@ -90,6 +90,7 @@ struct config;
 struct client_ctx {
 	const struct config  *conf;
 	uint64_t              now_ms;       /* monotonic, read once per poll */
+	uint64_t              now_ns;       /* the same, in ns (access-log durations) */
 	uint64_t              turn;         /* poll turns so far */
 	struct files          files;
 	struct buffer_pool    in_pool;      /* input blocks of idle-looking clients */
@@ -129,7 +130,7 @@ struct client {
 	struct buffer          out;
 	struct stream          stream;      /* while STREAMING */
 	struct stats_out       stats_out;   /* framing of the body bytes queued */
-	struct access_pending *access;      /* the response under way, when logging */
+	struct access_pending  access;      /* the response under way, when logging */
 	struct request_parser  parser;
 	struct client_ctx     *ctx;
 };

@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -66,6 +67,23 @@ commands_shape(const char *cmd, size_t len)
 	return k != NULL ? &k->shape : NULL;
 }
 
+/*
+ * The line's command: the parser looked it up once already (commands_shape
+ * gave it the shape, which sits in the command's row); else by name.
+ */
+static const struct command *
+commands_of_line(const struct request_parser *p)
+{
+	const struct request_elem *cmd = &p->elem[0];
+
+	if (p->shape_of == commands_shape && p->shape_known)
+		return p->shape == NULL ? NULL : (const struct command *)(const void *)
+		    ((const char *)p->shape - offsetof(struct command, shape));
+	if (cmd->len == 0 || cmd->truncated)
+		return NULL;
+	return commands_find(cmd->text, (size_t)cmd->len);
+}
+
 /* A reply of a status alone. */
 static void
 commands_status(struct commands_reply *r, enum status status)
@@ -78,14 +96,11 @@ void
 commands_run(const struct request_parser *p, const struct commands_ctx *ctx,
     struct commands_reply *r)
 {
-	const struct request_elem *cmd = &p->elem[0];
-	const struct command      *k = NULL;
-	int                        nargs = p->argc - 1;
+	const struct command *k = commands_of_line(p);
+	int                   nargs = p->argc - 1;
 
 	r->close = false;
 	r->len = 0;
-	if (cmd->len > 0 && !cmd->truncated)
-		k = commands_find(cmd->text, (size_t)cmd->len);
 	if (k == NULL)
 		commands_status(r, STATUS_NO_SUCH_COMMAND);
 	else if (nargs < k->argc_min || nargs > k->shape.nargs)
@@ -126,7 +141,6 @@ commands_metadata(const struct request_parser *p, const struct commands_ctx *ctx
     struct commands_reply *r)
 {
 	struct stat st;
-	int         n;
 
 	if (!p->elem[1].name_ok) {
 		commands_status(r, STATUS_INVALID_ARGUMENTS);
@@ -136,8 +150,9 @@ commands_metadata(const struct request_parser *p, const struct commands_ctx *ctx
 		commands_status(r, STATUS_FILE_NOT_FOUND);
 		return;
 	}
-	n = snprintf(r->text, sizeof(r->text), "%jd\r\n", (intmax_t)st.st_size);
-	r->len = (size_t)n;
+	r->len = protocol_decimal(r->text, (uint64_t)st.st_size);
+	memcpy(r->text + r->len, "\r\n", 2);
+	r->len += 2;
 	r->status = STATUS_OK;
 	r->body = COMMANDS_BODY_TEXT;
 }

@@ -1,12 +1,15 @@
 /*
  * protocol.h — HFTP's vocabulary as the worker speaks it: the status codes
- * with their texts, and the FILENAME character set.  One definition each,
+ * with their texts and ready-made lines, decimal numbers, and the FILENAME
+ * character set.  One definition each,
  * used by the parser, the command handlers and the served directory.
  */
 #ifndef HFTPD_PROTOCOL_H
 #define HFTPD_PROTOCOL_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 enum status {
 	STATUS_OK                = 0,
@@ -21,8 +24,14 @@ enum status {
 
 /* "OK", "BAD EOL", ...: the text that follows the code on a status line. */
 const char *protocol_status_text(enum status status);
+/* "0 OK\r\n", ...: the whole status line, *len its bytes (no NUL). */
+const char *protocol_status_line(enum status status, size_t *len);
 /* 1xx statuses end the connection. */
 bool        protocol_status_fatal(enum status status);
+/* Digits of UINT64_MAX. */
+#define PROTOCOL_DECIMAL_MAX 20
+/* v in decimal at dst (at most PROTOCOL_DECIMAL_MAX bytes, no NUL): its length. */
+size_t      protocol_decimal(char *dst, uint64_t v);
 /* [A-Za-z0-9._-]: the bytes a FILENAME may hold. */
 bool        protocol_name_char(unsigned char c);
 /* A non-empty string of FILENAME bytes. */

@@ -74,6 +74,7 @@ struct request_parser {
 	uint64_t                    line_len;
 	request_shape_fn            shape_of;
 	const struct request_shape *shape;      /* of this line's command, or NULL */
+	bool                        shape_known; /* shape_of was asked (NULL: unknown) */
 	uint32_t                    arena_used;
 	int                         argc;       /* elements seen, may exceed ELEMS_MAX */
 	bool                        pending_cr;

@@ -14,6 +14,9 @@
  * WORKER_SCAN_SHARE times its own measured cost, so scanning the cold ones
  * takes a bounded share of the worker's time.  A cold client that wakes up
  * under load waits at most that interval (WORKER_SCAN_MAX_MS) to be seen.
+ * A worker never spins: with nothing to do it sleeps in poll (over every
+ * client once a turn found nothing) until a client or its next deadline
+ * (the once-a-second sweep, a load report, a limit_rate wake) needs it.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -40,9 +43,6 @@
 
 /* Free buffer blocks each pool keeps for reuse. */
 #define WORKER_POOL_MAX 64
-/* Poll timeout when no client is hot: the once-a-second sweeps still run. */
-#define WORKER_IDLE_POLL_MS  1000
-
 /* See the header comment: the hot/cold split of the poll set. */
 #define WORKER_COLD_AFTER    2          /* seconds quiet before going cold */
 #define WORKER_SCAN_SHARE    32         /* full scan every 32 x its cost */
@@ -66,6 +66,7 @@ static void
 worker_clock(struct worker *w)
 {
 	w->now_ns = clock_now_ns();
+	w->ctx.now_ns = w->now_ns;
 	w->ctx.now_ms = w->now_ns / CLOCK_NS_PER_MS;
 }
 
@@ -302,14 +303,56 @@ worker_demote(struct worker *w)
 }
 
 /*
+ * Milliseconds poll may sleep: until the next once-a-second sweep, or
+ * sooner for a load report waiting (WORKER_LOAD_MS) or a throttled
+ * client's wake (limit_rate, the earliest in wake, UINT64_MAX: none).
+ * Nothing else needs the worker: its clients' deadlines are all checked
+ * by the sweep.
+ */
+static int
+worker_timeout(const struct worker *w, uint64_t wake)
+{
+	uint64_t now = w->ctx.now_ms, timeout;
+
+	timeout = CLOCK_MS_PER_SEC - now % CLOCK_MS_PER_SEC;
+	if (timeout > WORKER_LOAD_MS && (w->unreported_closes > 0 || w->nclosed > 0 ||
+	    w->received != w->reported_received))
+		timeout = WORKER_LOAD_MS;
+	if (wake != UINT64_MAX && timeout > wake - now)
+		timeout = wake - now;
+	return (int)timeout;
+}
+
+/* The next full scan: WORKER_SCAN_SHARE times its measured cost, within bounds. */
+static void
+worker_next_scan(struct worker *w)
+{
+	uint64_t interval = w->scan_ns * WORKER_SCAN_SHARE;
+
+	if (interval < WORKER_SCAN_MIN_MS * CLOCK_NS_PER_MS)
+		interval = WORKER_SCAN_MIN_MS * CLOCK_NS_PER_MS;
+	if (interval > WORKER_SCAN_MAX_MS * CLOCK_NS_PER_MS)
+		interval = WORKER_SCAN_MAX_MS * CLOCK_NS_PER_MS;
+	w->next_scan_ns = w->now_ns + interval;
+}
+
+/*
  * Polls the hot clients, or everyone when a full scan is due; returns
- * poll's result and sets *npolled to the clients it covered.
+ * poll's result and sets *npolled to the clients it covered.  A full scan
+ * is only for cold clients: with none, the hot set is everyone.  While the
+ * hot clients keep the worker busy, a full scan is a measured poll(0)
+ * between their turns; once a turn found nothing to do (the worker went
+ * quiet), the full scan is where it sleeps, until a client (hot or cold)
+ * or the next deadline (worker_timeout) needs it.  So an idle worker, or
+ * one with a client that asks once a second, wakes only when needed.
  */
 static int
 worker_poll(struct worker *w, int *npolled)
 {
-	bool     full = w->nhot == 0 || w->now_ns >= w->next_scan_ns;
-	uint64_t start = 0, interval, wake = UINT64_MAX;
+	bool     cold = w->nclients > w->nhot;
+	bool     full = cold && (w->nhot == 0 || w->now_ns >= w->next_scan_ns);
+	bool     measured = full && w->nhot > 0 && !w->quiet;
+	uint64_t start = 0, wake = UINT64_MAX, until_scan;
 	int      n, timeout;
 
 	*npolled = full ? w->nclients : w->nhot;
@@ -319,30 +362,23 @@ worker_poll(struct worker *w, int *npolled)
 		if (w->clients[i]->wake_ms > w->ctx.now_ms && w->clients[i]->wake_ms < wake)
 			wake = w->clients[i]->wake_ms;
 	}
-	if (w->nhot == 0)
-		timeout = WORKER_IDLE_POLL_MS;
-	else if (full) {
+	timeout = worker_timeout(w, wake);
+	if (measured) {
 		timeout = 0;    /* a measured scan; the hot turns do the waiting */
 		worker_clock(w);
 		start = w->now_ns;
-	} else
-		timeout = (int)((w->next_scan_ns - w->now_ns + CLOCK_NS_PER_MS - 1) / CLOCK_NS_PER_MS);
-	if (timeout > WORKER_LOAD_MS && (w->unreported_closes > 0 || w->nclosed > 0 ||
-	    w->received != w->reported_received))
-		timeout = WORKER_LOAD_MS;
-	if (wake != UINT64_MAX && (uint64_t)timeout > wake - w->ctx.now_ms)
-		timeout = (int)(wake - w->ctx.now_ms);
+	} else if (cold && !full) {
+		until_scan = (w->next_scan_ns - w->now_ns + CLOCK_NS_PER_MS - 1) / CLOCK_NS_PER_MS;
+		if ((uint64_t)timeout > until_scan)
+			timeout = (int)until_scan;
+	}
 	n = poll(w->pfd, (nfds_t)*npolled + 1, timeout);
 	worker_clock(w);
-	if (full && timeout == 0) {
+	if (measured)
 		w->scan_ns = (w->scan_ns * 3 + (w->now_ns - start)) / 4;
-		interval = w->scan_ns * WORKER_SCAN_SHARE;
-		if (interval < WORKER_SCAN_MIN_MS * CLOCK_NS_PER_MS)
-			interval = WORKER_SCAN_MIN_MS * CLOCK_NS_PER_MS;
-		if (interval > WORKER_SCAN_MAX_MS * CLOCK_NS_PER_MS)
-			interval = WORKER_SCAN_MAX_MS * CLOCK_NS_PER_MS;
-		w->next_scan_ns = w->now_ns + interval;
-	}
+	if (full)
+		worker_next_scan(w);
+	w->quiet = n == 0;
 	return n;
 }
 
@@ -553,7 +589,7 @@ worker_setup(struct worker *w, const struct config *conf, unsigned gen, int chan
 	    buffer_pool_init(&w->ctx.in_pool, CLIENT_IN_CAP, WORKER_POOL_MAX) == -1 ||
 	    buffer_pool_init(&w->ctx.out_pool, CLIENT_OUT_CAP, WORKER_POOL_MAX) == -1)
 		return -1;
-	access_open(access_fd, conf->access_log);
+	access_open(access_fd, conf->access_log, conf->access_log_format);
 	w->pfd[0].fd = chan;
 	w->pfd[0].events = POLLIN;
 	files_init(&w->ctx.files, conf->directory);

@@ -31,6 +31,7 @@ struct worker {
 	/* ctx.now_ms: the same in milliseconds; ctx.turn: poll turns so far */
 	uint64_t              scan_ns;      /* smoothed cost of a full poll */
 	uint64_t              next_scan_ns; /* when the cold clients are due */
+	bool                  quiet;        /* the last poll found nothing to do */
 	uint64_t              received;     /* descriptors from the master */
 	uint64_t              unreported_closes; /* since the last LOAD sent */
 	uint64_t              reported_ns;

@@ -10,7 +10,8 @@
  * counted, microseconds.  Buffering: a non-forced flush writes once a
  * second or when the buffer is half full, a line that would overflow it
  * flushes first; a reopen flushes into the old file, then writes the new
- * one; a log that is off takes nothing.
+ * one; a log that is off takes nothing.  access_log_format = json: the
+ * same fields as one JSON object a line, every string escaped.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -41,9 +42,13 @@ log_lines(int n)
 {
 	static struct request_parser p;
 
+	struct access_pending        a;
+
 	request_init(&p, 1024, NULL);
-	for (int i = 0; i < n; i++)
-		access_end(access_begin("127.0.0.1:4242", &p), STATUS_OK);
+	for (int i = 0; i < n; i++) {
+		access_begin(&a, "127.0.0.1:4242", &p, clock_now_ns());
+		access_end(&a, STATUS_OK);
+	}
 }
 
 static void
@@ -92,7 +97,7 @@ setup(void **state)
 	/* as the master opens it for the workers */
 	if ((fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)) == -1)
 		return -1;
-	access_open(fd, path);
+	access_open(fd, path, ACCESS_LOG_TEXT);
 	return 0;
 }
 
@@ -173,7 +178,7 @@ static void
 log_request(const char *line, size_t len, enum status status, uint64_t bytes)
 {
 	static struct request_parser p;
-	struct access_pending       *a;
+	struct access_pending        a;
 	enum request_result          res = REQUEST_MORE;
 
 	request_init(&p, 4096, commands_shape);
@@ -181,11 +186,12 @@ log_request(const char *line, size_t len, enum status status, uint64_t bytes)
 	assert_int_equal(res, REQUEST_MORE);
 	request_feed(&p, "\r\n", 2, &res);
 	assert_int_equal(res, REQUEST_LINE);
-	a = access_begin("[::1]:5000", &p);
-	assert_non_null(a);
-	access_count(a, bytes / 2);
-	access_count(a, bytes - bytes / 2);
-	access_end(a, status);
+	access_begin(&a, "[::1]:5000", &p, clock_now_ns());
+	assert_true(a.on);
+	access_count(&a, bytes / 2);
+	access_count(&a, bytes - bytes / 2);
+	access_end(&a, status);
+	assert_false(a.on);
 }
 
 static void
@@ -204,7 +210,7 @@ assert_matches(const char *text, const char *pattern)
 static void test_line_format(void **state)
 {
 	static struct request_parser p;
-	struct access_pending       *a;
+	struct access_pending        a;
 	struct timespec              ms3 = { 0, 3 * 1000 * 1000 };
 	enum request_result          res;
 	const char                  *t;
@@ -214,11 +220,11 @@ static void test_line_format(void **state)
 	request_init(&p, 4096, commands_shape);
 	request_feed(&p, "get_slice archivo.txt 0 10\r\n", 28, &res);
 	assert_int_equal(res, REQUEST_LINE);
-	a = access_begin("192.0.2.1:4242", &p);
-	access_count(a, 6);
-	access_count(a, 12);
+	access_begin(&a, "192.0.2.1:4242", &p, clock_now_ns());
+	access_count(&a, 6);
+	access_count(&a, 12);
 	nanosleep(&ms3, NULL);
-	access_end(a, STATUS_OK);
+	access_end(&a, STATUS_OK);
 	access_flush(true);
 	t = file_text();
 	assert_matches(t, "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z "
@@ -344,12 +350,13 @@ static void test_reopen_flushes_into_old_file(void **state)
 	access_close();
 	fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
 	assert_true(fd >= 0);
-	access_open(fd, path);
+	access_open(fd, path, ACCESS_LOG_TEXT);
 }
 
 static void test_off_takes_nothing(void **state)
 {
 	static struct request_parser p;
+	struct access_pending        a;
 	int                          fds[2];
 
 	(void)state;
@@ -357,9 +364,10 @@ static void test_off_takes_nothing(void **state)
 	access_close();
 	assert_false(access_enabled());
 	request_init(&p, 64, NULL);
-	assert_null(access_begin("127.0.0.1:1", &p));
-	access_count(NULL, 10);
-	access_end(NULL, STATUS_OK);
+	access_begin(&a, "127.0.0.1:1", &p, clock_now_ns());
+	assert_false(a.on);
+	access_count(&a, 10);
+	access_end(&a, STATUS_OK);
 	access_flush(true);
 	/* a log that is off stays off: the new descriptor is closed */
 	assert_int_equal(pipe(fds), 0);
@@ -368,7 +376,7 @@ static void test_off_takes_nothing(void **state)
 	assert_false(access_enabled());
 	close(fds[0]);
 	assert_int_equal(whole_lines(), 0);
-	access_open(open(path, O_WRONLY | O_APPEND | O_CLOEXEC), path);
+	access_open(open(path, O_WRONLY | O_APPEND | O_CLOEXEC), path, ACCESS_LOG_TEXT);
 	assert_true(access_enabled());
 }
 
@@ -384,7 +392,7 @@ static void test_pipe_cut_line_completed(void **state)
 	access_close();
 	assert_int_equal(pipe2(fds, O_NONBLOCK | O_CLOEXEC), 0);
 	assert_true(fcntl(fds[1], F_SETPIPE_SZ, 4096) > 0);
-	access_open(fds[1], "pipe");
+	access_open(fds[1], "pipe", ACCESS_LOG_TEXT);
 	log_lines(200);                 /* ~10 KB: the pipe takes 4 KiB */
 	access_flush(true);
 	/* the pipe cannot take a cut line back: the rest follows it */
@@ -405,7 +413,41 @@ static void test_pipe_cut_line_completed(void **state)
 	assert_int_equal(access_lost_lines(), 0);
 	access_close();
 	close(fds[0]);
-	access_open(open(path, O_WRONLY | O_APPEND | O_CLOEXEC), path);
+	access_open(open(path, O_WRONLY | O_APPEND | O_CLOEXEC), path, ACCESS_LOG_TEXT);
+}
+
+/* Reopens the log file in the given format (the buffer flushed first). */
+static void
+reopen_as(enum access_log_format format)
+{
+	start_empty();
+	access_close();
+	access_open(open(path, O_WRONLY | O_APPEND | O_CLOEXEC), path, format);
+}
+
+static void test_json_lines(void **state)
+{
+	static struct request_parser p;
+	struct access_pending        a;
+	enum request_result          res;
+	const char                  *t;
+
+	(void)state;
+	reopen_as(ACCESS_LOG_JSON);
+	request_init(&p, 4096, commands_shape);
+	request_feed(&p, "he\"l\\p\x01\r\n", 9, &res);
+	assert_int_equal(res, REQUEST_LINE);
+	/* a peer text no address has, to prove every string is escaped */
+	access_begin(&a, "a\"b\\c\x01\xff:1", &p, clock_now_ns());
+	access_count(&a, 20);
+	access_end(&a, STATUS_NO_SUCH_COMMAND);
+	access_flush(true);
+	t = file_text();
+	assert_matches(t, "^\\{\"time\":\"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z\","
+	    "\"client\":\"a\\\\\"b\\\\\\\\c\\\\u0001\\\\u00ff:1\","
+	    "\"request\":\"he\\\\\\\\x22l\\\\\\\\x5cp\\\\\\\\x01\","
+	    "\"status\":200,\"bytes\":20,\"usec\":[0-9]+\\}\n$");
+	reopen_as(ACCESS_LOG_TEXT);
 }
 
 int main(void)
@@ -415,6 +457,7 @@ int main(void)
 		cmocka_unit_test(test_full_buffer_drops_whole_lines_counted),
 		cmocka_unit_test(test_line_format),
 		cmocka_unit_test(test_request_text),
+		cmocka_unit_test(test_json_lines),
 		cmocka_unit_test(test_flush_once_a_second),
 		cmocka_unit_test(test_flush_when_half_or_full),
 		cmocka_unit_test(test_reopen_flushes_into_old_file),

@@ -1,13 +1,17 @@
 /*
  * test_protocol.c — unit tests for worker/protocol.c: every status's text
- * (the protocol's exact words), which statuses are fatal, an unknown code
- * answered as an internal error, and the FILENAME character set.
+ * (the protocol's exact words) and its ready-made line, which statuses are
+ * fatal, an unknown code answered as an internal error, decimal numbers,
+ * and the FILENAME character set.
  */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
 
 #include "protocol.h"
 
@@ -25,6 +29,50 @@ static void test_status_texts(void **state)
 	assert_string_equal(protocol_status_text(STATUS_BAD_OFFSET), "OFFSET EXCEEDS FILE SIZE");
 	/* a code no row names is never sent as an empty or made-up text */
 	assert_string_equal(protocol_status_text((enum status)42), "INTERNAL SERVER ERROR");
+}
+
+static void test_status_lines(void **state)
+{
+	static const enum status all[] = {
+		STATUS_OK, STATUS_BAD_EOL, STATUS_BAD_REQUEST, STATUS_INTERNAL_ERROR,
+		STATUS_NO_SUCH_COMMAND, STATUS_INVALID_ARGUMENTS, STATUS_FILE_NOT_FOUND,
+		STATUS_BAD_OFFSET,
+	};
+	char        want[64];
+	const char *line;
+	size_t      len;
+
+	(void)state;
+	/* "CODE TEXT\r\n" for each, its length without a NUL */
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+		snprintf(want, sizeof(want), "%d %s\r\n", (int)all[i], protocol_status_text(all[i]));
+		line = protocol_status_line(all[i], &len);
+		assert_int_equal(len, strlen(want));
+		assert_memory_equal(line, want, len);
+	}
+	line = protocol_status_line(STATUS_OK, &len);
+	assert_int_equal(len, 6);
+	assert_memory_equal(line, "0 OK\r\n", 6);
+	line = protocol_status_line((enum status)42, &len);
+	assert_memory_equal(line, "199 INTERNAL SERVER ERROR\r\n", len);
+}
+
+static void test_decimal(void **state)
+{
+	static const uint64_t values[] = { 0, 1, 9, 10, 41, 100, 1000000007, UINT64_MAX };
+	char   got[PROTOCOL_DECIMAL_MAX + 1], want[32];
+	size_t n;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+		memset(got, 'x', sizeof(got));
+		n = protocol_decimal(got, values[i]);
+		snprintf(want, sizeof(want), "%llu", (unsigned long long)values[i]);
+		assert_int_equal(n, strlen(want));
+		assert_memory_equal(got, want, n);
+		assert_int_equal(got[n], 'x');      /* nothing past its digits */
+	}
+	assert_int_equal(protocol_decimal(got, UINT64_MAX), PROTOCOL_DECIMAL_MAX);
 }
 
 static void test_fatal_is_1xx(void **state)
@@ -69,6 +117,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_status_texts),
+		cmocka_unit_test(test_status_lines),
+		cmocka_unit_test(test_decimal),
 		cmocka_unit_test(test_fatal_is_1xx),
 		cmocka_unit_test(test_name_chars),
 		cmocka_unit_test(test_name_valid),

@@ -1046,10 +1046,53 @@ static void test_shape_too_wide_for_arena(void **state)
 		assert_true(p.elem[i].text + p.elem[i].cap <= p.arena + sizeof(p.arena));
 }
 
+/* The shape function is asked once per line, also for a line without arguments. */
+static int shape_calls;
+
+static const struct request_shape *counting_shape(const char *cmd, size_t len)
+{
+	shape_calls++;
+	return test_shape(cmd, len);
+}
+
+static void test_shape_asked_once_per_line(void **state)
+{
+	static struct request_parser p;
+	static const char            lines[] =
+	    "get_metadata a\r\nget_slice a 1 2 raw\r\nget_metadata\r\nnope\r\n"
+	    "get_metadata  a b\r\n \r\n";
+	static const struct request_shape *const want[] = {
+		&shape_metadata, &shape_slice, &shape_metadata, NULL, &shape_metadata,
+	};
+	enum request_result res;
+	size_t              off = 0;
+
+	(void)state;
+	request_init(&p, LINE_MAX_BIG, counting_shape);
+	shape_calls = 0;
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		off += request_feed(&p, lines + off, strlen(lines + off), &res);
+		assert_int_equal(res, REQUEST_LINE);
+		assert_true(p.shape_known);
+		assert_ptr_equal(p.shape, want[i]);
+		assert_int_equal(shape_calls, (int)i + 1);
+	}
+	/* a line of spaces names no command: nothing to ask */
+	off += request_feed(&p, lines + off, strlen(lines + off), &res);
+	assert_int_equal(res, REQUEST_FATAL);
+	assert_null(p.shape);
+	/* without a shape function nothing is asked or known */
+	request_init(&p, LINE_MAX_BIG, NULL);
+	request_feed(&p, "get_metadata a\r\n", 16, &res);
+	assert_int_equal(res, REQUEST_LINE);
+	assert_false(p.shape_known);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_simple_commands),
+		cmocka_unit_test(test_shape_asked_once_per_line),
 		cmocka_unit_test(test_unknown_commands_are_lines),
 		cmocka_unit_test(test_name_ok),
 		cmocka_unit_test(test_digits_ok),
