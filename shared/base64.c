@@ -238,6 +238,17 @@ base64_encode_ssse3(char *dst, const unsigned char *src, size_t n)
 
 /* ------------------------------------------------------------------ AVX2 */
 
+/*
+ * How far ahead of its loads the AVX2 loop asks for the source.  Served
+ * files are read from the page cache, usually not in the CPU's caches, and
+ * the hardware prefetcher stops at each 4 KiB page: at 16 GB/s the encoder
+ * outruns memory latency (cold 64 KiB pieces went from about 3 to 5 GB/s
+ * with 2 KiB; 1 and 4 KiB were close, 256-512 B and 8 KiB no better than
+ * none).  A prefetch never faults, so one past src + n, into an unmapped
+ * page or past a file's end, is harmless (no SIGBUS, nothing read).
+ */
+#define BASE64_PREFETCH	2048
+
 /* Same as base64_lane_ssse3, on two independent 16-byte lanes (vpshufb and
  * the multiplies work within each 128-bit half). */
 __attribute__((target("avx2")))
@@ -283,6 +294,7 @@ base64_encode_avx2(char *dst, const unsigned char *src, size_t n)
 	/* Two independent 24-byte blocks per step for instruction-level
 	 * parallelism; the last load of the step reads src[i+36, i+52). */
 	while (n - i >= 52) {
+		_mm_prefetch((const char *)(src + i) + BASE64_PREFETCH, _MM_HINT_T0);
 		__m256i a = base64_lanes_avx2(base64_load_24(src + i));
 		__m256i b = base64_lanes_avx2(base64_load_24(src + i + 24));
 
