@@ -59,7 +59,7 @@ stream_end(struct stream *s, uint64_t now_ms)
 {
 	filemap_release(&s->view, now_ms);
 	if (s->file.fd != -1)
-		close(s->file.fd);
+		files_give_back(s->file.fd);
 	files_listing_free(&s->listing);
 	stream_init(s);
 }
