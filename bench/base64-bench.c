@@ -75,12 +75,12 @@ base64_bench_row(const char *name, double secs)
 {
 	setenv("HFTPD_BASE64", name, 1);
 	if (strcmp(base64_impl_name(), name) != 0) {
-		printf("%-7s %14s %14s\n", name, "n/a", "n/a");
+		printf("%-10s %14s %14s\n", name, "n/a", "n/a");
 	} else {
 		double small = base64_bench_measure(SMALL_BUFFER, secs);
 		double large = base64_bench_measure(LARGE_BUFFER, secs);
 
-		printf("%-7s %14.0f %14.0f\n", name, small, large);
+		printf("%-10s %14.0f %14.0f\n", name, small, large);
 	}
 	fflush(stdout);
 }
@@ -88,13 +88,13 @@ base64_bench_row(const char *name, double secs)
 int
 main(int argc, char **argv)
 {
-	static const char *const names[] = { "scalar", "ssse3", "avx2" };
+	static const char *const names[] = { "scalar", "ssse3", "avx2", "avx512vbmi" };
 	double secs = argc > 1 ? atof(argv[1]) : DEFAULT_SECONDS;
 	size_t k;
 
 	if (secs <= 0)
 		secs = DEFAULT_SECONDS;
-	printf("%-7s %14s %14s\n", "impl", "64 KiB MB/s", "1 MiB MB/s");
+	printf("%-10s %14s %14s\n", "impl", "64 KiB MB/s", "1 MiB MB/s");
 	fflush(stdout);
 	for (k = 0; k < sizeof names / sizeof names[0]; k++) {
 		pid_t pid = fork();

@@ -1,7 +1,7 @@
 /*
  * base64.h — RFC 4648 base64 encoding (standard alphabet, '=' padding).
  * base64_encode() picks the fastest implementation the CPU supports
- * (AVX2, SSSE3, scalar) once, at first use.
+ * (AVX-512 VBMI, AVX2, SSSE3, scalar) once, at first use.
  */
 #ifndef HFTPD_BASE64_H
 #define HFTPD_BASE64_H
@@ -18,7 +18,8 @@ size_t base64_encode(char *dst, const unsigned char *src, size_t n);
 /* The portable table encoder; same contract.  Exported for tests. */
 size_t base64_encode_scalar(char *dst, const unsigned char *src, size_t n);
 
-/* Name of the implementation base64_encode() uses: "avx2", "ssse3", "scalar". */
+/* Name of the implementation base64_encode() uses: "avx512vbmi", "avx2",
+ * "ssse3", "scalar". */
 const char *base64_impl_name(void);
 
 #endif

@@ -190,7 +190,7 @@ static int
 commands_slice_open(const struct commands_ctx *ctx, const char *name,
     struct commands_reply *r)
 {
-	if ((r->slice.fd = files_open(ctx->files, name, &r->slice.st)) != -1)
+	if ((r->slice.fd = files_borrow(ctx->files, name, &r->slice.st)) != -1)
 		return 0;
 	if (errno == ENOENT) {          /* replaced since the stat */
 		commands_status(r, STATUS_FILE_NOT_FOUND);
@@ -224,7 +224,7 @@ commands_slice(const struct request_parser *p, const struct commands_ctx *ctx,
 		return;
 	/* the file opened may differ from the one stat'ed: its own size counts */
 	if (commands_out_of_range(off->value, size->value, &r->slice.st)) {
-		close(r->slice.fd);
+		files_give_back(r->slice.fd);
 		commands_status(r, STATUS_BAD_OFFSET);
 		return;
 	}

@@ -44,7 +44,8 @@ struct commands_reply {
 	enum commands_body   body;
 	size_t               len;
 	char                 text[COMMANDS_TEXT_MAX];
-	struct {                        /* COMMANDS_BODY_SLICE: the fd is the reply's */
+	struct {                        /* COMMANDS_BODY_SLICE: the fd is the reply's
+	                                   (files_borrow's: given back, never closed) */
 		enum stream_kind kind;
 		int              fd;
 		struct stat      st;

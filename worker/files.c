@@ -245,6 +245,23 @@ files_open(struct files *f, const char *name, struct stat *st)
 	return fd;
 }
 
+int
+files_borrow(struct files *f, const char *name, struct stat *st)
+{
+	int fd;
+
+	if (f->dirfd != -1 && files_servable_name(name) && files_cached(f) &&
+	    (fd = fscache_lend(f->cache, name, st)) != -1)
+		return fd;
+	return files_open(f, name, st);
+}
+
+void
+files_give_back(int fd)
+{
+	fscache_give_back(fd);
+}
+
 static int
 files_cmp(const void *a, const void *b)
 {

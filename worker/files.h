@@ -64,6 +64,13 @@ int  files_stat(struct files *f, const char *name, struct stat *st);
  */
 int  files_open(struct files *f, const char *name, struct stat *st);
 /*
+ * files_open for a reader that gives the descriptor back with
+ * files_give_back (never close): with the cache, the descriptor it keeps
+ * is lent, no copy made.
+ */
+int  files_borrow(struct files *f, const char *name, struct stat *st);
+void files_give_back(int fd);
+/*
  * The names of one state of the directory, built once and shared by every
  * response listing it until the directory changes (reference-counted), so
  * a large directory costs one copy per worker, not one per connection.

@@ -47,6 +47,49 @@
 	IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
 #define FSCACHE_GONE        (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED)
 
+/*
+ * Kept descriptors lent to responses (fscache_lend), so a slice costs no
+ * dup and no close.  A lent descriptor the cache lets go of (evicted,
+ * forgotten, the cache closed) stays open until its last borrower gives it
+ * back: per process, not per cache, since a loan can outlive both.  Never
+ * more descriptors than with a dup per response: an orphan has a borrower
+ * that would have held its own copy.  No free slot: the caller dups.
+ */
+#define FSCACHE_LOANS       32
+
+struct fscache_loan {
+	int      fd;
+	unsigned count;     /* borrowers; 0: the slot is free */
+	bool     kept;      /* a cache entry still holds fd */
+};
+
+static struct fscache_loan fscache_loans[FSCACHE_LOANS];
+
+/* The loan of fd (count > 0), or with fd -1 a free slot; NULL when none. */
+static struct fscache_loan *
+fscache_loan_find(int fd)
+{
+	for (int k = 0; k < FSCACHE_LOANS; k++) {
+		struct fscache_loan *l = &fscache_loans[k];
+
+		if (fd == -1 ? l->count == 0 : (l->count > 0 && l->fd == fd))
+			return l;
+	}
+	return NULL;
+}
+
+/* The cache lets go of fd: closed now, or by its last borrower. */
+static void
+fscache_fd_close(int fd)
+{
+	struct fscache_loan *l = fscache_loan_find(fd);
+
+	if (l != NULL)
+		l->kept = false;
+	else
+		close(fd);
+}
+
 struct fscache *
 fscache_open(void)
 {
@@ -109,7 +152,7 @@ fscache_fd_drop(struct fscache *c, int i)
 
 	if (e->fd == -1)
 		return;
-	close(e->fd);
+	fscache_fd_close(e->fd);
 	e->fd = -1;
 	for (int k = 0; k < FSCACHE_FDS; k++)
 		if (c->fds[k] == i)
@@ -348,6 +391,39 @@ fscache_dup(struct fscache *c, const char *name, struct stat *st)
 	c->entries[i].used = true;
 	*st = c->entries[i].st;
 	return fd;
+}
+
+int
+fscache_lend(struct fscache *c, const char *name, struct stat *st)
+{
+	int                  i = fscache_find(c, name);
+	struct fscache_loan *l;
+
+	if (i == -1 || c->entries[i].fd == -1)
+		return -1;
+	if ((l = fscache_loan_find(c->entries[i].fd)) == NULL) {
+		if ((l = fscache_loan_find(-1)) == NULL)
+			return -1;
+		l->fd = c->entries[i].fd;
+		l->kept = true;
+	}
+	l->count++;
+	c->entries[i].used = true;
+	*st = c->entries[i].st;
+	return l->fd;
+}
+
+void
+fscache_give_back(int fd)
+{
+	struct fscache_loan *l = fscache_loan_find(fd);
+
+	if (l == NULL) {
+		close(fd);              /* not a loan: the borrower's own */
+		return;
+	}
+	if (--l->count == 0 && !l->kept)
+		close(fd);
 }
 
 void

@@ -72,6 +72,15 @@ void fscache_put(struct fscache *c, const char *name, int result, const struct s
  * descriptor is cached (or dup failed).
  */
 int  fscache_dup(struct fscache *c, const char *name, struct stat *st);
+/*
+ * name's cached descriptor itself, lent with its stat: fd, to be given back
+ * with fscache_give_back, never closed; -1 when none is cached (or no loan
+ * slot is free).
+ */
+int  fscache_lend(struct fscache *c, const char *name, struct stat *st);
+/* Gives back a lent descriptor (closed once neither cache nor borrower
+ * holds it); any other descriptor is closed. */
+void fscache_give_back(int fd);
 /* Keeps a copy (dup) of fd, just opened for name's entry, when room allows. */
 void fscache_keep_fd(struct fscache *c, const char *name, int fd);
 

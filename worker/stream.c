@@ -59,7 +59,7 @@ stream_end(struct stream *s, uint64_t now_ms)
 {
 	filemap_release(&s->view, now_ms);
 	if (s->file.fd != -1)
-		close(s->file.fd);
+		files_give_back(s->file.fd);
 	files_listing_free(&s->listing);
 	stream_init(s);
 }
@@ -113,21 +113,22 @@ stream_encode(void *arg)
 	e->len = base64_encode(e->dst, e->src, e->n);
 }
 
-/* Encodes the next n bytes of the file into out. */
+/*
+ * Encodes the next n bytes of the file to dst (*len bytes); *mapped set
+ * when they were read through a mapping (the caller checks the size).
+ */
 static enum stream_result
-stream_encode_next(struct stream *s, struct buffer *out, size_t n, uint64_t now_ms)
+stream_encode_next(struct stream *s, char *dst, size_t n, bool *mapped,
+    size_t *len, uint64_t now_ms)
 {
-	struct stream_encode e = { .dst = buffer_tail(out), .n = n };
+	struct stream_encode e = { .dst = dst, .n = n };
 	enum stream_result   r;
 
 	if (filemap_cover(&s->view, &s->file, s->offset, n, s->offset + s->remaining, now_ms)) {
 		e.src = s->view.addr + (s->offset - s->view.off);
-		/* Checked after encoding: what is in the queue is still ours to drop. */
-		if (filemap_guarded(stream_encode, &e) == -1 ||
-		    !stream_file_holds(s, s->offset + n)) {
-			filemap_release(&s->view, now_ms);
+		if (filemap_guarded(stream_encode, &e) == -1)
 			return STREAM_SHRANK;
-		}
+		*mapped = true;
 		s->offset += n;
 		s->remaining -= n;
 	} else {
@@ -136,17 +137,26 @@ stream_encode_next(struct stream *s, struct buffer *out, size_t n, uint64_t now_
 		e.src = stream_scratch;
 		stream_encode(&e);
 	}
-	buffer_commit(out, e.len);
+	*len = e.len;
 	return STREAM_MORE;
 }
 
+/*
+ * Encodes as much as the queue has room for, past its end, then commits it
+ * at once: what was read through a mapping is checked against the file's
+ * size once for the whole fill (one fstat, not one per chunk), before any
+ * of it is the client's.  A failed check drops the lot.
+ */
 static enum stream_result
 stream_fill_base64(struct stream *s, struct buffer *out, uint64_t now_ms)
 {
-	enum stream_result r;
+	enum stream_result r = STREAM_MORE;
+	/* buffer_room may move the queue: asked once, before anything is pending */
+	size_t             avail = buffer_room(out), pending = 0, len;
+	bool               mapped = false;
 
 	while (s->remaining > 0) {
-		size_t room = buffer_room(out), n;
+		size_t room = avail - pending, n;
 
 		/* Whole groups of 3 until the end; the tail may be shorter. */
 		n = (room / 4) * 3;
@@ -155,12 +165,23 @@ stream_fill_base64(struct stream *s, struct buffer *out, uint64_t now_ms)
 		if (n >= s->remaining)
 			n = (size_t)s->remaining;
 		else if (n < STREAM_BASE64_MIN_STEP && room < out->cap / 4)
-			return STREAM_MORE;     /* wait for a useful amount of room */
+			break;          /* wait for a useful amount of room */
 		if (n == 0)
-			return STREAM_MORE;
-		if ((r = stream_encode_next(s, out, n, now_ms)) != STREAM_MORE)
-			return r;
+			break;
+		r = stream_encode_next(s, buffer_tail(out) + pending, n, &mapped, &len, now_ms);
+		if (r != STREAM_MORE)
+			break;
+		pending += len;
 	}
+	if (r == STREAM_MORE && mapped && !stream_file_holds(s, s->offset))
+		r = STREAM_SHRANK;
+	if (r != STREAM_MORE) {
+		filemap_release(&s->view, now_ms);
+		return r;
+	}
+	buffer_commit(out, pending);
+	if (s->remaining > 0)
+		return STREAM_MORE;
 	return buffer_append(out, "\r\n", 2) == 0 ? STREAM_DONE : STREAM_MORE;
 }
 

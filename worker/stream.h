@@ -48,14 +48,14 @@ struct stream {
 };
 
 void stream_init(struct stream *s);
-/* Starts a slice of the open file fd (owned by the stream from now on). */
+/* Starts a slice of the open file fd (files_borrow's, the stream's from now on). */
 void stream_start_slice(struct stream *s, enum stream_kind kind, int fd,
 	    const struct stat *st, uint64_t offset, uint64_t size);
 /* Starts a listing (the stream takes the names). */
 void stream_start_listing(struct stream *s, struct files_listing *listing);
 /* Produces as much of the body into out as fits. */
 enum stream_result stream_fill(struct stream *s, struct buffer *out, uint64_t now_ms);
-/* Ends the stream, finished or not: closes the file, frees the listing. */
+/* Ends the stream, finished or not: gives the file back, frees the listing. */
 void stream_end(struct stream *s, uint64_t now_ms);
 
 #endif

@@ -13,7 +13,8 @@ import pytest
 
 import hftp
 
-from conftest import OK, SCALE, ST, WORKED_EXAMPLE, assert_usable, converse
+from conftest import (OK, SCALE, ST, WORKED_EXAMPLE, assert_usable, converse,
+                      tcp_connections, wait_for)
 
 BINARY = (bytes(range(256)) * 64 + b"\x00" * 300 + b"\r\n\r\n0 \r\n\n\r" +
           b"Content-Length: 5\r\n\r\n" + bytes(range(255, -1, -1)) * 8 +
@@ -339,3 +340,45 @@ def test_slices_follow_the_file_as_it_changes(hftpd, raw):
         c.send_raw(b"get_slice f 1000 51000\r\n")
         assert c.read_exact(len(ST[203])) == ST[203]
         assert c.metadata("f") == 50 * 1024
+
+
+def _open_fds(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def test_file_replaced_while_a_slice_reads_it(hftpd):
+    """A slice reads through the descriptor the worker's metadata cache
+    keeps (lent, not copied).  The file replaced by rename while a slow
+    response still reads the old one: the cache forgets the name, yet that
+    response gets the old bytes whole (the descriptor stays open for it);
+    a new request gets the new bytes; once both are done the worker holds
+    no more descriptors than before."""
+    old, new = os.urandom(8 << 20), os.urandom(1 << 20)
+    # A small send buffer keeps most of the old body in the worker's hands.
+    srv = hftpd(files={"f": old}, workers=1, config={"send_buffer": "4K"})
+    (w,) = srv.wait_workers(1)
+    with srv.client() as c:
+        assert c.slice("f", 0, 10) == old[:10]      # opened: a copy kept
+        assert c.slice("f", 5, 10) == old[5:15]     # the kept one lent
+    assert wait_for(lambda: len(tcp_connections(srv.port)) == 0, 10 * SCALE)
+    before = _open_fds(w)
+    slow = socket.socket(socket.AF_INET)
+    slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 << 10)
+    slow.settimeout(10 * SCALE)
+    slow.connect((srv.host, srv.port))
+    slow.sendall(b"get_slice f 0 %d\r\n" % len(old))
+    want = b"0 OK\r\n" + base64.b64encode(old) + b"\r\n"
+    got = bytearray(slow.recv(4096))
+    assert got
+    (srv.directory / "f.new").write_bytes(new)
+    os.rename(srv.directory / "f.new", srv.directory / "f")
+    with srv.client() as c:
+        assert c.slice("f", 1000, 3000) == new[1000:4000]
+    while len(got) < len(want):
+        b = slow.recv(1 << 20)
+        assert b, "the response to the old file was cut"
+        got += b
+    assert bytes(got) == want
+    slow.close()
+    assert wait_for(lambda: _open_fds(w) <= before, 10 * SCALE), \
+        "%d descriptors, %d before" % (_open_fds(w), before)

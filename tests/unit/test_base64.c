@@ -278,6 +278,9 @@ static const char *expected_auto(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
 	__builtin_cpu_init();
+	if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+	    __builtin_cpu_supports("avx512vbmi"))
+		return "avx512vbmi";
 	if (__builtin_cpu_supports("avx2"))
 		return "avx2";
 	if (__builtin_cpu_supports("ssse3"))
@@ -290,6 +293,9 @@ static int cpu_has(const char *impl)
 {
 #if defined(__x86_64__) || defined(__i386__)
 	__builtin_cpu_init();
+	if (strcmp(impl, "avx512vbmi") == 0)
+		return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+		    __builtin_cpu_supports("avx512vbmi");
 	if (strcmp(impl, "avx2") == 0)
 		return __builtin_cpu_supports("avx2");
 	if (strcmp(impl, "ssse3") == 0)
@@ -370,6 +376,14 @@ static void test_forced_avx2(void **state)
 	run_in_child("avx2", "avx2", 0);
 }
 
+static void test_forced_avx512vbmi(void **state)
+{
+	(void)state;
+	if (!cpu_has("avx512vbmi"))
+		skip();
+	run_in_child("avx512vbmi", "avx512vbmi", 0);
+}
+
 static void test_auto_choice(void **state)
 {
 	(void)state;
@@ -409,6 +423,7 @@ int main(void)
 		cmocka_unit_test(test_forced_scalar),
 		cmocka_unit_test(test_forced_ssse3),
 		cmocka_unit_test(test_forced_avx2),
+		cmocka_unit_test(test_forced_avx512vbmi),
 		cmocka_unit_test(test_auto_choice),
 		cmocka_unit_test(test_unknown_override_ignored),
 	};

@@ -6,7 +6,8 @@
  * parent for its name forget everything; the directory removed and
  * recreated, or renamed over, is reopened; the cache's size and its open
  * descriptors stay bounded; files with two links are not cached; inotify
- * failing to start leaves the files served uncached.
+ * failing to start leaves the files served uncached; a lent descriptor
+ * outlives its entry until given back.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -435,6 +436,54 @@ static void test_no_inotify_serves_uncached(void **state)
 	assert_int_equal(st.st_size, 7);
 }
 
+static bool fd_open(int fd)
+{
+	return fcntl(fd, F_GETFD) != -1;
+}
+
+/*
+ * A slice borrows the kept descriptor (no dup); one the cache forgets while
+ * lent stays open for its borrowers and is closed by the last one's give
+ * back; a descriptor of the borrower's own is closed by its give back.
+ */
+static void test_lent_descriptor_outlives_its_entry(void **state)
+{
+	struct fixture *fx = *state;
+	struct stat     st;
+	char            got[8];
+	int             own, lent1, lent2, kept;
+
+	start_cached(fx);
+	own = files_borrow(&fx->files, "a", &st);      /* opened: a copy is kept */
+	assert_true(own >= 0);
+	kept = fscache_get(fx->files.cache, "a")->fd;
+	assert_true(kept >= 0);
+	assert_int_not_equal(own, kept);
+	lent1 = files_borrow(&fx->files, "a", &st);
+	lent2 = files_borrow(&fx->files, "a", &st);
+	assert_int_equal(lent1, kept);
+	assert_int_equal(lent2, kept);
+	assert_int_equal(st.st_size, 4);
+	files_give_back(own);
+	assert_false(fd_open(own));
+	/* still kept: a give back leaves it open */
+	files_give_back(lent2);
+	assert_true(fd_open(kept));
+	lent2 = files_borrow(&fx->files, "a", &st);
+	assert_int_equal(lent2, kept);
+	/* forgotten while lent: open until the last borrower gives it back */
+	op_write(fx);
+	sync_turn(fx);
+	assert_null(fscache_get(fx->files.cache, "a"));
+	assert_true(fd_open(kept));
+	assert_int_equal(pread(kept, got, sizeof(got), 0), 5);
+	assert_memory_equal(got, "aaaax", 5);
+	files_give_back(lent1);
+	assert_true(fd_open(kept));
+	files_give_back(lent2);
+	assert_false(fd_open(kept));
+}
+
 #define FT(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
 
 int main(void)
@@ -448,6 +497,7 @@ int main(void)
 		FT(test_size_and_descriptors_bounded),
 		FT(test_two_links_not_cached),
 		FT(test_no_inotify_serves_uncached),
+		FT(test_lent_descriptor_outlives_its_entry),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
