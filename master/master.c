@@ -5,8 +5,9 @@
  * POLLOUT while control messages wait for it).  Each report is decoded
  * here and handed to its owner: a LOAD or READY to the slot (slot.c),
  * closes and PROXY peers to admit.c.  It also owns the phases of the
- * master's life: readiness, running, graceful stop (draining) and fast
- * stop, and the phase's deadline; each slot keeps its own (slot_tick).
+ * master's life: readiness, running (with a graceful stop's grace at its
+ * end), graceful stop (draining) and fast stop, and the phase's deadline;
+ * each slot keeps its own (slot_tick).
  * Reload is reload.c's; an upgrade (USR2) is upgrade.c's, polled here.
  */
 #include <errno.h>
@@ -60,11 +61,20 @@ master_ready_report(struct master *m, const char *msg)
 	m->ready_fd = -1;
 }
 
-/* The HFTP listeners close; the status listener answers until the master exits. */
+/* The HFTP listeners close; the status listener answers until the master exits,
+ * but for an upgraded one. */
 static void
 master_stop_accepting(struct master *m)
 {
-	listen_close_hftp(m);
+	/*
+	 * Handed over by an upgrade: the new master answers on the same status
+	 * sockets, so this one must not keep taking /health and saying
+	 * "draining" for a service that is not.
+	 */
+	if (m->upgraded)
+		listen_close_all(m);
+	else
+		listen_close_hftp(m);
 	handoff_pending_close(m);
 }
 
@@ -105,14 +115,35 @@ master_stop_graceful(struct master *m)
 	master_upgrade_cancel(m);
 	log_info("graceful stop: finishing open connections (up to %ds)", m->conf->shutdown_timeout);
 	/* after an upgrade, the new master is the service: systemd is not told */
-	if (!m->upgraded)
+	if (!m->upgraded && m->grace_end_ms == 0)
 		notify_send("STOPPING=1");
+	m->grace_end_ms = 0;
 	m->phase = MASTER_DRAINING;
 	m->phase_deadline_ms = m->now_ms +
 	    (uint64_t)m->conf->shutdown_timeout * CLOCK_MS_PER_SEC;
 	master_stop_accepting(m);
 	for (int i = 0; i < m->nslots; i++)
 		slot_drain(&m->slots[i], m->conf->shutdown_timeout, m->now_ms);
+}
+
+/*
+ * A graceful stop with shutdown_grace: /health answers 503 at once, so that
+ * load balancers stop sending, while the listeners still accept; the stop
+ * proper (master_stop_graceful) begins when the grace ends, or at a second
+ * SIGQUIT.  The phase stays MASTER_RUNNING meanwhile: workers keep being
+ * respawned and connections handed off as before.
+ */
+static void
+master_stop_graceful_later(struct master *m)
+{
+	if (m->conf->shutdown_grace == 0 || m->grace_end_ms != 0) {
+		master_stop_graceful(m);
+		return;
+	}
+	log_info("graceful stop: still accepting for shutdown_grace (%ds), /health says draining",
+	    m->conf->shutdown_grace);
+	notify_send("STOPPING=1");
+	m->grace_end_ms = m->now_ms + (uint64_t)m->conf->shutdown_grace * CLOCK_MS_PER_SEC;
 }
 
 /*
@@ -260,7 +291,8 @@ master_channel(struct master *m, struct worker_slot *s)
 
 /*
  * Each slot's own deadlines (drain timeout: STOP; STOP's grace: SIGKILL),
- * then the phase's: shutdown_timeout ends a graceful stop.
+ * then the phase's: shutdown_grace ends in a graceful stop's drain,
+ * shutdown_timeout ends the drain.
  */
 void
 master_deadlines(struct master *m)
@@ -268,6 +300,9 @@ master_deadlines(struct master *m)
 	for (int i = 0; i < m->nslots; i++)
 		slot_tick(&m->slots[i], m->now_ms);
 	upgrade_tick(m);
+	if (m->phase == MASTER_RUNNING && m->grace_end_ms != 0 &&
+	    m->now_ms >= m->grace_end_ms)
+		master_stop_graceful(m);
 	if (m->phase == MASTER_DRAINING && m->now_ms >= m->phase_deadline_ms &&
 	    master_workers_alive(m) > 0) {
 		log_info("shutdown_timeout reached; stopping the remaining workers");
@@ -356,7 +391,7 @@ master_pollset_fill(struct master *m, struct master_pollset *ps)
 static int
 master_poll_timeout(const struct master *m)
 {
-	if (handoff_pending(m) || m->phase != MASTER_RUNNING ||
+	if (handoff_pending(m) || m->phase != MASTER_RUNNING || m->grace_end_ms != 0 ||
 	    clock_now_ms() < m->accept_resume_ms || spawn_respawn_pending(m) ||
 	    status_busy(m))
 		return MASTER_POLL_BUSY_MS;
@@ -423,8 +458,9 @@ master_signals(struct master *m, unsigned sigs)
 		if (m->phase != MASTER_STOPPING)
 			master_stop_fast(m);
 	} else if ((sigs & SIGNALS_BIT(SIGQUIT)) && m->phase == MASTER_RUNNING)
-		master_stop_graceful(m);
-	else if ((sigs & SIGNALS_BIT(SIGHUP)) && m->phase == MASTER_RUNNING) {
+		master_stop_graceful_later(m);
+	else if ((sigs & SIGNALS_BIT(SIGHUP)) && m->phase == MASTER_RUNNING &&
+	    m->grace_end_ms == 0) {
 		reload_run(m);
 		listeners_kept = false;
 	}

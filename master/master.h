@@ -82,6 +82,8 @@ struct master {
 	unsigned            gen;
 	enum master_phase   phase;
 	uint64_t            phase_deadline_ms;
+	/* a graceful stop's shutdown_grace: still serving, /health 503, until (0: none) */
+	uint64_t            grace_end_ms;
 	struct listener     listeners[MASTER_LISTENERS_MAX]; /* HFTP and status (addr.status) */
 	int                 nlisteners;
 	struct listener     inherited[MASTER_LISTENERS_MAX]; /* passed, not in use */

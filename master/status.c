@@ -438,6 +438,9 @@ static void
 status_json(const struct master *m, struct status_text *t)
 {
 	static const char *const phases[] = { "running", "draining", "stopping" };
+	/* a graceful stop's grace: still serving, already announced as draining */
+	const char *state = m->phase == MASTER_RUNNING && m->grace_end_ms != 0 ?
+	    "grace" : phases[m->phase];
 	const struct status_state *st = m->status;
 	struct status_view        *v;
 	size_t                     n;
@@ -445,7 +448,7 @@ status_json(const struct master *m, struct status_text *t)
 	status_printf(t, "{\"version\":\"%s\",\"pid\":%ld,\"generation\":%u,\"state\":\"%s\","
 	    "\"uptime_seconds\":%" PRIu64 ",\"accepted\":%" PRIu64 ",\"refused\":%" PRIu64
 	    ",\"reloads\":%" PRIu64 ",\"worker_restarts\":%" PRIu64 ",\"workers\":[",
-	    HFTPD_VERSION, (long)getpid(), m->gen, phases[m->phase],
+	    HFTPD_VERSION, (long)getpid(), m->gen, state,
 	    (clock_now_ms() - st->started_ms) / 1000, st->events[STATUS_ACCEPTED],
 	    status_refused(), st->events[STATUS_RELOAD], st->events[STATUS_WORKER_RESTART]);
 	if ((v = status_views(m, &n)) == NULL)
@@ -493,8 +496,13 @@ status_answer_body(const struct master *m, enum statushttp_result r,
 		status_json(m, body);
 		return 200;
 	case STATUSHTTP_HEALTH:
-		status_printf(body, m->phase == MASTER_RUNNING ? "ok\n" : "draining\n");
-		return m->phase == MASTER_RUNNING ? 200 : 503;
+		/* 503 from a graceful stop's first moment, its grace included */
+		if (m->phase != MASTER_RUNNING || m->grace_end_ms != 0) {
+			status_printf(body, "draining\n");
+			return 503;
+		}
+		status_printf(body, "ok\n");
+		return 200;
 	case STATUSHTTP_ROOT:
 		*type = "text/html; charset=utf-8";
 		status_printf(body, "%s", statuspage_html);

@@ -83,6 +83,7 @@ static const struct config_key config_keys[] = {
 	KEY("group",              CONFIG_NAME,     group,              0, 0),
 	KEY("chroot",             CONFIG_BOOL,     chroot,             0, 0),
 	KEY("shutdown_timeout",   CONFIG_DURATION, shutdown_timeout,   0, 86400),
+	KEY("shutdown_grace",     CONFIG_DURATION, shutdown_grace,     0, 3600),
 };
 #define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
 _Static_assert(CONFIG_NKEYS <= CONFIG_KEYS_MAX, "raise CONFIG_KEYS_MAX");

@@ -115,6 +115,7 @@ struct config {
 	char                 group[64];
 	bool                 chroot;                /* workers confined to directory */
 	int                  shutdown_timeout;      /* seconds */
+	int                  shutdown_grace;        /* seconds; 0: none */
 };
 
 /* Command-line values that override the config file (kept for reloads). */

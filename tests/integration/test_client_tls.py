@@ -240,13 +240,13 @@ def test_bad_cafile(tmp_path, certs):
 def documented_hftpd_lines(port, status):
     """The hftpd.conf lines conf/haproxy-tls.cfg's comment gives for HAProxy
     on the same machine, with the test's ports for 19500 and the status
-    listener's 19502."""
+    listener's 19580."""
     text = (REPO / "conf" / "haproxy-tls.cfg").read_text()
     lines = re.findall(r"(?m)^#\s+((?:listen|proxy_trusted|status_listen) = .*)$", text)
     lines = lines[:3]
     assert [ln.split()[0] for ln in lines] == ["listen", "proxy_trusted",
                                               "status_listen"], lines
-    return [ln.replace(":19500", ":%d" % port).replace(":19502", ":%d" % status)
+    return [ln.replace(":19500", ":%d" % port).replace(":19580", ":%d" % status)
             for ln in lines]
 
 

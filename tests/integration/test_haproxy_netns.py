@@ -25,7 +25,10 @@ host in turn mid-load (zero failed downloads, without retries).
 Health checks: HAProxy asks each host's status listener for GET /health
 (conf/haproxy.cfg): seconds of checks add no access-log line; during a
 graceful stop /health answers 503 "draining" and HAProxy marks the host
-down on that answer (L7STS/503) while it still runs and serves a download.
+down on that answer (L7STS/503) while, in its shutdown_grace, the host
+still accepts HFTP connections (one made straight to it after the DOWN is
+served), so that no download through HAProxy under load fails, is retried
+or redispatched; after the grace its HFTP port refuses.
 
 Encryption: a second HAProxy runs conf/haproxy-tls.cfg (bind, crt, servers
 and socket adapted) in front of the same hosts, with a CA and a server
@@ -66,9 +69,16 @@ pytestmark = [pytest.mark.slow, pytest.mark.netns]
 HOSTS = 3
 SUBNET = "10.199.%d.%d"         # 10.199.K.1 in NS-lb, 10.199.K.2 in host K
 HFTP_PORT = 19500
-STATUS_PORT = 19501             # each host's status_listen, checked by HAProxy
+STATUS_PORT = 19580             # each host's status_listen, checked by HAProxy
 CHECK_INTER_S = 1.0             # conf/haproxy.cfg: inter 1s fall 2
 CHECK_FALL = 2
+# each host's shutdown_grace: longer than inter x fall plus the time HAProxy
+# takes to notice under load, so the DOWN comes well inside it
+GRACE_S = 6
+# "show stat" columns: connection errors, retries, redispatches
+STAT_ECON = 13
+STAT_WRETR = 15
+STAT_WREDIS = 16
 CHECKS_WINDOW_S = 5
 MiB = 1 << 20
 # Sizes of the served files (the 200 downloads cycle through them).
@@ -163,7 +173,8 @@ class Net:
                 "user = %s\n" % SUITE_USER +
                 "access_log = %s\n" % (d / "access.log") +
                 "pid_file = %s\n" % (d / "hftpd.pid") +
-                "shutdown_timeout = 30\n")
+                "shutdown_timeout = 30\n"
+                "shutdown_grace = %d\n" % GRACE_S)
             self.start_host(k)
         self.start_haproxy()
         assert self.wait_status(["UP"] * HOSTS, 10), self.status()
@@ -264,6 +275,31 @@ class Net:
                 check=False)
         body, _, code = r.stdout.decode().rpartition("\n")
         return int(code or 0), body
+
+    def hftp_answers(self, k):
+        """Whether host k's HFTP port, reached straight from NS-lb (not
+        through HAProxy) with a PROXY v2 LOCAL header, answers a help;
+        False when it refuses the connection."""
+        script = ("import socket,sys\n"
+                  "try:\n"
+                  "    s=socket.create_connection((%r,%d),timeout=5)\n"
+                  "except ConnectionRefusedError:\n"
+                  "    sys.exit(3)\n"
+                  "s.sendall(b'\\r\\n\\r\\n\\x00\\r\\nQUIT\\n\\x20\\x00\\x00\\x00help\\r\\nquit\\r\\n')\n"
+                  "b=b''\n"
+                  "while True:\n"
+                  "    d=s.recv(4096)\n"
+                  "    if not d: break\n"
+                  "    b+=d\n"
+                  "sys.exit(0 if b.startswith(b'0 OK') else 4)\n" % (SUBNET % (k, 2), HFTP_PORT))
+        r = run("ip", "netns", "exec", self.lb, "/usr/bin/python3", "-c", script, check=False)
+        assert r.returncode in (0, 3), (r.returncode, r.stderr)
+        return r.returncode == 0
+
+    def errors(self, k):
+        """HAProxy's connection errors, retries and redispatches of host k."""
+        row = self.stat_rows()[k - 1]
+        return [int(row[i] or 0) for i in (STAT_ECON, STAT_WRETR, STAT_WREDIS)]
 
     def hold_idle(self, k):
         """A client connection to host k that stays open, idle, until its
@@ -473,23 +509,48 @@ def test_health_checks_cost_no_access_log_line(net):
     assert all(net.lb_lines(k) == [] for k in range(1, HOSTS + 1))
 
 
-def test_graceful_stop_says_draining_and_is_marked_down(net):
+def test_graceful_stop_says_draining_and_is_marked_down(net, tmp_path):
+    """The order shutdown_grace gives: /health says draining, HAProxy marks
+    the host DOWN, and only then (the grace over) its HFTP port closes; under
+    load, not one download fails, is retried or redispatched."""
     victim = 3
-    holder = net.hold_idle(victim)      # keeps the host draining
-    try:
-        assert net.health(victim) == (200, "ok\n")
+    holder = net.hold_idle(victim)      # keeps the host draining after the grace
+    state = {}
+
+    def quit_host():
+        net.wait_busy(victim)
+        state["errors"] = net.errors(victim)
         net.ctl(victim, "quit")
         t0 = time.monotonic()
-        assert net.health(victim) == (503, "draining\n")
+        state["health"] = net.health(victim)
         want = ["UP"] * HOSTS
         want[victim - 1] = "DOWN"
-        assert net.wait_status(want, 10), net.status()
-        took = time.monotonic() - t0
-        # marked down on /health's answer (not a refused connection), while
-        # the host still runs and holds its client
-        assert net.check_result(victim) == ("L7STS", "503"), net.stat_rows()[victim - 1]
+        state["down"] = net.wait_status(want, GRACE_S + 5)
+        state["took"] = time.monotonic() - t0
+        state["check"] = net.check_result(victim)
+        # marked down, and the host still takes HFTP connections
+        state["answers_after_down"] = net.hftp_answers(victim)
+        state["answered_at"] = time.monotonic() - t0
+        state["refused"] = wait_for(lambda: not net.hftp_answers(victim), GRACE_S + 10,
+                                    interval=0.2)
+        state["refused_at"] = time.monotonic() - t0
+
+    try:
+        assert net.health(victim) == (200, "ok\n")
+        wrong, failed = load(net, tmp_path / "out", 60, retries=0, during=quit_host)
+        assert wrong == [] and failed == [], (wrong, failed[:3])
+        assert state["health"] == (503, "draining\n")
+        assert state["down"], net.status()
+        # marked down on /health's answer (not a refused connection)
+        assert state["check"] == ("L7STS", "503"), state["check"]
+        assert state["took"] <= CHECK_FALL * CHECK_INTER_S + 2.5, state["took"]
+        assert state["answers_after_down"], state
+        assert state["answered_at"] < GRACE_S, state
+        # the grace over, the HFTP port refuses; the host still runs
+        assert state["refused"] and state["refused_at"] >= GRACE_S * 0.9, state
         assert net.procs[victim].poll() is None
-        assert took <= CHECK_FALL * CHECK_INTER_S + 2.5, took
+        # HAProxy never met a refused connection there: nothing to retry
+        assert net.errors(victim) == state["errors"], (net.errors(victim), state)
         holder.stdin.close()
         holder.wait(10)
         # its last client gone, the master exits

@@ -1,6 +1,7 @@
 """The status listener (status_listen): /metrics that promtool accepts and
 whose counters follow the traffic, /status and `hftpd -s status`, /health
-saying "draining" during a graceful stop, and the listener as an attack
+saying "draining" during a graceful stop (from its first moment, while
+shutdown_grace keeps the HFTP port serving), and the listener as an attack
 surface: garbage, a 1 MiB request line, an HFTP command, a path outside
 the four names and a silent connection each get a clear answer or are
 closed within the deadline, never a file byte, while the HFTP port keeps
@@ -236,6 +237,53 @@ def test_health_says_draining_during_graceful_stop(daemon):
     assert json.loads(get(d.status_port, "/status")[1])["state"] == "draining"
     master = d.master
     client.close()
+    assert wait_for(lambda: not d.workers(master) and d.read_pid() is None,
+                    10 * SCALE, 0.05)
+
+
+def refused(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def test_shutdown_grace_serves_while_health_says_draining(daemon):
+    """During shutdown_grace /health answers 503 while a new HFTP connection
+    is still accepted and served; after it the HFTP port refuses and the
+    master exits (no client open)."""
+    grace = 3 * SCALE
+    d = status_daemon(daemon, shutdown_grace="%ds" % grace)
+    master = d.master
+    assert d.ctl("quit").returncode == 0
+    t_quit = time.monotonic()
+    head, body = get(d.status_port, "/health")
+    assert head.startswith("HTTP/1.1 503 ") and body == b"draining\n", head
+    assert json.loads(get(d.status_port, "/status")[1])["state"] == "grace"
+    served = 0
+    while time.monotonic() - t_quit < grace * 0.5:
+        assert request(d.port, b"get_metadata secret.txt\r\n").startswith(
+            b"0 OK\r\n%d\r\n" % len(SECRET))
+        served += 1
+        time.sleep(0.1)
+    assert served >= 3
+    assert get(d.status_port, "/health")[0].startswith("HTTP/1.1 503 ")
+    assert wait_for(lambda: refused(d.port), grace + 5 * SCALE, 0.05)
+    # not before the grace (the port was served above until grace/2)
+    assert time.monotonic() - t_quit >= grace * 0.9
+    assert wait_for(lambda: not d.workers(master) and d.read_pid() is None,
+                    10 * SCALE, 0.05)
+
+
+def test_second_quit_ends_the_grace(daemon):
+    """A second quit during a long shutdown_grace closes the HFTP port at once."""
+    d = status_daemon(daemon, shutdown_grace="600s")
+    master = d.master
+    assert d.ctl("quit").returncode == 0
+    assert request(d.port, b"get_metadata secret.txt\r\n").startswith(b"0 OK")
+    assert d.ctl("quit").returncode == 0
+    assert wait_for(lambda: refused(d.port), 5 * SCALE, 0.05)
     assert wait_for(lambda: not d.workers(master) and d.read_pid() is None,
                     10 * SCALE, 0.05)
 

@@ -201,6 +201,8 @@ class FreshConnections(threading.Thread):
 def test_upgrade_under_downloads_drops_nothing(copied):
     data = os.urandom(16 * MiB)
     d = copied(files={"big.bin": data, "small": b"x" * 10})
+    status = free_port()
+    d.write_config(extra_lines=["status_listen = 127.0.0.1:%d" % status])
     d.start()
     old = d.master
     old_workers = d.wait_workers(2)
@@ -231,6 +233,11 @@ def test_upgrade_under_downloads_drops_nothing(copied):
     before = fresh.count
     assert wait_for(lambda: fresh.count >= before + 50, 20 * SCALE), (
         "no fresh connection served after the upgrade")
+    # while the old master drains, a load balancer's check of the shared
+    # status socket never hears "draining": only the new master answers
+    assert process_alive(old)
+    checks = [_health(status) for _ in range(30)]
+    assert all(c == (200, b"ok\n") for c in checks), checks
 
     for t in downloads:
         t.join(60 * SCALE)

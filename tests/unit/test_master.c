@@ -218,6 +218,54 @@ static void test_graceful_stop(void **state)
 	assert_int_equal(m.slots[0].state, SLOT_KILLED);
 }
 
+/*
+ * SIGQUIT with shutdown_grace: still running (no DRAIN sent) until the grace ends, then the drain as without it, shutdown_timeout
+ * counted from there.
+ */
+static void test_graceful_stop_grace(void **state)
+{
+	(void)state;
+	conf.shutdown_grace = 3;
+	assert_true(master_signals(&m, SIGNALS_BIT(SIGQUIT)));
+	assert_int_equal(m.phase, MASTER_RUNNING);
+	assert_int_equal(m.grace_end_ms, 10000 + 3000);
+	m.now_ms += 3000 - 1;
+	master_deadlines(&m);
+	assert_int_equal(m.phase, MASTER_RUNNING);
+	for (int i = 0; i < TEST_WORKERS; i++)
+		assert_int_equal(next_message(i, NULL, 0), -1);
+	m.now_ms += 1;          /* shutdown_grace */
+	master_deadlines(&m);
+	assert_int_equal(m.phase, MASTER_DRAINING);
+	assert_int_equal(m.grace_end_ms, 0);
+	assert_int_equal(m.phase_deadline_ms, m.now_ms + 5000);
+	for (int i = 0; i < TEST_WORKERS; i++)
+		assert_int_equal(next_message(i, NULL, 0), CHANNEL_DRAIN);
+}
+
+/* A second SIGQUIT ends the grace at once; a SIGTERM during it stops fast. */
+static void test_grace_cut_short(void **state)
+{
+	(void)state;
+	conf.shutdown_grace = 3;
+	assert_true(master_signals(&m, SIGNALS_BIT(SIGQUIT)));
+	assert_int_equal(m.phase, MASTER_RUNNING);
+	m.now_ms += 10;
+	assert_true(master_signals(&m, SIGNALS_BIT(SIGQUIT)));
+	assert_int_equal(m.phase, MASTER_DRAINING);
+	assert_int_equal(next_message(0, NULL, 0), CHANNEL_DRAIN);
+	master_teardown(state);
+	master_setup(state);
+	conf.shutdown_grace = 3;
+	assert_true(master_signals(&m, SIGNALS_BIT(SIGQUIT)));
+	assert_true(master_signals(&m, SIGNALS_BIT(SIGTERM)));
+	assert_int_equal(m.phase, MASTER_STOPPING);
+	assert_int_equal(nkills, TEST_WORKERS);
+	m.now_ms += 3000;       /* the grace's end changes nothing now */
+	master_deadlines(&m);
+	assert_int_equal(m.phase, MASTER_STOPPING);
+}
+
 /* SIGTERM: STOP and SIGTERM to every worker at once; a worker already gone is left alone. */
 static void test_fast_stop(void **state)
 {
@@ -290,6 +338,8 @@ int main(void)
 		MT(test_wrong_messages_dropped),
 		MT(test_peer_and_closed),
 		MT(test_graceful_stop),
+		MT(test_graceful_stop_grace),
+		MT(test_grace_cut_short),
 		MT(test_fast_stop),
 		MT(test_old_generation_deadline),
 		MT(test_reopen_reaches_every_worker),

@@ -197,6 +197,13 @@ static void test_health_and_phases(void **state)
 	a = get("/health");
 	assert_non_null(strstr(a, "HTTP/1.1 200 OK\r\n"));
 	assert_non_null(strstr(a, "\r\n\r\nok\n"));
+	/* a graceful stop's grace: still running, already draining for /health */
+	m.grace_end_ms = 1;
+	a = get("/health");
+	assert_non_null(strstr(a, "HTTP/1.1 503 "));
+	assert_non_null(strstr(a, "\r\n\r\ndraining\n"));
+	assert_non_null(strstr(get("/status"), "\"state\":\"grace\""));
+	m.grace_end_ms = 0;
 	m.phase = MASTER_DRAINING;
 	a = get("/health");
 	assert_non_null(strstr(a, "HTTP/1.1 503 "));
