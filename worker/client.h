@@ -103,27 +103,28 @@ struct client {
 	int                    fd;
 	int                    slot;        /* index in the worker's poll set */
 	enum client_state      state;
-	bool                   peer_eof;    /* the client shut down its side */
 	enum status            status;      /* of the last response begun */
+	uint32_t               send_queued;     /* socket send queue at the last sweep */
+	/* the flags together: the struct lives in every idle connection */
+	bool                   peer_eof;    /* the client shut down its side */
+	bool                   kernel_unsent;   /* sent since the sweep last saw the queue empty */
+	bool                   rate_short;      /* a window drained below the minimum */
+	bool                   unread_input;    /* CLOSING left request bytes unread */
+	bool                   read_filled;     /* the last read filled the input block */
 	uint64_t               id;
 	uint64_t               last_active; /* ctx->now_ms of the last byte */
 	uint64_t               request_started; /* ms: a partial line's first byte, 0 none */
 	uint64_t               send_progress;   /* ms: last byte sent or drained, or response begun */
-	uint32_t               send_queued;     /* socket send queue at the last sweep */
 	uint64_t               sent;            /* bytes written to the socket */
-	bool                   kernel_unsent;   /* sent since the sweep last saw the queue empty */
 	/* send_min_rate: a window of send_timeout, from the sweep's samples */
 	uint64_t               rate_mark_ms;    /* the window began, 0 = not yet */
 	uint64_t               rate_mark_drained; /* bytes the client had read then */
-	bool                   rate_short;      /* a window drained below the minimum */
 	/* limit_rate: a budget counted from when bytes became owed */
 	uint64_t               limit_start_ms;
 	uint64_t               limit_base;      /* sent, then */
 	uint64_t               wake_ms;         /* no POLLOUT before this (budget spent) */
 	uint64_t               linger_until;    /* ms: LINGERING ends then */
 	uint64_t               lingered;        /* bytes dropped while LINGERING */
-	bool                   unread_input;    /* CLOSING left request bytes unread */
-	bool                   read_filled;     /* the last read filled the input block */
 	uint64_t               proxy_deadline_ms; /* while PROXY: header complete by */
 	char                  *peer;        /* ADDR:PORT for the logs, made when first needed */
 	struct buffer          in;          /* a pool block while holding bytes */

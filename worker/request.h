@@ -54,9 +54,9 @@ typedef const struct request_shape *(*request_shape_fn)(const char *cmd, size_t 
 
 struct request_elem {
 	char    *text;          /* NUL-terminated prefix, in the parser's arena */
-	uint32_t cap;           /* bytes text can hold, NUL included */
 	uint64_t len;           /* full length of the element */
 	uint64_t value;         /* numeric value when digits */
+	uint32_t cap;           /* bytes text can hold, NUL included */
 	bool     truncated;     /* len > what text holds */
 	bool     name_ok;       /* non-empty, only FILENAME bytes */
 	bool     digits_ok;     /* non-empty, only [0-9] */
@@ -74,13 +74,13 @@ struct request_parser {
 	uint64_t                    line_len;
 	request_shape_fn            shape_of;
 	const struct request_shape *shape;      /* of this line's command, or NULL */
-	bool                        shape_known; /* shape_of was asked (NULL: unknown) */
 	uint32_t                    arena_used;
 	int                         argc;       /* elements seen, may exceed ELEMS_MAX */
+	enum status                 status;     /* with REQUEST_FATAL */
+	bool                        shape_known; /* shape_of was asked (NULL: unknown) */
 	bool                        pending_cr;
 	bool                        line_done;  /* reset before the next byte */
 	bool                        only_spaces;
-	enum status                 status;     /* with REQUEST_FATAL */
 	struct request_elem         elem[REQUEST_ELEMS_MAX];
 	char                        arena[REQUEST_TEXT_ARENA];
 };

@@ -50,7 +50,7 @@ stats_out_body(struct stats_out *o, enum stream_kind kind, uint64_t start, uint6
 
 	if (f == STATS_OTHER || end <= start)
 		return;
-	if (o->n > 0 && ((o->span[o->n - 1].framing == f && o->span[o->n - 1].end == start) ||
+	if (o->n > 0 && ((o->framing[o->n - 1] == f && o->span[o->n - 1].end == start) ||
 	    o->n == STATS_SPANS)) {
 		/* the same body going on, or no room: the last span grows */
 		o->span[o->n - 1].end = end;
@@ -58,7 +58,7 @@ stats_out_body(struct stats_out *o, enum stream_kind kind, uint64_t start, uint6
 	}
 	o->span[o->n].start = start;
 	o->span[o->n].end = end;
-	o->span[o->n].framing = (uint8_t)f;
+	o->framing[o->n] = (uint8_t)f;
 	o->n++;
 }
 
@@ -73,7 +73,7 @@ stats_out_sent(struct stats_out *o, uint64_t from, uint64_t n)
 		uint64_t e = o->span[i].end < to ? o->span[i].end : to;
 
 		if (e > s) {
-			stats_now.sent[o->span[i].framing] += e - s;
+			stats_now.sent[o->framing[i]] += e - s;
 			body += e - s;
 		}
 		if (o->span[i].end <= to)
@@ -81,7 +81,8 @@ stats_out_sent(struct stats_out *o, uint64_t from, uint64_t n)
 	}
 	if (done > 0) {
 		memmove(o->span, o->span + done, (o->n - done) * sizeof(o->span[0]));
-		o->n -= done;
+		memmove(o->framing, o->framing + done, (o->n - done) * sizeof(o->framing[0]));
+		o->n = (uint8_t)(o->n - done);
 	}
 	stats_now.sent[STATS_OTHER] += n - body;
 }

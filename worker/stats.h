@@ -25,16 +25,18 @@ enum stats_framing { STATS_BASE64, STATS_RAW, STATS_OTHER };
  * of its output (positions counted from its first byte) that are body
  * bytes; a send counts the bytes it wrote in each span under the span's
  * framing, the rest (status lines, small bodies, listings) as other.
- * STATS_SPANS spans at most: with more bodies queued at once, a new body
- * extends the last span.
+ * STATS_SPANS spans at most: with more bodies queued at once (pipelined
+ * slices of both framings), a new body extends the last span, so such a
+ * mix may be counted under one framing; the total stays exact.  Kept small:
+ * it lives in every connection (the idle connection's memory budget).
  */
-#define STATS_SPANS 4
+#define STATS_SPANS 2
 struct stats_out {
 	struct {
 		uint64_t start, end;
-		uint8_t  framing;
 	}        span[STATS_SPANS];
-	unsigned n;
+	uint8_t  framing[STATS_SPANS];
+	uint8_t  n;
 };
 
 /* A complete request line (or a fatal parse) answered with status. */
