@@ -187,6 +187,7 @@ client_read(struct client *c)
 		return true;
 	n = recv(c->fd, buffer_tail(&c->in), buffer_room(&c->in), 0);
 	if (n > 0) {
+		c->ctx->recvs++;    /* the metadata cache drains before its next answer */
 		c->read_filled = (size_t)n == buffer_room(&c->in);
 		buffer_commit(&c->in, (size_t)n);
 		c->last_active = c->ctx->now_ms;
@@ -253,7 +254,7 @@ static void
 client_answer_line(struct client *c, enum request_result res)
 {
 	struct commands_ctx   ctx = {
-		&c->ctx->files, c->ctx->conf, c->ctx->turn, c->id
+		&c->ctx->files, c->ctx->conf, c->ctx->turn, c->id, c->ctx->recvs
 	};
 	struct commands_reply reply;
 	size_t                before = buffer_len(&c->out);
@@ -596,7 +597,9 @@ client_turn(struct client *c, short revents)
 			client_linger_read(c);
 		return;
 	}
-	if ((revents & (POLLIN | POLLHUP)) && client_reads(c) && !c->peer_eof &&
+	if (c->received)
+		c->received = false;    /* client_receive read this turn's bytes */
+	else if ((revents & (POLLIN | POLLHUP)) && client_reads(c) && !c->peer_eof &&
 	    !client_read(c)) {
 		client_set_state(c, CLIENT_CLOSED);
 		return;
@@ -612,6 +615,17 @@ client_turn(struct client *c, short revents)
 	client_fill_queue(c);
 	if (c->state != CLIENT_CLOSED)
 		client_if_flushed(c);
+}
+
+void
+client_receive(struct client *c, short revents)
+{
+	if ((revents & (POLLERR | POLLNVAL)) || c->state == CLIENT_LINGERING ||
+	    !(revents & (POLLIN | POLLHUP)) || !client_reads(c) || c->peer_eof)
+		return;
+	c->received = true;
+	if (!client_read(c))
+		client_set_state(c, CLIENT_CLOSED);
 }
 
 short

@@ -92,6 +92,7 @@ struct client_ctx {
 	uint64_t              now_ms;       /* monotonic, read once per poll */
 	uint64_t              now_ns;       /* the same, in ns (access-log durations) */
 	uint64_t              turn;         /* poll turns so far */
+	uint64_t              recvs;        /* receives of request bytes so far */
 	struct files          files;
 	struct buffer_pool    in_pool;      /* input blocks of idle-looking clients */
 	struct buffer_pool    out_pool;
@@ -111,6 +112,7 @@ struct client {
 	bool                   rate_short;      /* a window drained below the minimum */
 	bool                   unread_input;    /* CLOSING left request bytes unread */
 	bool                   read_filled;     /* the last read filled the input block */
+	bool                   received;        /* client_receive read this turn */
 	uint64_t               id;
 	uint64_t               last_active; /* ctx->now_ms of the last byte */
 	uint64_t               request_started; /* ms: a partial line's first byte, 0 none */
@@ -141,6 +143,13 @@ struct client *client_new(struct client_ctx *ctx, int fd, uint64_t id, bool prox
 void client_free(struct client *c);
 /* One poll turn for c given its revents; afterwards c->state may be CLOSED. */
 void client_turn(struct client *c, short revents);
+/*
+ * The receive of a turn, done ahead for every ready client so their
+ * answers follow all of the turn's receives (one drain of the metadata
+ * cache's events, not one a client); client_turn then does not read
+ * again.  Afterwards c->state may be CLOSED.
+ */
+void client_receive(struct client *c, short revents);
 /* The poll events c waits for now. */
 short client_events(const struct client *c);
 void client_set_state(struct client *c, enum client_state state);

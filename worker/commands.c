@@ -114,7 +114,7 @@ commands_listing(const struct request_parser *p, const struct commands_ctx *ctx,
     struct commands_reply *r)
 {
 	(void)p;
-	files_sync(ctx->files, ctx->turn, ctx->id);
+	files_sync(ctx->files, ctx->turn, ctx->recvs);
 	if (files_list(ctx->files, &r->listing) == -1) {
 		log_warn("client %" PRIu64 ": listing %s", ctx->id, ctx->files->path);
 		commands_status(r, STATUS_INTERNAL_ERROR);
@@ -129,7 +129,7 @@ static int
 commands_stat(const struct commands_ctx *ctx, const struct request_elem *name,
     struct stat *st)
 {
-	files_sync(ctx->files, ctx->turn, ctx->id);
+	files_sync(ctx->files, ctx->turn, ctx->recvs);
 	/* Longer than any name the filesystem allows: no such file. */
 	if (name->truncated || files_stat(ctx->files, name->text, st) == -1)
 		return -1;

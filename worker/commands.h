@@ -24,7 +24,9 @@ struct commands_ctx {
 	struct files        *files;     /* the served directory */
 	const struct config *conf;      /* slice_encoding */
 	uint64_t             turn;      /* the poll turn: one directory check per turn */
-	uint64_t             id;        /* the connection: log lines, the cache's drain */
+	uint64_t             id;        /* the connection: log lines */
+	uint64_t             recvs;     /* the worker's receives so far: the cache drains
+	                                 * its events when this moved (files_sync) */
 };
 
 /* What follows the status line. */

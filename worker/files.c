@@ -41,7 +41,7 @@ files_init(struct files *f, const char *path)
 	f->cache_stale = false;
 	f->watch_failed = false;
 	f->synced_turn = 0;
-	f->synced_id = 0;
+	f->synced_recvs = 0;
 	files_refresh(f);
 }
 
@@ -143,16 +143,17 @@ files_cache_reopen(struct files *f, uint64_t turn)
 }
 
 void
-files_sync(struct files *f, uint64_t turn, uint64_t id)
+files_sync(struct files *f, uint64_t turn, uint64_t recvs)
 {
 	if (f->cache == NULL) {
 		files_refresh_turn(f, turn);
 		return;
 	}
-	if (turn != 0 && turn == f->synced_turn && id == f->synced_id)
+	/* nothing received since the last drain: no request can be newer */
+	if (turn != 0 && turn == f->synced_turn && recvs == f->synced_recvs)
 		return;
 	f->synced_turn = turn;
-	f->synced_id = id;
+	f->synced_recvs = recvs;
 	if (fscache_drain(f->cache))
 		f->cache_stale = true;
 	/* without a watch: the path's check once a turn, as without the cache */

@@ -25,8 +25,8 @@ struct files {
 	struct fscache *cache;
 	bool   cache_stale;     /* the directory may have changed: reopen it */
 	bool   watch_failed;    /* a watch is missing: no cache, the path checked per turn */
-	uint64_t synced_turn;   /* the last drain: this turn, for this connection */
-	uint64_t synced_id;
+	uint64_t synced_turn;   /* the last drain: in this turn, */
+	uint64_t synced_recvs;  /* after this many receives */
 };
 
 void files_init(struct files *f, const char *path);
@@ -47,12 +47,13 @@ void files_refresh_turn(struct files *f, uint64_t turn);
  */
 int  files_cache_start(struct files *f);
 /*
- * Before answering a request of connection id in poll turn turn: without
- * the cache, files_refresh_turn; with it, the inotify events queued so far
- * applied (once per connection per turn, after its receive) and the
- * directory reopened when they say it changed.
+ * Before answering a request in poll turn turn, the worker having made
+ * recvs receives so far: without the cache, files_refresh_turn; with it,
+ * the inotify events queued so far applied (again only once a receive was
+ * made since the last drain, so after the receive of every request being
+ * answered) and the directory reopened when they say it changed.
  */
-void files_sync(struct files *f, uint64_t turn, uint64_t id);
+void files_sync(struct files *f, uint64_t turn, uint64_t recvs);
 /*
  * A servable (regular, not a symlink) file named name: 0 with *st, -1 if
  * none.  With the cache, from it when it knows the name.

@@ -8,8 +8,11 @@
  * its request after the event was queued; the worker answers it only after
  * receiving it, and files.c drains this descriptor (fscache_drain: read
  * until EAGAIN) after that receive and before the first lookup it answers
- * from the cache: once per connection per poll turn, which follows the
- * turn's one recv() of that connection.  So every change that happened
+ * from the cache: whenever the worker made a recv() since the last drain
+ * (files_sync compares the worker's count of receives), so the drain
+ * follows the receive of every request it answers; a turn that first
+ * receives from every ready client then answers them drains once.  So
+ * every change that happened
  * before the request was sent has been applied when the answer is taken
  * from the cache.  An entry filled after the drain reflects the file at
  * its fstatat, later than any event already read; a change after it queues

@@ -673,6 +673,27 @@ worker_sweep(struct worker *w)
 }
 
 /* One poll turn: the clients with events, then the channel; 0, 1 when the master is gone, -1 on error. */
+/*
+ * Ready clients' bytes received first, then each answered: the answers
+ * follow all of the turn's receives, so the metadata cache drains its
+ * events once a turn, not once a client (files_sync).  At most
+ * WORKER_POOL_MAX ahead: each may take an input block, and a turn where
+ * thousands are ready (an attack) must not hold thousands of blocks at
+ * once; the rest receive in their own turn, as before.
+ */
+static void
+worker_receive_all(struct worker *w, int npolled, int n)
+{
+	int ahead = 0;
+
+	for (int i = npolled; i >= 1 && n > 0 && ahead < WORKER_POOL_MAX; i--) {
+		if (w->pfd[i].revents != 0) {
+			client_receive(w->clients[i], w->pfd[i].revents);
+			ahead++;
+		}
+	}
+}
+
 static int
 worker_turn(struct worker *w)
 {
@@ -684,6 +705,7 @@ worker_turn(struct worker *w)
 		return -1;
 	}
 	w->ctx.turn++;
+	worker_receive_all(w, npolled, n);
 	/*
 	 * Walk down: removal only moves clients from above.  Cold clients
 	 * keep their revents as a mark for worker_promote().
@@ -696,7 +718,8 @@ worker_turn(struct worker *w)
 			continue;
 		if (i <= w->nhot)
 			w->pfd[i].revents = 0;
-		client_turn(c, revents);
+		if (c->state != CLIENT_CLOSED)
+			client_turn(c, revents);
 		if (c->state == CLIENT_CLOSED)
 			worker_remove_client(w, i);
 	}

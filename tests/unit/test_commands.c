@@ -77,7 +77,7 @@ static int setup(void **state)
 		return -1;
 	config_defaults(&fx.conf);
 	files_init(&fx.files, fx.dir);
-	fx.ctx = (struct commands_ctx){ &fx.files, &fx.conf, 1, 7 };
+	fx.ctx = (struct commands_ctx){ &fx.files, &fx.conf, 1, 7, 1 };
 	if (getrlimit(RLIMIT_NOFILE, &fx.nofile) == -1)
 		return -1;
 	*state = &fx;

@@ -217,11 +217,11 @@ static void test_answer_after_change_is_new(void **state)
 	assert_int_equal(files_stat(&fx->files, "a", &st), 0);
 	assert_int_equal(st.st_size, 4);
 	op_write(fx);
-	/* the same connection in the same turn answers from what it read */
+	/* nothing received since the drain: answered from what it read */
 	files_sync(&fx->files, fx->turn, 1);
 	assert_int_equal(files_stat(&fx->files, "a", &st), 0);
 	assert_int_equal(st.st_size, 4);
-	/* another connection, same turn: it received after, it reads again */
+	/* a receive since (another connection, same turn): it reads again */
 	files_sync(&fx->files, fx->turn, 2);
 	assert_int_equal(files_stat(&fx->files, "a", &st), 0);
 	assert_int_equal(st.st_size, 5);
