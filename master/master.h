@@ -34,7 +34,7 @@
 #include "config.h"
 #include "slot.h"
 
-#define HFTPD_VERSION       "1.1.0"
+#define HFTPD_VERSION       "1.2.0"
 
 #define MASTER_SLOTS_MAX    4096
 /* HFTP listeners and status listeners, in one list (each marked by addr.status). */

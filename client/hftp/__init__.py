@@ -11,7 +11,7 @@ tls=tls_context(cafile) trusts only the CAs in cafile.
 The command line is hftp.cli (the `hftp` console script, or python3 -m hftp).
 """
 
-__version__ = "1.1.0"
+__version__ = "1.2.0"
 
 from .client import (  # noqa: E402
     DEFAULT_PORT, DEFAULT_TLS_PORT, FRAMING_AUTO, FRAMING_BASE64, FRAMING_RAW,
