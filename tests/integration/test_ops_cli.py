@@ -157,7 +157,7 @@ def test_help_and_version(tmp_path):
         r = subprocess.run([HFTPD_BIN] + args, capture_output=True, text=True)
         assert r.returncode == 0
         assert re.match(r"hftpd \d+\.\d+\.\d+\n", r.stdout)
-        assert re.search(r"^base64: (avx2|ssse3|scalar)", r.stdout, re.M)
+        assert re.search(r"^base64: (avx512vbmi|avx2|ssse3|scalar)", r.stdout, re.M)
         assert re.search(r"^config file: /\S+/hftpd.conf$", r.stdout, re.M)
         assert re.search(r"^built by: \S+", r.stdout, re.M)
     r = subprocess.run([HFTPD_BIN, "--bogus"], capture_output=True, text=True)
