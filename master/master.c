@@ -136,6 +136,7 @@ master_stop_graceful(struct master *m)
 static void
 master_stop_graceful_later(struct master *m)
 {
+	master_upgrade_cancel(m);       /* a stop wins over an upgrade under way */
 	if (m->conf->shutdown_grace == 0 || m->grace_end_ms != 0) {
 		master_stop_graceful(m);
 		return;
@@ -325,6 +326,7 @@ master_announce(struct master *m)
 		master_ready_report(m, err);
 		exit(1);
 	}
+	m->upgrade_incoming = false;    /* once: a later reload announces again */
 	log_info("serving %s with %d workers, generation %u", m->conf->directory,
 	    m->conf->workers, m->gen);
 	/* systemd learns the main pid before an old master may exit */
@@ -409,6 +411,11 @@ master_upgrade(struct master *m)
 	char           err[CONFIG_ERR_MAX];
 
 	log_info("upgrade requested");
+	if (m->grace_end_ms != 0) {
+		m->upgrade_requester = signals_usr2_sender();
+		upgrade_fail(m, "the master is stopping (shutdown_grace)");
+		return;
+	}
 	if (m->upgrade_pid != 0) {
 		upgrade_start(m, signals_usr2_sender());    /* answers: one is in progress */
 		return;
@@ -461,8 +468,18 @@ master_signals(struct master *m, unsigned sigs)
 		master_stop_graceful_later(m);
 	else if ((sigs & SIGNALS_BIT(SIGHUP)) && m->phase == MASTER_RUNNING &&
 	    m->grace_end_ms == 0) {
-		reload_run(m);
-		listeners_kept = false;
+		/*
+		 * The new master of an upgrade under way has read the config
+		 * already: a reload here would be lost with this master (or
+		 * bind what the new one is about to).
+		 */
+		if (m->upgrade_pid != 0)
+			log_warnx("reload ignored: an upgrade is under way; "
+			    "reload again once it is done");
+		else {
+			reload_run(m);
+			listeners_kept = false;
+		}
 	}
 	if (sigs & SIGNALS_BIT(SIGUSR1))
 		master_reopen_logs(m);

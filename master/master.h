@@ -218,6 +218,8 @@ void status_count(struct master *m, enum status_event ev);
 void status_stats_report(struct master *m, const struct worker_slot *s, const void *payload);
 /* Worker s is reaped: its last totals stay its pool index's. */
 void status_worker_gone(struct master *m, const struct worker_slot *s);
+/* A reload: older generations' entries without a live worker are dropped. */
+void status_prune(struct master *m);
 /* The status descriptors to poll (listeners, connections) into pfd; how many. */
 int  status_poll_fill(struct master *m, struct pollfd *pfd, int max);
 /* Their events (pfd as filled), then the connections' deadline. */

@@ -114,6 +114,7 @@ reload_switch(struct master *m, struct config *next, struct spawn_backoff *backo
 		log_warnx("reload: not every worker of generation %u could be started", m->gen);
 	log_info("configuration reloaded: generation %u, %d workers", m->gen, m->conf->workers);
 	status_count(m, STATUS_RELOAD);
+	status_prune(m);
 	m->announced = false;   /* READY=1 again once the new generation serves */
 }
 

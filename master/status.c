@@ -200,6 +200,28 @@ status_worker_gone(struct master *m, const struct worker_slot *s)
 		*w = st->workers[--st->nworkers];
 }
 
+void
+status_prune(struct master *m)
+{
+	struct status_state *st = m->status;
+
+	if (st == NULL)
+		return;
+	/*
+	 * A worker that died while its respawn waited for the back-off has no
+	 * slot of its generation any more (the respawn joins the new one):
+	 * without this its entry would stay, unseen, one per such reload.
+	 */
+	for (size_t i = 0; i < st->nworkers;) {
+		struct status_worker *w = &st->workers[i];
+
+		if (w->gen != m->gen && status_live_slot(m, w->gen, w->index) == NULL)
+			*w = st->workers[--st->nworkers];
+		else
+			i++;
+	}
+}
+
 /*
  * The series to report: every entry of the current generation, and of an
  * older one while its worker lives; live workers without an entry yet

@@ -9,6 +9,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
@@ -49,6 +50,32 @@ statusctl_wait(int fd, short events, uint64_t deadline)
 	return now < deadline && poll(&pfd, 1, (int)(deadline - now)) == 1;
 }
 
+/*
+ * Connects fd (non-blocking) within the deadline: a status port behind a
+ * firewall that drops packets must not hang the command; 0 / -1 with errno.
+ */
+static int
+statusctl_connect(int fd, const struct sockaddr_storage *ss, socklen_t len, uint64_t deadline)
+{
+	int       soerr = 0;
+	socklen_t sl = sizeof(soerr);
+
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == -1)
+		return -1;
+	if (connect(fd, (const struct sockaddr *)ss, len) == 0)
+		return 0;
+	if (errno != EINPROGRESS)
+		return -1;
+	if (!statusctl_wait(fd, POLLOUT, deadline)) {
+		errno = ETIMEDOUT;
+		return -1;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == -1)
+		return -1;
+	errno = soerr;
+	return soerr == 0 ? 0 : -1;
+}
+
 /* GET /status; the whole answer (head and body) in a new string, or NULL with err. */
 static char *
 statusctl_fetch(const struct config_listen *l, char *err, size_t errlen)
@@ -63,7 +90,7 @@ statusctl_fetch(const struct config_listen *l, char *err, size_t errlen)
 
 	statusctl_address(l, &ss);
 	if ((fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1 ||
-	    connect(fd, (struct sockaddr *)&ss, l->addrlen) == -1 ||
+	    statusctl_connect(fd, &ss, l->addrlen, deadline) == -1 ||
 	    send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL) != (ssize_t)sizeof(req) - 1) {
 		snprintf(err, errlen, "status listener %s: %s", l->text, strerror(errno));
 		goto fail;

@@ -161,6 +161,36 @@ def test_s_status_without_status_listen(daemon):
     assert r.err.strip() == "hftpd: %s: status_listen is not set" % d.conf
 
 
+def test_s_status_gives_up_on_a_port_that_never_accepts(daemon):
+    """A status port whose connections never complete (here a listener with
+    a full backlog, where the kernel drops the SYNs; a firewall that drops
+    packets does the same): -s status says so within its 5 s, never hangs."""
+    full = socket.socket()
+    full.bind(("127.0.0.1", 0))
+    full.listen(0)
+    port = full.getsockname()[1]
+    fillers = []
+    try:
+        for _ in range(8):      # more than the queue holds: the rest hang in SYN-SENT
+            c = socket.socket()
+            c.setblocking(False)
+            c.connect_ex(("127.0.0.1", port))
+            fillers.append(c)
+        time.sleep(0.2)
+        d = daemon()
+        d.write_config(extra_lines=["status_listen = 127.0.0.1:%d" % port])
+        t0 = time.monotonic()
+        r = d.ctl("status")
+        took = time.monotonic() - t0
+    finally:
+        for c in fillers:
+            c.close()
+        full.close()
+    assert r.returncode == 1, r.out
+    assert "timed out" in r.err or "no answer" in r.err, r.err
+    assert took < 10 * SCALE, took
+
+
 def test_hostile_status_clients(daemon):
     d = status_daemon(daemon)
     cases = {

@@ -464,3 +464,74 @@ def test_binary_never_ready_is_killed_with_its_children(copied):
     assert d.read_pid() == old and not d.oldbin.exists()
     assert d.workers() == workers
     assert request(d.port, b"get_metadata hello.txt\r\n") == b"0 OK\r\n13\r\n0 OK\r\n"
+
+
+def test_reload_after_an_upgrade_keeps_the_pid_file(copied):
+    """The new master takes the pid file over once, when it first serves: a
+    later reload must not move it to .oldbin again (a stale .oldbin naming
+    the live master, one more pid-file descriptor each time)."""
+    d = copied(files={"hello.txt": b"hello, world\n"})
+    d.start()
+    old = d.master
+    d.replace_binary()
+    r, new = d.upgrade()
+    assert r.returncode == 0, (r.err, d.log()[-3000:])
+    d.master = new
+    assert wait_for(lambda: not process_alive(old), 10 * SCALE)
+    assert not d.oldbin.exists()
+    fds_before = len(os.listdir("/proc/%d/fd" % new))
+    for gen in (2, 3):
+        assert d.ctl("reload").returncode == 0
+        assert d.wait_log(r"configuration reloaded: generation %d" % gen)
+        assert d.wait_log(r"serving .* generation %d" % gen)
+    assert not d.oldbin.exists(), d.oldbin.read_text()
+    assert d.read_pid() == new
+    assert len(os.listdir("/proc/%d/fd" % new)) <= fds_before
+    assert request(d.port, b"get_metadata hello.txt\r\n") == b"0 OK\r\n13\r\n0 OK\r\n"
+
+
+def _signal(d, action):
+    """hftpd -s ACTION run by $HFTPD_BIN, whatever the copy on disk is."""
+    argv, env = wrap_command([HFTPD_BIN, "-s", action, "-c", str(d.conf)],
+                             str(d.toollogs), dict(os.environ))
+    return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
+                          env=env, timeout=30 * SCALE)
+
+
+def test_a_stop_wins_over_an_upgrade_under_way(copied):
+    """With shutdown_grace, -s quit while a new master is starting: the
+    upgrade is called off (its requester told so), a new -s upgrade during
+    the grace is refused, a reload meanwhile is ignored with a warning, and
+    the old master stops after the grace: no master is left."""
+    d = copied(files={"hello.txt": b"hello, world\n"})
+    d.write_config(extra_lines=["shutdown_grace = 3s"])
+    d.start()
+    old = d.master
+    child_pid = d.root / "child.pid"
+    d.replace_binary("#!/bin/sh\nsleep 301 &\necho $! > %s\nwait\n" % child_pid)
+    argv, env = d.upgrade_command()
+    first = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, env=env)
+    try:
+        assert wait_for(lambda: child_pid.exists() and child_pid.read_text().strip(),
+                        10 * SCALE)
+        sleeper = int(child_pid.read_text())
+        # a reload now would be lost with this master: ignored, and said so
+        # (sent by $HFTPD_BIN: the copy on disk is the never-ready script)
+        assert _signal(d, "reload").returncode == 0
+        assert d.wait_log(r"reload ignored: an upgrade is under way")
+        assert _signal(d, "quit").returncode == 0
+        out, err = first.communicate(timeout=30 * SCALE)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert first.returncode == 1 and b"the master is stopping" in err, (out, err)
+    assert wait_for(lambda: not process_alive(sleeper), 10 * SCALE)
+    # during the grace: still serving, and no new upgrade
+    if process_alive(old):
+        r, _ = d.upgrade()
+        assert r.returncode == 1 and "stopping" in r.err, (r.out, r.err)
+    assert wait_for(lambda: not process_alive(old), 15 * SCALE), "the master did not stop"
+    assert not d.oldbin.exists()
+    assert [p for p in d.processes() if process_alive(p)] == []
