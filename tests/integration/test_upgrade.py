@@ -74,17 +74,7 @@ class CopiedDaemon(Daemon):
     def processes(self):
         """Pids of every process running this daemon's binary (any
         version of the file, deleted or not)."""
-        out = []
-        for p in os.listdir("/proc"):
-            if not p.isdigit():
-                continue
-            try:
-                exe = os.readlink("/proc/%s/exe" % p)
-            except OSError:
-                continue
-            if exe.startswith(str(self.binary)):
-                out.append(int(p))
-        return out
+        return [pid for pid, exe, _fds in _processes() if exe.startswith(str(self.binary))]
 
 
 @pytest.fixture
@@ -333,24 +323,32 @@ def test_twenty_upgrades_under_load_leak_nothing(copied):
     assert load.requests > 100
 
 
-def socket_owners(inode):
-    """Pids holding the socket of that inode."""
-    pids = []
+def _processes(with_fds=False):
+    """(pid, its exe or "", its descriptors' targets) of every process we may read."""
     for p in os.listdir("/proc"):
         if not p.isdigit():
             continue
         try:
-            fds = os.listdir("/proc/%s/fd" % p)
+            exe = os.readlink("/proc/%s/exe" % p)
         except OSError:
-            continue
-        for fd in fds:
+            exe = ""
+        fds = []
+        if with_fds:
             try:
-                if os.readlink("/proc/%s/fd/%s" % (p, fd)) == "socket:[%d]" % inode:
-                    pids.append(int(p))
-                    break
+                for fd in os.listdir("/proc/%s/fd" % p):
+                    try:
+                        fds.append(os.readlink("/proc/%s/fd/%s" % (p, fd)))
+                    except OSError:
+                        pass
             except OSError:
                 pass
-    return pids
+        yield int(p), exe, fds
+
+
+def socket_owners(inode):
+    """Pids holding the socket of that inode."""
+    target = "socket:[%d]" % inode
+    return [pid for pid, _exe, fds in _processes(with_fds=True) if target in fds]
 
 
 def _health(port):
