@@ -29,6 +29,8 @@ and under valgrind/ASan (it builds its own binary).  It leaves the system
 as it found it: both packages are purged at the end, pass or fail.
 """
 
+import datetime
+import email.utils
 import grp
 import os
 import pwd
@@ -101,10 +103,13 @@ def build(where, version=None):
     copy_tree(src)
     if version is not None:
         log = src / "debian" / "changelog"
+        # dated an hour after the newest entry: lintian wants a newer date
+        newest = next(ln for ln in log.read_text().splitlines() if ln.startswith(" -- "))
+        when = email.utils.parsedate_to_datetime(newest.split("  ", 1)[1])
         log.write_text("hftpd (%s) unstable; urgency=medium\n\n"
                        "  * Test upgrade.\n\n"
-                       " -- hftpd authors <hftpd@example.org>  "
-                       "Thu, 03 Dec 2026 12:00:00 +0000\n\n" % version
+                       " -- hftpd authors <hftpd@example.org>  %s\n\n"
+                       % (version, email.utils.format_datetime(when + datetime.timedelta(hours=1)))
                        + log.read_text())
     # .gitignore covers every build output: git sees the same tree after
     run(["git", "init", "-q", str(src)])
