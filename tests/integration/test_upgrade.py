@@ -496,6 +496,7 @@ def _signal(d, action):
                           env=env, timeout=30 * SCALE)
 
 
+@pytest.mark.slow     # the never-ready binary is a script: no valgrind run of it
 def test_a_stop_wins_over_an_upgrade_under_way(copied):
     """With shutdown_grace, -s quit while a new master is starting: the
     upgrade is called off (its requester told so), a new -s upgrade during
