@@ -233,13 +233,14 @@ def test_strace_stat_and_open_calls_per_request(hftpd, tmp_path):
 
 def test_default_and_T_show_the_key(hftpd, tmp_path):
     from conftest import HFTPD_BIN, SUITE_USER
-    out = subprocess.run([HFTPD_BIN, "-T", "-d", str(tmp_path), "-u", SUITE_USER],
+    # -f: the error log is stderr (the fallback file under /var/log needs root)
+    out = subprocess.run([HFTPD_BIN, "-f", "-T", "-d", str(tmp_path), "-u", SUITE_USER],
                          capture_output=True, text=True, timeout=30)
     assert re.search(r"^metadata_cache\s*=\s*inotify\b", out.stdout, re.M), \
         out.stdout
     conf = tmp_path / "bad.conf"
     conf.write_text("directory = %s\nmetadata_cache = sometimes\n" % tmp_path)
-    out = subprocess.run([HFTPD_BIN, "-t", "-c", str(conf), "-u", SUITE_USER],
+    out = subprocess.run([HFTPD_BIN, "-f", "-t", "-c", str(conf), "-u", SUITE_USER],
                          capture_output=True, text=True, timeout=30)
     assert out.returncode != 0
     assert "metadata_cache: 'sometimes' is not 'inotify' or 'off'" in (
