@@ -270,8 +270,9 @@ master_channel(struct master *m, struct worker_slot *s)
 
 	for (;;) {
 		r = channel_recv(s->chan, &hdr, payload, sizeof(payload), &fd);
-		if (r == 0) {
-			slot_channel_closed(s);     /* the exit is reaped on SIGCHLD */
+		/* the worker is gone: its exit is reaped (and logged) on SIGCHLD */
+		if (r == 0 || (r == -1 && errno == ECONNRESET)) {
+			slot_channel_closed(s);
 			return;
 		}
 		if (r == -1) {
@@ -452,7 +453,19 @@ bool
 master_signals(struct master *m, unsigned sigs)
 {
 	bool listeners_kept = true;
+	bool stop_fast = sigs & (SIGNALS_BIT(SIGTERM) | SIGNALS_BIT(SIGINT));
+	bool stop_graceful = !stop_fast && (sigs & SIGNALS_BIT(SIGQUIT));
 
+	/*
+	 * A stop before the reap: a signal sent to the whole process group
+	 * (Ctrl-C on a foreground hftpd) reaches the workers too, and their
+	 * exits, seen in the same wake-up, are then part of the stop, never
+	 * deaths to replace.
+	 */
+	if (stop_fast && m->phase != MASTER_STOPPING)
+		master_stop_fast(m);
+	else if (stop_graceful && m->phase == MASTER_RUNNING)
+		master_stop_graceful_later(m);
 	if (sigs & SIGNALS_BIT(SIGCHLD)) {
 		/* a dead worker's last reports (its final STATS) before it is reaped */
 		for (int i = 0; i < m->nslots; i++) {
@@ -461,13 +474,8 @@ master_signals(struct master *m, unsigned sigs)
 		}
 		spawn_reap(m);
 	}
-	if (sigs & (SIGNALS_BIT(SIGTERM) | SIGNALS_BIT(SIGINT))) {
-		if (m->phase != MASTER_STOPPING)
-			master_stop_fast(m);
-	} else if ((sigs & SIGNALS_BIT(SIGQUIT)) && m->phase == MASTER_RUNNING)
-		master_stop_graceful_later(m);
-	else if ((sigs & SIGNALS_BIT(SIGHUP)) && m->phase == MASTER_RUNNING &&
-	    m->grace_end_ms == 0) {
+	if (!stop_fast && !stop_graceful && (sigs & SIGNALS_BIT(SIGHUP)) &&
+	    m->phase == MASTER_RUNNING && m->grace_end_ms == 0) {
 		/*
 		 * The new master of an upgrade under way has read the config
 		 * already: a reload here would be lost with this master (or

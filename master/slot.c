@@ -249,8 +249,16 @@ slot_flush(struct worker_slot *s)
 	if (s->chan == -1 || !slot_waiting(s))
 		return 0;
 	if (channel_queue_flush(s->chan, &s->out) == -1) {
-		/* a dead worker: its channel closes and its exit is reaped */
-		log_warn("worker %d (pid %ld): sending control messages", s->index, (long)s->pid);
+		/*
+		 * A dead worker (EPIPE, ECONNRESET): its channel closes and its
+		 * exit is reaped and logged, so only other errors are news.
+		 */
+		if (errno == EPIPE || errno == ECONNRESET)
+			log_debug("worker %d (pid %ld): gone before its control messages",
+			    s->index, (long)s->pid);
+		else
+			log_warn("worker %d (pid %ld): sending control messages",
+			    s->index, (long)s->pid);
 		return -1;
 	}
 	return 0;

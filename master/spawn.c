@@ -202,6 +202,22 @@ spawn_schedule(struct master *m, struct worker_slot *s)
 	m->backoff[idx].respawn_ms = now + delay_ms;
 }
 
+/*
+ * A worker that was leaving (stopped, drained, an old generation) ended:
+ * news only when it crashed, not when it exited or met a stop's signal.
+ */
+static void
+spawn_log_leaving(const struct worker_slot *s, pid_t pid, int status)
+{
+	int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+
+	if (sig != 0 && sig != SIGTERM && sig != SIGINT && sig != SIGKILL)
+		log_warnx("worker %d (pid %ld, gen %u) killed by signal %d while leaving",
+		    s->index, (long)pid, s->gen, sig);
+	else
+		log_info("worker %d (pid %ld, gen %u) exited", s->index, (long)pid, s->gen);
+}
+
 void
 spawn_reap(struct master *m)
 {
@@ -223,7 +239,7 @@ spawn_reap(struct master *m)
 		admit_worker_gone(m, pid);  /* its connections are closed */
 		status_worker_gone(m, s);   /* its totals stay its pool index's */
 		if (slot_leaving(s) || m->phase != MASTER_RUNNING || s->gen != m->gen) {
-			log_info("worker %d (pid %ld, gen %u) exited", s->index, (long)pid, s->gen);
+			spawn_log_leaving(s, pid, status);
 			slot_reaped(s);
 			continue;
 		}

@@ -69,6 +69,7 @@ def test_make_run_serves_from_a_private_folder(private_folder):
         try:
             if got == HELLO:
                 check_make_run(p, log)
+                check_ctrl_c(p, log)
                 return
         finally:
             stop_group(p)
@@ -111,6 +112,21 @@ def check_make_run(p, log):
     if ROOT:
         assert "user = root: workers keep every privilege" in \
             log.read_text(errors="replace")
+
+
+def check_ctrl_c(p, log):
+    """Ctrl-C, as a terminal sends it to the whole foreground group: a fast
+    stop whose workers' exits are part of it (they exited on their own
+    SIGINT, and the master once logged each as a death and replaced it)."""
+    os.killpg(p.pid, signal.SIGINT)
+    text = wait_for(lambda: (lambda t: t if " exiting" in t else None)(
+        log.read_text(errors="replace")), 10 * SCALE, 0.1)
+    assert text, "no 'exiting' after Ctrl-C:\n" + log.read_text(errors="replace")
+    assert "fast stop" in text
+    assert "replacing it" not in text and "control messages" not in text, text
+    warns = [ln for ln in text.splitlines() if " warn " in ln and
+             "workers keep every privilege" not in ln]
+    assert warns == [], text
 
 
 def stop_group(p):

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "channel.h"
@@ -287,6 +288,34 @@ static void test_fast_stop(void **state)
 	assert_int_equal(kills[1][1], SIGKILL);
 }
 
+/*
+ * Ctrl-C on a foreground hftpd signals the whole process group: a worker
+ * may have exited on its SIGINT by the time the master reads the bits, and
+ * SIGCHLD then comes with SIGINT.  The exit is part of the stop, never a
+ * death to replace (the reap ran first and scheduled a respawn before).
+ */
+static void test_group_signal_exit_is_no_death(void **state)
+{
+	siginfo_t info;
+	pid_t     child;
+
+	(void)state;
+	assert_non_null(m.backoff = spawn_backoff_new(TEST_WORKERS));
+	if ((child = fork()) == 0)
+		_exit(0);
+	assert_true(child > 0);
+	memset(&info, 0, sizeof(info));    /* a zombie now, reaped by the master */
+	assert_int_equal(waitid(P_PID, (id_t)child, &info, WEXITED | WNOWAIT), 0);
+	m.slots[0].pid = child;
+	assert_true(master_signals(&m, SIGNALS_BIT(SIGCHLD) | SIGNALS_BIT(SIGINT)));
+	assert_int_equal(m.phase, MASTER_STOPPING);
+	assert_int_equal(m.slots[0].state, SLOT_FREE);
+	assert_int_equal(m.backoff[0].respawn_ms, 0);
+	assert_int_equal(m.backoff[1].respawn_ms, 0);
+	free(m.backoff);
+	m.backoff = NULL;
+}
+
 /* A reload's drain of one old worker: only that one is stopped at its deadline. */
 static void test_old_generation_deadline(void **state)
 {
@@ -341,6 +370,7 @@ int main(void)
 		MT(test_graceful_stop_grace),
 		MT(test_grace_cut_short),
 		MT(test_fast_stop),
+		MT(test_group_signal_exit_is_no_death),
 		MT(test_old_generation_deadline),
 		MT(test_reopen_reaches_every_worker),
 	};
