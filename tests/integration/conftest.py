@@ -48,6 +48,12 @@ if str(CLIENT_DIR) not in sys.path:
 
 import hftp  # noqa: E402
 
+# Debian puts /usr/sbin on root's PATH only, and haproxy and logrotate
+# live there: an unprivileged run finds them too.
+_path = os.environ.get("PATH", "").split(os.pathsep)
+os.environ["PATH"] = os.pathsep.join(
+    _path + [d for d in ("/usr/local/sbin", "/usr/sbin", "/sbin") if d not in _path])
+
 HFTPD_BIN = os.environ.get("HFTPD_BIN") or str(REPO / "build" / "hftpd")
 VALGRIND = os.environ.get("HFTPD_VALGRIND") == "1"
 ASAN = os.environ.get("HFTPD_ASAN") == "1"
