@@ -28,6 +28,7 @@
 
 #include "channel.h"
 #include "config.h"
+#include "log.h"
 #include "master.h"
 
 #define TEST_WORKERS    2
@@ -316,6 +317,57 @@ static void test_group_signal_exit_is_no_death(void **state)
 	m.backoff = NULL;
 }
 
+/* A worker ended by sig after exiting normally would have: a zombie the master reaps. */
+static pid_t zombie_ended_by(int sig)
+{
+	siginfo_t info;
+	pid_t     child;
+
+	if ((child = fork()) == 0) {
+		signal(sig, SIG_DFL);
+		raise(sig);
+		_exit(0);
+	}
+	assert_true(child > 0);
+	memset(&info, 0, sizeof(info));
+	assert_int_equal(waitid(P_PID, (id_t)child, &info, WEXITED | WNOWAIT), 0);
+	return child;
+}
+
+/*
+ * Workers leaving (here: draining after a reload) end quietly on a stop's
+ * signal, but one that crashes on the way out is still news.
+ */
+static void test_crash_while_leaving_is_warned(void **state)
+{
+	char    path[] = "/tmp/hftpd-test-master-log-XXXXXX";
+	char    text[4096];
+	ssize_t n;
+	int     fd;
+
+	(void)state;
+	assert_true((fd = mkstemp(path)) >= 0);
+	assert_int_equal(log_open(path), 0);
+	for (int i = 0; i < TEST_WORKERS; i++)
+		slot_drain(&m.slots[i], 5, m.now_ms);
+	m.slots[0].pid = zombie_ended_by(SIGUSR1);     /* no core, unlike SIGSEGV */
+	m.slots[1].pid = zombie_ended_by(SIGTERM);
+	assert_true(master_signals(&m, SIGNALS_BIT(SIGCHLD)));
+	assert_int_equal(m.slots[0].state, SLOT_FREE);
+	assert_int_equal(m.slots[1].state, SLOT_FREE);
+	assert_int_equal(log_open("stderr"), 0);
+	n = read(fd, text, sizeof(text) - 1);
+	assert_true(n > 0);
+	text[n] = '\0';
+	close(fd);
+	unlink(path);
+	assert_non_null(strstr(text, "warn"));
+	assert_non_null(strstr(text, "worker 0"));
+	assert_non_null(strstr(text, "killed by signal 10 while leaving"));
+	assert_non_null(strstr(text, "worker 1 ("));
+	assert_null(strstr(strstr(text, "worker 1 ("), "killed"));
+}
+
 /* A reload's drain of one old worker: only that one is stopped at its deadline. */
 static void test_old_generation_deadline(void **state)
 {
@@ -371,6 +423,7 @@ int main(void)
 		MT(test_grace_cut_short),
 		MT(test_fast_stop),
 		MT(test_group_signal_exit_is_no_death),
+		MT(test_crash_while_leaving_is_warned),
 		MT(test_old_generation_deadline),
 		MT(test_reopen_reaches_every_worker),
 	};
