@@ -453,6 +453,7 @@ main_start(struct master *m)
 	privsep_announce(m->conf);
 	if (config_warnings(m->conf, err, sizeof(err)) > 0)
 		log_warnx("%s", err);
+	(void)cpusched_master(m->conf);     /* warned; the master runs either way */
 	if (spawn_pool(m) == -1)
 		main_fail(m, "cannot start the workers");
 }

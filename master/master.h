@@ -308,6 +308,10 @@ int  logfiles_create_all(const struct config *c, bool foreground, int *access_fd
 /* Whether the log files could be opened or created (creates nothing). */
 int  logfiles_check(const struct config *c, bool foreground, char *err, size_t errlen);
 
+/* cpusched.c: master_scheduling, for the master (start, reload) and a forked worker */
+int  cpusched_master(const struct config *c);
+int  cpusched_worker(void);
+
 /* notify.c: sd_notify without libsystemd */
 void notify_send(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -98,6 +98,7 @@ reload_switch(struct master *m, struct config *next, struct spawn_backoff *backo
 	    log_open(target) == -1)
 		log_warn("error_log %s: keeping the old log", target);
 	log_set_level((enum log_level)next->log_level);
+	(void)cpusched_master(next);
 	if (config_warnings(next, err, sizeof(err)) > 0)
 		log_warnx("%s", err);
 

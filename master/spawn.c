@@ -131,6 +131,7 @@ spawn_child(struct master *m, int chan)
 	status_free(m);         /* its status connections and counters, too */
 	tally_reset();          /* the worker counts its own events */
 	proctitle_set("hftpd: worker process (gen %u)", m->gen);
+	(void)cpusched_worker();        /* warned; a batch worker still serves */
 	was_root = geteuid() == 0;
 	if (privsep_drop(m->conf) == -1)
 		_exit(SPAWN_EXIT_PRIVSEP);

@@ -36,6 +36,7 @@ enum config_type {
 	CONFIG_ENCODING,    /* "base64" | "fragments" */
 	CONFIG_CACHE,       /* "inotify" | "off" */
 	CONFIG_LOGFORMAT,   /* "text" | "json" */
+	CONFIG_SCHED,       /* "batch" | "normal" */
 	CONFIG_LOGLEVEL,    /* "error" | "warn" | "info" | "debug" */
 	CONFIG_NAME,        /* a user or group name */
 	CONFIG_BOOL,        /* "yes" | "no" */
@@ -82,6 +83,7 @@ static const struct config_key config_keys[] = {
 	KEY("user",               CONFIG_NAME,     user,               0, 0),
 	KEY("group",              CONFIG_NAME,     group,              0, 0),
 	KEY("chroot",             CONFIG_BOOL,     chroot,             0, 0),
+	KEY("master_scheduling",  CONFIG_SCHED,    master_scheduling,  0, 0),
 	KEY("shutdown_timeout",   CONFIG_DURATION, shutdown_timeout,   0, 86400),
 	KEY("shutdown_grace",     CONFIG_DURATION, shutdown_grace,     0, 3600),
 };
@@ -111,6 +113,7 @@ config_defaults(struct config *c)
 	snprintf(c->access_log, sizeof(c->access_log), "off");
 	c->access_log_format = ACCESS_LOG_TEXT;
 	c->log_level = LOG_LEVEL_INFO;
+	c->master_scheduling = MASTER_SCHED_BATCH;
 }
 
 static void
@@ -447,7 +450,7 @@ config_either(const struct config_key *k, const char *value, const char *first,
 	return -1;
 }
 
-/* ENCODING, LOGFORMAT, LOGLEVEL, NAME, BOOL: one word from a list or of a given shape. */
+/* ENCODING, LOGFORMAT, SCHED, LOGLEVEL, NAME, BOOL: one word from a list or of a given shape. */
 static int
 config_set_word(const struct config_key *k, char *field, const char *value,
     char *err, size_t errlen)
@@ -465,6 +468,11 @@ config_set_word(const struct config_key *k, char *field, const char *value,
 		if ((v = config_either(k, value, "text", "json", err, errlen)) == -1)
 			return -1;
 		*(enum access_log_format *)field = v == 0 ? ACCESS_LOG_TEXT : ACCESS_LOG_JSON;
+		return 0;
+	case CONFIG_SCHED:
+		if ((v = config_either(k, value, "batch", "normal", err, errlen)) == -1)
+			return -1;
+		*(enum master_sched *)field = v == 0 ? MASTER_SCHED_BATCH : MASTER_SCHED_NORMAL;
 		return 0;
 	case CONFIG_LOGLEVEL:
 		if (log_level_parse(value, &level) == -1) {
@@ -530,6 +538,7 @@ config_set(struct config *c, const struct config_key *k, const char *value,
 		return config_set_number(k, field, value, err, errlen);
 	case CONFIG_ENCODING:
 	case CONFIG_LOGFORMAT:
+	case CONFIG_SCHED:
 	case CONFIG_LOGLEVEL:
 	case CONFIG_NAME:
 	case CONFIG_BOOL:
@@ -719,6 +728,10 @@ config_format(const struct config_key *k, const struct config *c, char *out, siz
 	case CONFIG_LOGFORMAT:
 		snprintf(out, outlen, "%s", *(const enum access_log_format *)field == ACCESS_LOG_JSON ?
 		    "json" : "text");
+		break;
+	case CONFIG_SCHED:
+		snprintf(out, outlen, "%s", *(const enum master_sched *)field == MASTER_SCHED_BATCH ?
+		    "batch" : "normal");
 		break;
 	case CONFIG_LOGLEVEL:
 		level = *(const int *)field;

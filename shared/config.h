@@ -64,6 +64,8 @@
 enum slice_encoding { SLICE_BASE64, SLICE_FRAGMENTS };
 /* metadata_cache: each request stats (off), or a worker's cache kept exact by inotify */
 enum metadata_cache { METADATA_CACHE_OFF, METADATA_CACHE_INOTIFY };
+/* master_scheduling: the master as SCHED_OTHER, or as SCHED_BATCH (master/cpusched.c) */
+enum master_sched { MASTER_SCHED_NORMAL, MASTER_SCHED_BATCH };
 /* access_log_format: TIME CLIENT "REQUEST" STATUS BYTES USEC, or JSON lines */
 enum access_log_format { ACCESS_LOG_TEXT, ACCESS_LOG_JSON };
 
@@ -114,6 +116,7 @@ struct config {
 	char                 user[64];
 	char                 group[64];
 	bool                 chroot;                /* workers confined to directory */
+	enum master_sched    master_scheduling;
 	int                  shutdown_timeout;      /* seconds */
 	int                  shutdown_grace;        /* seconds; 0: none */
 };

@@ -516,12 +516,13 @@ def hftpd(tmp_path):
             CAP_DAC_READ_SEARCH so that mode-000 files are unreadable.
     user:   the workers' user (-u), SUITE_USER unless the config sets one;
             None: no -u.
+    launcher: a command that execs the server (argv prefix), as chrt.
     """
     servers = []
 
     def start(files=None, workers=2, args=(), config=None, directory=None,
               host="127.0.0.1", port=None, drop_dac=False, mkdir=True,
-              user=SUITE_USER):
+              user=SUITE_USER, launcher=()):
         require_binary()
         n = len(servers)
         if directory is None:
@@ -566,6 +567,7 @@ def hftpd(tmp_path):
                             "file unreadable to the server")
             argv = ["setpriv", "--bounding-set=-dac_override,-dac_read_search",
                     "--"] + argv
+        argv = list(launcher) + argv
         srv = Server(tmp_path, directory, host, port, argv, env, logdir,
                      config_path)
         servers.append(srv)

@@ -149,6 +149,7 @@ static void test_defaults(void **state)
 	assert_string_equal(c.user, "");
 	assert_string_equal(c.group, "");
 	assert_int_equal(c.shutdown_timeout, CONFIG_DEFAULT_SHUTDOWN_TIMEOUT);
+	assert_int_equal(c.master_scheduling, MASTER_SCHED_BATCH);
 }
 
 /* ---- good files ---- */
@@ -922,6 +923,36 @@ static void test_status_listen(void **state)
 	unlink(file);
 }
 
+/* master_scheduling: batch (default) or normal, printed by -T; anything else is FILE:LINE. */
+static void test_master_scheduling(void **state)
+{
+	struct config_overrides o = { .foreground = true };
+	struct config c;
+	char file[PATH_MAX], err[CONFIG_ERR_MAX] = "", *out = NULL;
+	size_t outlen = 0;
+	FILE *fp;
+
+	(void)state;
+	write_temp_conf(file, sizeof(file), "listen = 127.0.0.1:19500\nmaster_scheduling = normal\n");
+	o.config_file = file;
+	assert_int_equal(config_build(&o, &c, err, sizeof(err)), 0);
+	assert_int_equal(c.master_scheduling, MASTER_SCHED_NORMAL);
+	assert_non_null(fp = open_memstream(&out, &outlen));
+	config_print(&c, NULL, fp);
+	fclose(fp);
+	assert_non_null(strstr(out, "master_scheduling  = normal"));
+	free(out);
+	unlink(file);
+	write_temp_conf(file, sizeof(file), "master_scheduling = batch\n");
+	assert_int_equal(config_build(&o, &c, err, sizeof(err)), 0);
+	assert_int_equal(c.master_scheduling, MASTER_SCHED_BATCH);
+	unlink(file);
+	write_temp_conf(file, sizeof(file), "\nmaster_scheduling = fifo\n");
+	assert_int_equal(config_build(&o, &c, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, ":2: master_scheduling: 'fifo' is not 'batch' or 'normal'"));
+	unlink(file);
+}
+
 /* Capacity, the one definition: clients_per_worker, or what the open-file limit holds. */
 static void test_capacity(void **state)
 {
@@ -974,6 +1005,7 @@ int main(void)
 		cmocka_unit_test(test_bad_out_of_range),
 		cmocka_unit_test(test_bad_suffix),
 		cmocka_unit_test(test_bad_slice_encoding),
+		cmocka_unit_test(test_master_scheduling),
 		cmocka_unit_test(test_bad_log_level_and_user),
 		cmocka_unit_test(test_bad_duplicate_key),
 		cmocka_unit_test(test_bad_duplicate_listen),
