@@ -15,7 +15,6 @@
  * Only the normal class (SCHED_OTHER, SCHED_BATCH) is touched: a policy
  * set by the launcher (real-time, SCHED_IDLE) is left to every process.
  */
-#include <errno.h>
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
