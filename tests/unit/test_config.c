@@ -815,14 +815,25 @@ static void test_build_address_with_port(void **state)
 	assert_string_equal(c.listen[0].text, "[::1]:2000");
 }
 
+/* What -T prints for c (with ids, or the config's own names): malloc'd. */
+static char *printed(const struct config *c, const struct config_ids *ids)
+{
+	char  *out = NULL;
+	size_t outlen = 0;
+	FILE  *fp;
+
+	assert_non_null(fp = open_memstream(&out, &outlen));
+	config_print(c, ids, fp);
+	fclose(fp);
+	return out;
+}
+
 /* -u / -g override the file's user and group, checked as the file's are. */
 static void test_build_user_group(void **state)
 {
 	struct config_overrides o = { .foreground = true };
 	struct config c;
-	char file[PATH_MAX], err[CONFIG_ERR_MAX] = "", *out = NULL;
-	size_t outlen = 0;
-	FILE *fp;
+	char file[PATH_MAX], err[CONFIG_ERR_MAX] = "", *out;
 
 	(void)state;
 	fixture(file, sizeof(file), "good.conf");
@@ -833,9 +844,7 @@ static void test_build_user_group(void **state)
 	assert_string_equal(c.user, "daemon");
 	assert_string_equal(c.group, "adm");
 	/* -T names the command line as the origin */
-	assert_non_null(fp = open_memstream(&out, &outlen));
-	config_print(&c, NULL, fp);
-	fclose(fp);
+	out = printed(&c, NULL);
 	assert_non_null(strstr(out, "daemon                         # command line\n"));
 	assert_non_null(strstr(out, "adm                            # command line\n"));
 	free(out);
@@ -850,15 +859,11 @@ static void test_print_effective_user(void **state)
 	struct config_overrides o = { .foreground = true };
 	struct config_ids ids = { "nobody", "nogroup", "started as root without `user`" };
 	struct config c;
-	char err[CONFIG_ERR_MAX] = "", *out = NULL;
-	size_t outlen = 0;
-	FILE *fp;
+	char err[CONFIG_ERR_MAX] = "", *out;
 
 	(void)state;
 	assert_int_equal(config_build(&o, &c, err, sizeof(err)), 0);
-	assert_non_null(fp = open_memstream(&out, &outlen));
-	config_print(&c, &ids, fp);
-	fclose(fp);
+	out = printed(&c, &ids);
 	assert_non_null(strstr(out, "user               = nobody"));
 	assert_non_null(strstr(out, "# default: started as root without `user`\n"));
 	assert_non_null(strstr(out, "group              = nogroup"));
@@ -883,16 +888,12 @@ static void test_status_listen(void **state)
 {
 	struct config_overrides o = { .foreground = true };
 	struct config c;
-	char file[PATH_MAX], err[CONFIG_ERR_MAX] = "", *out = NULL;
-	size_t outlen = 0;
-	FILE *fp;
+	char file[PATH_MAX], err[CONFIG_ERR_MAX] = "", *out;
 
 	(void)state;
 	assert_int_equal(config_build(&o, &c, err, sizeof(err)), 0);
 	assert_int_equal(c.nstatus_listen, 0);
-	assert_non_null(fp = open_memstream(&out, &outlen));
-	config_print(&c, NULL, fp);
-	fclose(fp);
+	out = printed(&c, NULL);
 	assert_non_null(strstr(out, "#status_listen     = (none)"));
 	free(out);
 	write_temp_conf(file, sizeof(file), "listen = 127.0.0.1:19500\n"
@@ -904,9 +905,7 @@ static void test_status_listen(void **state)
 	assert_true(c.status_listen[0].status && c.status_listen[1].status);
 	assert_false(c.listen[0].status);
 	assert_string_equal(c.status_listen[1].text, "[::1]:19501");
-	assert_non_null(fp = open_memstream(&out, &outlen));
-	config_print(&c, NULL, fp);
-	fclose(fp);
+	out = printed(&c, NULL);
 	assert_non_null(strstr(out, "status_listen      = 127.0.0.1:19501"));
 	assert_non_null(strstr(out, ":3\n"));
 	free(out);
@@ -928,18 +927,14 @@ static void test_master_scheduling(void **state)
 {
 	struct config_overrides o = { .foreground = true };
 	struct config c;
-	char file[PATH_MAX], err[CONFIG_ERR_MAX] = "", *out = NULL;
-	size_t outlen = 0;
-	FILE *fp;
+	char file[PATH_MAX], err[CONFIG_ERR_MAX] = "", *out;
 
 	(void)state;
 	write_temp_conf(file, sizeof(file), "listen = 127.0.0.1:19500\nmaster_scheduling = normal\n");
 	o.config_file = file;
 	assert_int_equal(config_build(&o, &c, err, sizeof(err)), 0);
 	assert_int_equal(c.master_scheduling, MASTER_SCHED_NORMAL);
-	assert_non_null(fp = open_memstream(&out, &outlen));
-	config_print(&c, NULL, fp);
-	fclose(fp);
+	out = printed(&c, NULL);
 	assert_non_null(strstr(out, "master_scheduling  = normal"));
 	free(out);
 	unlink(file);
