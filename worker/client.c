@@ -120,7 +120,7 @@ client_set_state(struct client *c, enum client_state state)
 	log_debug("client %" PRIu64 ": %s -> %s", c->id,
 	    client_state_name(c->state), client_state_name(state));
 	if (c->state == CLIENT_STREAMING) {
-		stream_end(&c->stream, c->ctx->now_ms);
+		stream_end(&c->stream);
 		client_response_end(c);
 	}
 	if (state == CLIENT_CLOSING)
@@ -220,8 +220,8 @@ client_apply(struct client *c, struct commands_reply *r)
 			log_warnx("client %" PRIu64 ": output queue full", c->id);
 		break;
 	case COMMANDS_BODY_SLICE:
-		stream_start_slice(&c->stream, r->slice.kind, r->slice.fd, &r->slice.st,
-		    r->slice.offset, r->slice.size);
+		stream_start_slice(&c->stream, r->slice.kind, r->slice.fd, r->slice.offset,
+		    r->slice.size);
 		client_set_state(c, CLIENT_STREAMING);
 		break;
 	case COMMANDS_BODY_LISTING:
@@ -416,7 +416,7 @@ client_fill_queue(struct client *c)
 		if (c->state != CLIENT_STREAMING)
 			return;
 		before = buffer_len(&c->out);
-		r = stream_fill(&c->stream, &c->out, c->ctx->now_ms);
+		r = stream_fill(&c->stream, &c->out);
 		access_count(&c->access, buffer_len(&c->out) - before);
 		stats_out_body(&c->stats_out, c->stream.kind, c->sent + before,
 		    c->sent + buffer_len(&c->out));

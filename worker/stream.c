@@ -19,26 +19,23 @@
 #define STREAM_FRAGMENT_MIN     1024
 #define STREAM_FRAGMENT_HEAD    24      /* "LEN " */
 
-/* Bytes read for encoders and fragments when no mapping can be had. */
+/* File bytes on their way to the encoder. */
 static unsigned char stream_scratch[STREAM_CHUNK];
 
 void
 stream_init(struct stream *s)
 {
 	memset(s, 0, sizeof(*s));
-	s->file.fd = -1;
+	s->fd = -1;
 }
 
 void
 stream_start_slice(struct stream *s, enum stream_kind kind, int fd,
-    const struct stat *st, uint64_t offset, uint64_t size)
+    uint64_t offset, uint64_t size)
 {
 	stream_init(s);
 	s->kind = kind;
-	s->file.fd = fd;
-	s->file.dev = st->st_dev;
-	s->file.ino = st->st_ino;
-	s->file.size = (uint64_t)st->st_size;
+	s->fd = fd;
 	s->offset = offset;
 	s->remaining = size;
 }
@@ -55,26 +52,12 @@ stream_start_listing(struct stream *s, struct files_listing *listing)
 }
 
 void
-stream_end(struct stream *s, uint64_t now_ms)
+stream_end(struct stream *s)
 {
-	filemap_release(&s->view, now_ms);
-	if (s->file.fd != -1)
-		files_give_back(s->file.fd);
+	if (s->fd != -1)
+		files_give_back(s->fd);
 	files_listing_free(&s->listing);
 	stream_init(s);
-}
-
-/*
- * Whether the file still holds [0, end).  A mapping reads zeros, not an
- * error, past a new end of file inside its last page, so every chunk read
- * through a mapping is checked against the file's size as it is now.
- */
-static bool
-stream_file_holds(const struct stream *s, uint64_t end)
-{
-	struct stat st;
-
-	return fstat(s->file.fd, &st) == 0 && (uint64_t)st.st_size >= end;
 }
 
 /* pread exactly n bytes at the stream's offset and advance. */
@@ -84,7 +67,7 @@ stream_read(struct stream *s, void *dst, size_t n)
 	size_t done = 0;
 
 	while (done < n) {
-		ssize_t r = pread(s->file.fd, (char *)dst + done, n - done, (off_t)(s->offset + done));
+		ssize_t r = pread(s->fd, (char *)dst + done, n - done, (off_t)(s->offset + done));
 		if (r == -1 && errno == EINTR)
 			continue;
 		if (r == -1)
@@ -98,65 +81,23 @@ stream_read(struct stream *s, void *dst, size_t n)
 	return STREAM_MORE;
 }
 
-struct stream_encode {
-	char                *dst;
-	const unsigned char *src;
-	size_t               n;
-	size_t               len;
-};
-
-static void
-stream_encode(void *arg)
-{
-	struct stream_encode *e = arg;
-
-	e->len = base64_encode(e->dst, e->src, e->n);
-}
-
 /*
- * Encodes the next n bytes of the file to dst (*len bytes); *mapped set
- * when they were read through a mapping (the caller checks the size).
+ * Encodes as much as the queue has room for, a chunk at a time: read into
+ * a scratch block that stays in the CPU's cache, then encoded from it.
+ * Not from a mapping of the file: the encoder's loads then walk the page
+ * tables of the mapping, 4 KiB at a time, and on a virtual machine that
+ * made the same request up to twice as dear as the copy pread makes
+ * through the kernel's own large-page mapping (BENCHMARKS.md, "The
+ * base64 read path").  A read stops at the end of file as it is then, so a
+ * file cut under a slice ends the body short, never with zeros.
  */
 static enum stream_result
-stream_encode_next(struct stream *s, char *dst, size_t n, bool *mapped,
-    size_t *len, uint64_t now_ms)
+stream_fill_base64(struct stream *s, struct buffer *out)
 {
-	struct stream_encode e = { .dst = dst, .n = n };
-	enum stream_result   r;
-
-	if (filemap_cover(&s->view, &s->file, s->offset, n, s->offset + s->remaining, now_ms)) {
-		e.src = s->view.addr + (s->offset - s->view.off);
-		if (filemap_guarded(stream_encode, &e) == -1)
-			return STREAM_SHRANK;
-		*mapped = true;
-		s->offset += n;
-		s->remaining -= n;
-	} else {
-		if ((r = stream_read(s, stream_scratch, n)) != STREAM_MORE)
-			return r;
-		e.src = stream_scratch;
-		stream_encode(&e);
-	}
-	*len = e.len;
-	return STREAM_MORE;
-}
-
-/*
- * Encodes as much as the queue has room for, past its end, then commits it
- * at once: what was read through a mapping is checked against the file's
- * size once for the whole fill (one fstat, not one per chunk), before any
- * of it is the client's.  A failed check drops the lot.
- */
-static enum stream_result
-stream_fill_base64(struct stream *s, struct buffer *out, uint64_t now_ms)
-{
-	enum stream_result r = STREAM_MORE;
-	/* buffer_room may move the queue: asked once, before anything is pending */
-	size_t             avail = buffer_room(out), pending = 0, len;
-	bool               mapped = false;
+	enum stream_result r;
 
 	while (s->remaining > 0) {
-		size_t room = avail - pending, n;
+		size_t room = buffer_room(out), n;
 
 		/* Whole groups of 3 until the end; the tail may be shorter. */
 		n = (room / 4) * 3;
@@ -165,23 +106,13 @@ stream_fill_base64(struct stream *s, struct buffer *out, uint64_t now_ms)
 		if (n >= s->remaining)
 			n = (size_t)s->remaining;
 		else if (n < STREAM_BASE64_MIN_STEP && room < out->cap / 4)
-			break;          /* wait for a useful amount of room */
+			return STREAM_MORE;     /* wait for a useful amount of room */
 		if (n == 0)
-			break;
-		r = stream_encode_next(s, buffer_tail(out) + pending, n, &mapped, &len, now_ms);
-		if (r != STREAM_MORE)
-			break;
-		pending += len;
+			return STREAM_MORE;
+		if ((r = stream_read(s, stream_scratch, n)) != STREAM_MORE)
+			return r;
+		buffer_commit(out, base64_encode(buffer_tail(out), stream_scratch, n));
 	}
-	if (r == STREAM_MORE && mapped && !stream_file_holds(s, s->offset))
-		r = STREAM_SHRANK;
-	if (r != STREAM_MORE) {
-		filemap_release(&s->view, now_ms);
-		return r;
-	}
-	buffer_commit(out, pending);
-	if (s->remaining > 0)
-		return STREAM_MORE;
 	return buffer_append(out, "\r\n", 2) == 0 ? STREAM_DONE : STREAM_MORE;
 }
 
@@ -255,11 +186,11 @@ stream_fill_listing(struct stream *s, struct buffer *out)
 }
 
 enum stream_result
-stream_fill(struct stream *s, struct buffer *out, uint64_t now_ms)
+stream_fill(struct stream *s, struct buffer *out)
 {
 	switch (s->kind) {
 	case STREAM_BASE64:
-		return stream_fill_base64(s, out, now_ms);
+		return stream_fill_base64(s, out);
 	case STREAM_RAW:
 		return stream_fill_raw(s, out);
 	case STREAM_FRAGMENTS:

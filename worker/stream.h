@@ -4,8 +4,7 @@
  * stream; a new body kind is one case in stream.c.
  *
  *   base64     file bytes (multiples of 3) -> encoder -> queue; then "\r\n"
- *   raw        "Content-Length: N\r\n\r\n" + the bytes; past what rides in
- *              the queue behind the header, sent straight from the mapping
+ *   raw        "Content-Length: N\r\n\r\n" + the bytes
  *   fragments  "LEN " + bytes + "\r\n" per chunk; "0 \r\n" to end
  *   listing    "NAME\r\n" per name; "\r\n" to end
  *
@@ -18,10 +17,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/stat.h>
 
 #include "buffer.h"
-#include "filemap.h"
 #include "files.h"
 
 /* File bytes per production step (a multiple of 3 for base64). */
@@ -39,8 +36,7 @@ enum stream_result {
 struct stream {
 	enum stream_kind     kind;
 	bool                 started;   /* the framing's header is queued */
-	struct filemap_file  file;      /* fd -1 when none */
-	struct filemap_view  view;
+	int                  fd;        /* the file being read; -1 when none */
 	uint64_t             offset;    /* next file byte to produce */
 	uint64_t             remaining;
 	struct files_listing listing;
@@ -50,12 +46,12 @@ struct stream {
 void stream_init(struct stream *s);
 /* Starts a slice of the open file fd (files_borrow's, the stream's from now on). */
 void stream_start_slice(struct stream *s, enum stream_kind kind, int fd,
-	    const struct stat *st, uint64_t offset, uint64_t size);
+	    uint64_t offset, uint64_t size);
 /* Starts a listing (the stream takes the names). */
 void stream_start_listing(struct stream *s, struct files_listing *listing);
 /* Produces as much of the body into out as fits. */
-enum stream_result stream_fill(struct stream *s, struct buffer *out, uint64_t now_ms);
+enum stream_result stream_fill(struct stream *s, struct buffer *out);
 /* Ends the stream, finished or not: gives the file back, frees the listing. */
-void stream_end(struct stream *s, uint64_t now_ms);
+void stream_end(struct stream *s);
 
 #endif

@@ -32,7 +32,6 @@
 #include "client.h"
 #include "clock.h"
 #include "config.h"
-#include "filemap.h"
 #include "log.h"
 #include "net.h"
 #include "proctitle.h"
@@ -609,7 +608,6 @@ worker_teardown(struct worker *w)
 		close(left.fd);
 	buffer_pool_free(&w->ctx.in_pool);
 	buffer_pool_free(&w->ctx.out_pool);
-	filemap_close_all();
 	files_free(&w->ctx.files);
 	access_close();
 	free(w->clients);
@@ -635,7 +633,6 @@ worker_signals(void)
 	sigaction(SIGUSR1, &sa, NULL);
 	sa.sa_handler = SIG_DFL;
 	sigaction(SIGCHLD, &sa, NULL);
-	filemap_init();
 }
 
 /*
@@ -652,9 +649,9 @@ worker_test_hook(void)
 }
 
 /*
- * Once a second: clients past a deadline closed, quiet ones cooled, old
- * mappings dropped, the tally of closes logged when its interval is over,
- * the counters sent to the master when they changed.
+ * Once a second: clients past a deadline closed, quiet ones cooled, the
+ * tally of closes logged when its interval is over, the counters sent to
+ * the master when they changed.
  */
 static void
 worker_sweep(struct worker *w)
@@ -667,7 +664,6 @@ worker_sweep(struct worker *w)
 	worker_demote(w);
 	worker_count_evictable(w);
 	worker_admit_waiting(w, true);
-	filemap_sweep(w->ctx.now_ms);
 	tally_flush(w->ctx.now_ms, 0);
 	stats_report(w->ctx.chan, w->ctx.gen, false);
 }

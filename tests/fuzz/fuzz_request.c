@@ -41,7 +41,6 @@
 #include "client.h"
 #include "clock.h"
 #include "config.h"
-#include "filemap.h"
 #include "log.h"
 #include "protocol.h"
 
@@ -168,7 +167,6 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	if (symlink("archivo.txt", path) == -1)
 		abort();
 
-	filemap_init();
 	config_defaults(&fuzz_conf);
 	snprintf(fuzz_conf.directory, sizeof(fuzz_conf.directory), "%s", fuzz_dir);
 	fuzz_ctx.conf = &fuzz_conf;

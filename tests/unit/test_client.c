@@ -31,7 +31,6 @@
 #include "clock.h"
 #include "commands.h"
 #include "config.h"
-#include "filemap.h"
 
 /* Poll turns one exchange may take; more means the client is stuck. */
 #define TURNS_MAX       100000
@@ -105,16 +104,10 @@ static unsigned char big_byte(size_t i)
 	return (unsigned char)(i * 7 + (i >> 9));
 }
 
-/*
- * A fresh client on a fresh socketpair; the old one, if any, is freed.
- * cmocka puts its own SIGBUS handler in place around each test function,
- * so the worker's guard for mapped files is installed here, in the test.
- */
+/* A fresh client on a fresh socketpair; the old one, if any, is freed. */
 static void start_client(struct fixture *fx)
 {
 	int sv[2];
-
-	filemap_init();
 
 	if (fx->c != NULL)
 		client_free(fx->c);
@@ -186,7 +179,6 @@ static int teardown(void **state)
 	files_free(&fx->w.files);
 	buffer_pool_free(&fx->w.in_pool);
 	buffer_pool_free(&fx->w.out_pool);
-	filemap_close_all();
 	nftw(fx->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	return 0;
 }

@@ -3,8 +3,8 @@
  * producers, driven directly with a queue from buffer_init and a temporary
  * file: each framing's bytes (base64 checked against a reference RFC 4648
  * encoder, raw, fragments, listing) for many queue sizes, SIZE 0, a file
- * truncated under a running slice (STREAM_SHRANK from the mapped, pread and
- * direct-send paths), and stream_end closing the file exactly once.
+ * truncated under a running slice (STREAM_SHRANK from each framing's
+ * read), and stream_end closing the file exactly once.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -27,7 +27,6 @@
 #define FILE_SIZE           (2 * STREAM_CHUNK + 12345)
 /* No body here needs more fills than this; more means a stuck producer. */
 #define FILLS_MAX           200000
-#define NOW_MS              1000
 
 struct fixture {
 	char           dir[64];
@@ -120,8 +119,6 @@ static int teardown(void **state)
 {
 	struct fixture *fx = *state;
 
-	/* No cached mapping outlives its test's file. */
-	filemap_close_all();
 	close(fx->sv[0]);
 	close(fx->sv[1]);
 	free(fx->content);
@@ -130,22 +127,14 @@ static int teardown(void **state)
 	return 0;
 }
 
-/*
- * Starts a slice of the fixture's file; returns the stream's fd.  cmocka
- * puts its own SIGBUS handler in place around each test function, so the
- * guard the mapped paths rely on is installed here, inside the test.
- */
+/* Starts a slice of the fixture's file; returns the stream's fd. */
 static int start_slice(struct fixture *fx, struct stream *s, enum stream_kind kind,
     uint64_t offset, uint64_t size)
 {
-	struct stat st;
-	int         fd = open(fx->path, O_RDONLY);
-
-	filemap_init();
+	int fd = open(fx->path, O_RDONLY);
 
 	assert_true(fd >= 0);
-	assert_int_equal(fstat(fd, &st), 0);
-	stream_start_slice(s, kind, fd, &st, offset, size);
+	stream_start_slice(s, kind, fd, offset, size);
 	return fd;
 }
 
@@ -164,7 +153,7 @@ static enum stream_result run_stream(struct stream *s, size_t cap,
 	for (int i = 0; i < FILLS_MAX; i++) {
 		size_t take;
 
-		r = stream_fill(s, &out, NOW_MS);
+		r = stream_fill(s, &out);
 		take = buffer_len(&out);
 		if (half_consume && r == STREAM_MORE && take > 1)
 			take /= 2;
@@ -212,7 +201,7 @@ static void check_base64(struct fixture *fx, const struct slice_case *sc, size_t
 
 	start_slice(fx, &s, STREAM_BASE64, sc->offset, sc->size);
 	assert_int_equal(run_stream(&s, cap, half, &got), STREAM_DONE);
-	stream_end(&s, NOW_MS);
+	stream_end(&s);
 	ref_base64(&want, fx->content + sc->offset, (size_t)sc->size);
 	bytes_add(&want, "\r\n", 2);
 	snprintf(what, sizeof(what), "base64 %ju+%ju cap %zu%s", (uintmax_t)sc->offset,
@@ -246,7 +235,7 @@ static void test_base64_one_line(void **state)
 
 	start_slice(fx, &s, STREAM_BASE64, 0, FILE_SIZE);
 	assert_int_equal(run_stream(&s, 4096, false, &got), STREAM_DONE);
-	stream_end(&s, NOW_MS);
+	stream_end(&s);
 	assert_true(got.len >= 2);
 	assert_memory_equal(got.p + got.len - 2, "\r\n", 2);
 	for (size_t i = 0; i + 2 < got.len; i++) {
@@ -265,7 +254,7 @@ static void check_raw(struct fixture *fx, const struct slice_case *sc, size_t ca
 
 	start_slice(fx, &s, STREAM_RAW, sc->offset, sc->size);
 	assert_int_equal(run_stream(&s, cap, half, &got), STREAM_DONE);
-	stream_end(&s, NOW_MS);
+	stream_end(&s);
 	snprintf(head, sizeof(head), "Content-Length: %ju\r\n\r\n", (uintmax_t)sc->size);
 	bytes_add(&want, head, strlen(head));
 	bytes_add(&want, fx->content + sc->offset, (size_t)sc->size);
@@ -338,7 +327,7 @@ static void check_fragments(struct fixture *fx, const struct slice_case *sc, siz
 	    (uintmax_t)sc->size, cap, half ? " half" : "");
 	start_slice(fx, &s, STREAM_FRAGMENTS, sc->offset, sc->size);
 	assert_int_equal(run_stream(&s, cap, half, &got), STREAM_DONE);
-	stream_end(&s, NOW_MS);
+	stream_end(&s);
 	parse_fragments(&got, &data, what);
 	assert_bytes(&data, fx->content + sc->offset, (size_t)sc->size, what);
 	bytes_free(&got);
@@ -366,7 +355,7 @@ static void test_fragments_exact(void **state)
 
 	start_slice(fx, &s, STREAM_FRAGMENTS, 10, 5);
 	assert_int_equal(run_stream(&s, 4096, false, &got), STREAM_DONE);
-	stream_end(&s, NOW_MS);
+	stream_end(&s);
 	bytes_add(&want, "5 ", 2);
 	bytes_add(&want, fx->content + 10, 5);
 	bytes_add(&want, "\r\n0 \r\n", 6);
@@ -395,7 +384,7 @@ static void test_size_zero(void **state)
 
 			start_slice(fx, &s, cases[i].kind, offsets[j], 0);
 			assert_int_equal(run_stream(&s, 4096, false, &got), STREAM_DONE);
-			stream_end(&s, NOW_MS);
+			stream_end(&s);
 			assert_bytes(&got, cases[i].body, strlen(cases[i].body), cases[i].body);
 			bytes_free(&got);
 		}
@@ -441,7 +430,7 @@ static void test_listing(void **state)
 			assert_null(l.names);
 			assert_int_equal(l.count, 0);
 			assert_int_equal(run_stream(&s, caps[i], half, &got), STREAM_DONE);
-			stream_end(&s, NOW_MS);
+			stream_end(&s);
 			snprintf(what, sizeof(what), "listing cap %zu%s", caps[i], half ? " half" : "");
 			assert_bytes(&got, want, sizeof(want) - 1, what);
 			bytes_free(&got);
@@ -459,7 +448,7 @@ static void test_listing_empty(void **state)
 	make_listing(&l, NULL, 0);
 	stream_start_listing(&s, &l);
 	assert_int_equal(run_stream(&s, 64, false, &got), STREAM_DONE);
-	stream_end(&s, NOW_MS);
+	stream_end(&s);
 	assert_bytes(&got, "\r\n", 2, "empty listing");
 	bytes_free(&got);
 }
@@ -467,7 +456,7 @@ static void test_listing_empty(void **state)
 /* Fills once into a fresh queue of cap bytes, keeping what it made in got. */
 static enum stream_result fill_once(struct stream *s, struct buffer *out, struct bytes *got)
 {
-	enum stream_result r = stream_fill(s, out, NOW_MS);
+	enum stream_result r = stream_fill(s, out);
 
 	bytes_add(got, buffer_head(out), buffer_len(out));
 	buffer_consume(out, buffer_len(out));
@@ -484,8 +473,37 @@ static enum stream_result fill_to_end(struct stream *s, struct buffer *out, stru
 	return r;
 }
 
-/* base64 reads through the mapping: the SIGBUS guard reports the shrink. */
-static void test_shrink_base64_mapped(void **state)
+/*
+ * base64 reads with pread: a file cut inside the last page of the slice
+ * ends the body short, and what was produced encodes the file's own bytes
+ * (never zeros past the new end, as a mapping would read).
+ */
+static void test_shrink_base64_inside_last_page(void **state)
+{
+	struct fixture *fx = *state;
+	struct stream   s;
+	struct buffer   out;
+	struct bytes    got = { 0 }, want = { 0 };
+
+	assert_int_equal(buffer_init(&out, 4096), 0);
+	start_slice(fx, &s, STREAM_BASE64, 0, FILE_SIZE);
+	assert_int_equal(fill_once(&s, &out, &got), STREAM_MORE);
+	assert_true(got.len > 0);
+	assert_int_equal(truncate(fx->path, FILE_SIZE - 100), 0);
+	assert_int_equal(fill_to_end(&s, &out, &got), STREAM_SHRANK);
+	/* whole groups of 4 for whole groups of 3 bytes, none past the cut */
+	assert_int_equal(got.len % 4, 0);
+	assert_true(got.len / 4 * 3 <= FILE_SIZE - 100);
+	ref_base64(&want, fx->content, got.len / 4 * 3);
+	assert_bytes(&got, want.p, want.len, "base64 body cut inside its last page");
+	stream_end(&s);
+	buffer_free(&out);
+	bytes_free(&got);
+	bytes_free(&want);
+}
+
+/* The same cut far before the stream's offset: the next read finds the end. */
+static void test_shrink_base64_pread(void **state)
 {
 	struct fixture *fx = *state;
 	struct stream   s;
@@ -497,7 +515,9 @@ static void test_shrink_base64_mapped(void **state)
 	assert_int_equal(fill_once(&s, &out, &got), STREAM_MORE);
 	assert_int_equal(truncate(fx->path, 100), 0);
 	assert_int_equal(fill_to_end(&s, &out, &got), STREAM_SHRANK);
-	stream_end(&s, NOW_MS);
+	/* nothing past the first fill was produced */
+	assert_true(got.len <= 4096);
+	stream_end(&s);
 	buffer_free(&out);
 	bytes_free(&got);
 }
@@ -518,7 +538,7 @@ static void test_shrink_fragments_pread(void **state)
 	assert_int_equal(fill_to_end(&s, &out, &got), STREAM_SHRANK);
 	/* nothing past the new end was produced */
 	assert_true(got.len < 4096);
-	stream_end(&s, NOW_MS);
+	stream_end(&s);
 	buffer_free(&out);
 	bytes_free(&got);
 }
@@ -533,13 +553,13 @@ static void test_shrink_raw_pread(void **state)
 	assert_int_equal(buffer_init(&out, 4096), 0);
 	start_slice(fx, &s, STREAM_RAW, 0, FILE_SIZE);
 	/* header and the first bytes fill the queue */
-	assert_int_equal(stream_fill(&s, &out, NOW_MS), STREAM_MORE);
+	assert_int_equal(stream_fill(&s, &out), STREAM_MORE);
 	assert_int_equal(buffer_len(&out), 4096);
 	/* part of it sent: the queue still holds some, so the next fill reads */
 	buffer_consume(&out, 1000);
 	assert_int_equal(truncate(fx->path, 100), 0);
-	assert_int_equal(stream_fill(&s, &out, NOW_MS), STREAM_SHRANK);
-	stream_end(&s, NOW_MS);
+	assert_int_equal(stream_fill(&s, &out), STREAM_SHRANK);
+	stream_end(&s);
 	buffer_free(&out);
 }
 
@@ -563,7 +583,7 @@ static void test_shrink_raw_inside_last_page(void **state)
 	head = got.len - (size_t)s.offset;     /* the Content-Length line */
 	assert_int_equal(truncate(fx->path, FILE_SIZE - 100), 0);
 	for (int i = 0; i < FILLS_MAX && r == STREAM_MORE; i++) {
-		r = stream_fill(&s, &out, NOW_MS);
+		r = stream_fill(&s, &out);
 		bytes_add(&got, buffer_head(&out), buffer_len(&out));
 		buffer_consume(&out, buffer_len(&out));
 	}
@@ -571,7 +591,7 @@ static void test_shrink_raw_inside_last_page(void **state)
 	assert_true(got.len - head <= FILE_SIZE - 100);
 	assert_bytes(&(struct bytes){ .p = got.p + head, .len = got.len - head },
 	    fx->content, got.len - head, "raw body cut inside its last page");
-	stream_end(&s, NOW_MS);
+	stream_end(&s);
 	buffer_free(&out);
 	bytes_free(&got);
 }
@@ -585,18 +605,18 @@ static void test_end_closes_once(void **state)
 
 	assert_int_equal(buffer_init(&out, 4096), 0);
 	fd = start_slice(fx, &s, STREAM_BASE64, 0, FILE_SIZE);
-	/* mid-body, with a mapping in use */
-	assert_int_equal(stream_fill(&s, &out, NOW_MS), STREAM_MORE);
+	/* mid-body */
+	assert_int_equal(stream_fill(&s, &out), STREAM_MORE);
 	assert_int_not_equal(fcntl(fd, F_GETFD), -1);
-	stream_end(&s, NOW_MS);
+	stream_end(&s);
 	errno = 0;
 	assert_int_equal(fcntl(fd, F_GETFD), -1);
 	assert_int_equal(errno, EBADF);
-	assert_int_equal(s.file.fd, -1);
+	assert_int_equal(s.fd, -1);
 	/* The number is free again; a second end must not close its new owner. */
 	other = open(fx->path, O_RDONLY);
 	assert_true(other >= 0);
-	stream_end(&s, NOW_MS);
+	stream_end(&s);
 	assert_int_not_equal(fcntl(other, F_GETFD), -1);
 	close(other);
 	buffer_free(&out);
@@ -611,15 +631,15 @@ static void test_end_unstarted_and_listing(void **state)
 
 	(void)state;
 	stream_init(&s);
-	stream_end(&s, NOW_MS);
-	stream_end(&s, NOW_MS);
+	stream_end(&s);
+	stream_end(&s);
 	make_listing(&l, names, 2);
 	stream_start_listing(&s, &l);
 	/* frees the names (valgrind would see them leak otherwise) */
-	stream_end(&s, NOW_MS);
+	stream_end(&s);
 	assert_null(s.listing.names);
 	assert_int_equal(s.listing.count, 0);
-	stream_end(&s, NOW_MS);
+	stream_end(&s);
 }
 
 #define ST(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -635,7 +655,8 @@ int main(void)
 		ST(test_size_zero),
 		ST(test_listing),
 		ST(test_listing_empty),
-		ST(test_shrink_base64_mapped),
+		ST(test_shrink_base64_inside_last_page),
+		ST(test_shrink_base64_pread),
 		ST(test_shrink_fragments_pread),
 		ST(test_shrink_raw_pread),
 		ST(test_shrink_raw_inside_last_page),
