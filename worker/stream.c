@@ -86,8 +86,9 @@ stream_read(struct stream *s, void *dst, size_t n)
  * a scratch block that stays in the CPU's cache, then encoded from it.
  * Not from a mapping of the file: the encoder's loads then walk the page
  * tables of the mapping, 4 KiB at a time, and on a virtual machine that
- * made the same request up to twice as dear as the copy pread makes
- * through the kernel's own large-page mapping (BENCHMARKS.md, "The
+ * made the same request up to twice as dear, once memory had aged, as
+ * the copy pread makes through the kernel's own large-page mapping (on
+ * fresh memory the copy costs about a sixth at 1 MiB: BENCHMARKS.md, "The
  * base64 read path").  A read stops at the end of file as it is then, so a
  * file cut under a slice ends the body short, never with zeros.
  */

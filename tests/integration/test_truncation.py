@@ -49,7 +49,7 @@ def _truncate_mid_slice(hftpd, request, complete):
     content = _content()
     srv = hftpd(files={"big.bin": content}, workers=1)
     path = srv.directory / "big.bin"
-    # Warm the worker's cached whole-file mapping first.
+    # Warm the worker's metadata and open-file cache first.
     warm = _slow_client(srv)
     warm.sendall(b"get_slice big.bin 0 10 raw\r\nquit\r\n")
     _read_rest(warm, b"", lambda got: False)
